@@ -1,0 +1,108 @@
+//! Kubernetes (Go `time.ParseDuration`) duration strings: `720h`, `1h30m`, `1.5s`, `0s`.
+//!
+//! The CRD schema already restricts these fields to non-negative durations; this parser is the
+//! controller's own check, so a value that slipped past admission is reported, not trusted.
+
+use std::time::Duration;
+
+/// Why a duration string was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("empty duration")]
+    Empty,
+    #[error(
+        "invalid duration {value:?}: expected numbers with units ns, us, ms, s, m or h (for example 720h or 1h30m)"
+    )]
+    Malformed { value: String },
+    #[error("duration {value:?} is too large")]
+    Overflow { value: String },
+}
+
+/// Parses a non-negative Go duration string.
+pub fn parse_duration(value: &str) -> Result<Duration, DurationError> {
+    if value.is_empty() {
+        return Err(DurationError::Empty);
+    }
+    let malformed = || DurationError::Malformed {
+        value: value.to_owned(),
+    };
+    if value == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total_nanos: u128 = 0;
+    let mut rest = value;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(malformed)?;
+        let (number, tail) = rest.split_at(number_len);
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let unit_nanos: u128 = match unit {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return Err(malformed()),
+        };
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if whole.is_empty() && fraction.is_empty() {
+            return Err(malformed());
+        }
+        let whole: u128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| malformed())?
+        };
+        let mut part = whole
+            .checked_mul(unit_nanos)
+            .ok_or_else(|| DurationError::Overflow {
+                value: value.to_owned(),
+            })?;
+        let mut scale = unit_nanos;
+        for digit in fraction.chars() {
+            let digit = digit.to_digit(10).ok_or_else(malformed)? as u128;
+            scale /= 10;
+            part += digit * scale;
+        }
+        total_nanos = total_nanos
+            .checked_add(part)
+            .ok_or_else(|| DurationError::Overflow {
+                value: value.to_owned(),
+            })?;
+        rest = tail;
+    }
+    let secs = u64::try_from(total_nanos / 1_000_000_000).map_err(|_| DurationError::Overflow {
+        value: value.to_owned(),
+    })?;
+    Ok(Duration::new(secs, (total_nanos % 1_000_000_000) as u32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_kubernetes_duration_strings() {
+        assert_eq!(parse_duration("720h"), Ok(Duration::from_secs(720 * 3600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn rejects_malformed_durations_naming_the_value() {
+        for bad in ["", "h", "10", "10d", "-1s", "1.2.3s", "s10"] {
+            let err = parse_duration(bad).expect_err(bad);
+            if !bad.is_empty() {
+                assert!(err.to_string().contains(bad), "{err}");
+            }
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Errors from CloudFront, classified once for every caller.
+
+/// What kind of failure CloudFront reported, independent of the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The public key, key group or distribution does not exist.
+    NotFound,
+    /// The `IfMatch` ETag is stale: someone wrote in between. Re-read and retry.
+    PreconditionFailed,
+    /// A public key or key group with that name exists already.
+    AlreadyExists,
+    /// A public key is in a key group, or a key group is trusted by a distribution.
+    InUse,
+    /// A CloudFront quota was reached.
+    QuotaExceeded,
+    /// The request rate was too high.
+    Throttled,
+    /// The credentials may not perform this operation.
+    AccessDenied,
+    /// CloudFront rejected the request as malformed or inconsistent.
+    Invalid,
+    /// A server-side or network failure that may pass.
+    Transient,
+}
+
+impl ErrorKind {
+    /// Classifies a CloudFront error code (the `<Code>` of its XML error).
+    pub fn from_code(code: &str, http_status: Option<u16>) -> Self {
+        match code {
+            "NoSuchPublicKey"
+            | "NoSuchResource"
+            | "NoSuchDistribution"
+            | "EntityNotFound"
+            | "NoSuchCacheBehavior" => Self::NotFound,
+            "PreconditionFailed" => Self::PreconditionFailed,
+            "PublicKeyAlreadyExists" | "KeyGroupAlreadyExists" | "DistributionAlreadyExists" => {
+                Self::AlreadyExists
+            }
+            "PublicKeyInUse" | "ResourceInUse" => Self::InUse,
+            "Throttling"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "TooManyRequests"
+            | "TooManyRequestsException"
+            | "SlowDown" => Self::Throttled,
+            "AccessDenied"
+            | "AccessDeniedException"
+            | "InvalidClientTokenId"
+            | "SignatureDoesNotMatch"
+            | "ExpiredToken"
+            | "UnrecognizedClientException" => Self::AccessDenied,
+            "ServiceUnavailable" | "InternalError" | "InternalFailure" | "RequestTimeout" => {
+                Self::Transient
+            }
+            c if c.starts_with("TooMany") || c == "EntityLimitExceeded" => Self::QuotaExceeded,
+            _ => match http_status {
+                Some(s) if s >= 500 => Self::Transient,
+                Some(429) => Self::Throttled,
+                Some(404) => Self::NotFound,
+                _ => Self::Invalid,
+            },
+        }
+    }
+
+    /// A short, stable label for conditions, backoff decisions and metric labels.
+    pub fn category(self) -> &'static str {
+        match self {
+            Self::NotFound => "NotFound",
+            Self::PreconditionFailed => "PreconditionFailed",
+            Self::AlreadyExists => "AlreadyExists",
+            Self::InUse => "InUse",
+            Self::QuotaExceeded => "QuotaExceeded",
+            Self::Throttled => "Throttled",
+            Self::AccessDenied => "AccessDenied",
+            Self::Invalid => "Invalid",
+            Self::Transient => "Transient",
+        }
+    }
+}
+
+/// A failed CloudFront call: the operation, its classification, and CloudFront's own code and
+/// message (public identifiers only; keyfront never sends private key material to CloudFront).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("CloudFront {operation} failed: {code}: {message}")]
+pub struct CloudFrontError {
+    pub operation: &'static str,
+    pub kind: ErrorKind,
+    /// CloudFront's error code, e.g. `PublicKeyInUse`, or a transport label such as `Timeout`.
+    pub code: String,
+    pub message: String,
+}
+
+impl CloudFrontError {
+    pub fn new(
+        operation: &'static str,
+        kind: ErrorKind,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            operation,
+            kind,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Builds an error from a CloudFront error code, classifying it.
+    pub fn from_code(
+        operation: &'static str,
+        code: &str,
+        message: impl Into<String>,
+        http_status: Option<u16>,
+    ) -> Self {
+        Self::new(
+            operation,
+            ErrorKind::from_code(code, http_status),
+            code,
+            message,
+        )
+    }
+
+    /// Whether trying again (after re-reading, for `PreconditionFailed`) can succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::Throttled | ErrorKind::Transient | ErrorKind::PreconditionFailed
+        )
+    }
+
+    pub fn category(&self) -> &'static str {
+        self.kind.category()
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.kind == ErrorKind::NotFound
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_cloudfront_error_codes() {
+        let cases = [
+            ("NoSuchPublicKey", ErrorKind::NotFound),
+            ("NoSuchResource", ErrorKind::NotFound),
+            ("NoSuchDistribution", ErrorKind::NotFound),
+            ("PreconditionFailed", ErrorKind::PreconditionFailed),
+            ("PublicKeyAlreadyExists", ErrorKind::AlreadyExists),
+            ("KeyGroupAlreadyExists", ErrorKind::AlreadyExists),
+            ("PublicKeyInUse", ErrorKind::InUse),
+            ("ResourceInUse", ErrorKind::InUse),
+            ("TooManyPublicKeys", ErrorKind::QuotaExceeded),
+            ("TooManyKeyGroups", ErrorKind::QuotaExceeded),
+            ("TooManyPublicKeysInKeyGroup", ErrorKind::QuotaExceeded),
+            (
+                "TooManyKeyGroupsAssociatedToDistribution",
+                ErrorKind::QuotaExceeded,
+            ),
+            ("Throttling", ErrorKind::Throttled),
+            ("AccessDenied", ErrorKind::AccessDenied),
+            ("InvalidIfMatchVersion", ErrorKind::Invalid),
+            ("TrustedKeyGroupDoesNotExist", ErrorKind::Invalid),
+            ("InvalidArgument", ErrorKind::Invalid),
+            ("ServiceUnavailable", ErrorKind::Transient),
+        ];
+        for (code, kind) in cases {
+            assert_eq!(ErrorKind::from_code(code, Some(400)), kind, "{code}");
+        }
+        assert_eq!(
+            ErrorKind::from_code("Whatever", Some(502)),
+            ErrorKind::Transient
+        );
+    }
+
+    #[test]
+    fn only_transient_throttled_and_stale_etag_errors_are_retryable() {
+        let retryable = |kind| CloudFrontError::new("Op", kind, "C", "m").is_retryable();
+        assert!(retryable(ErrorKind::Throttled));
+        assert!(retryable(ErrorKind::Transient));
+        assert!(retryable(ErrorKind::PreconditionFailed));
+        assert!(!retryable(ErrorKind::InUse));
+        assert!(!retryable(ErrorKind::QuotaExceeded));
+        assert!(!retryable(ErrorKind::AccessDenied));
+        assert!(!retryable(ErrorKind::Invalid));
+        assert!(!retryable(ErrorKind::NotFound));
+    }
+}

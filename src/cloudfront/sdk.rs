@@ -1,0 +1,535 @@
+//! The production [`CloudFront`] implementation on `aws-sdk-cloudfront`.
+//!
+//! Credentials come from `aws-config`'s default chain (IRSA web identity, EKS Pod Identity,
+//! environment, shared profile, IMDS). The endpoint can be overridden so the same adapter talks
+//! to `keyfront emulator`. Timeouts bound every call; the SDK's standard retry mode retries
+//! throttling and transient failures with jittered exponential backoff.
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_cloudfront::Client;
+use aws_sdk_cloudfront::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_cloudfront::primitives::DateTime;
+use aws_sdk_cloudfront::types;
+use jiff::Timestamp;
+
+use super::{
+    ActiveKeyGroup, BehaviorSelector, BehaviorTrust, CloudFront, CloudFrontError, DeploymentStatus,
+    Distribution, ErrorKind, Etag, KeyGroup, KeyGroupConfig, NewPublicKey, PublicKey, Result,
+    Tagged,
+};
+
+/// CloudFront is a global service; its API is signed for us-east-1.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// How to reach CloudFront.
+#[derive(Debug, Clone, Default)]
+pub struct SdkSettings {
+    /// Endpoint override, e.g. `http://127.0.0.1:18080` for the emulator.
+    pub endpoint: Option<String>,
+    /// Signing region; CloudFront uses us-east-1.
+    pub region: Option<String>,
+}
+
+/// [`CloudFront`] over the AWS SDK.
+#[derive(Debug, Clone)]
+pub struct SdkCloudFront {
+    client: Client,
+}
+
+impl SdkCloudFront {
+    /// Wraps a client built elsewhere (tests build one with static credentials).
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+
+    /// Builds a client from the default credential chain and the given settings.
+    pub async fn from_environment(settings: &SdkSettings) -> Self {
+        let region = settings
+            .region
+            .clone()
+            .unwrap_or_else(|| DEFAULT_REGION.to_owned());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new(region))
+            .timeout_config(default_timeouts())
+            .retry_config(RetryConfig::standard().with_max_attempts(4));
+        if let Some(endpoint) = &settings.endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        Self::new(Client::new(&loader.load().await))
+    }
+}
+
+/// Bounds for one call: connecting, one attempt, and the whole call including retries.
+pub fn default_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .read_timeout(Duration::from_secs(20))
+        .operation_attempt_timeout(Duration::from_secs(30))
+        .operation_timeout(Duration::from_secs(90))
+        .build()
+}
+
+fn map_err<E, R>(operation: &'static str, err: SdkError<E, R>) -> CloudFrontError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match err {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("Unknown").to_owned();
+            let message = service.err().message().unwrap_or_default().to_owned();
+            CloudFrontError::from_code(operation, &code, message, None)
+        }
+        SdkError::TimeoutError(_) => CloudFrontError::new(
+            operation,
+            ErrorKind::Transient,
+            "Timeout",
+            "the call timed out",
+        ),
+        SdkError::DispatchFailure(failure) => {
+            let message = if failure.is_timeout() {
+                "connection timed out"
+            } else if failure.is_io() {
+                "connection failed"
+            } else {
+                "request could not be sent"
+            };
+            CloudFrontError::new(operation, ErrorKind::Transient, "DispatchFailure", message)
+        }
+        SdkError::ResponseError(_) => CloudFrontError::new(
+            operation,
+            ErrorKind::Transient,
+            "ResponseError",
+            "unreadable response",
+        ),
+        SdkError::ConstructionFailure(_) => CloudFrontError::new(
+            operation,
+            ErrorKind::Invalid,
+            "ConstructionFailure",
+            "request could not be built",
+        ),
+        _ => CloudFrontError::new(
+            operation,
+            ErrorKind::Transient,
+            "Unknown",
+            "unclassified SDK failure",
+        ),
+    }
+}
+
+fn missing(operation: &'static str, what: &str) -> CloudFrontError {
+    CloudFrontError::new(
+        operation,
+        ErrorKind::Transient,
+        "IncompleteResponse",
+        format!("response has no {what}"),
+    )
+}
+
+fn timestamp(t: &DateTime) -> Timestamp {
+    Timestamp::new(t.secs(), t.subsec_nanos() as i32).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+fn etag(operation: &'static str, etag: Option<String>) -> Result<Etag> {
+    etag.map(Etag).ok_or_else(|| missing(operation, "ETag"))
+}
+
+fn public_key(key: types::PublicKey) -> PublicKey {
+    let created_time = timestamp(&key.created_time);
+    let config = key.public_key_config;
+    PublicKey {
+        id: key.id,
+        created_time,
+        name: config.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
+        encoded_key: config
+            .as_ref()
+            .map(|c| c.encoded_key.clone())
+            .unwrap_or_default(),
+        comment: config.and_then(|c| c.comment),
+    }
+}
+
+fn key_group(group: types::KeyGroup) -> KeyGroup {
+    let config = group.key_group_config.map(|c| KeyGroupConfig {
+        name: c.name,
+        comment: c.comment,
+        items: c.items,
+    });
+    KeyGroup {
+        id: group.id,
+        config: config.unwrap_or_default(),
+        last_modified_time: timestamp(&group.last_modified_time),
+    }
+}
+
+fn trusted_ids(groups: Option<&types::TrustedKeyGroups>) -> Vec<String> {
+    groups.map(|g| g.items().to_vec()).unwrap_or_default()
+}
+
+fn trusted_key_groups(ids: &[String]) -> Option<types::TrustedKeyGroups> {
+    types::TrustedKeyGroups::builder()
+        .enabled(!ids.is_empty())
+        .quantity(i32::try_from(ids.len()).unwrap_or(i32::MAX))
+        .set_items((!ids.is_empty()).then(|| ids.to_vec()))
+        .build()
+        .ok()
+}
+
+fn behaviors(config: &types::DistributionConfig) -> Vec<BehaviorTrust> {
+    let default = config
+        .default_cache_behavior
+        .as_ref()
+        .map(|b| BehaviorTrust {
+            behavior: BehaviorSelector::Default,
+            trusted_key_groups: trusted_ids(b.trusted_key_groups.as_ref()),
+        });
+    let others = config
+        .cache_behaviors
+        .iter()
+        .flat_map(|c| c.items())
+        .map(|b| BehaviorTrust {
+            behavior: BehaviorSelector::PathPattern(b.path_pattern.clone()),
+            trusted_key_groups: trusted_ids(b.trusted_key_groups.as_ref()),
+        });
+    default.into_iter().chain(others).collect()
+}
+
+/// Rewrites the trusted key groups of the selected behaviors in place; nothing else changes.
+fn apply_trust(
+    operation: &'static str,
+    config: &mut types::DistributionConfig,
+    changes: &[BehaviorTrust],
+) -> Result<()> {
+    for change in changes {
+        let slot = match &change.behavior {
+            BehaviorSelector::Default => config
+                .default_cache_behavior
+                .as_mut()
+                .map(|b| &mut b.trusted_key_groups),
+            BehaviorSelector::PathPattern(pattern) => config
+                .cache_behaviors
+                .as_mut()
+                .and_then(|c| c.items.as_mut())
+                .and_then(|items| items.iter_mut().find(|b| &b.path_pattern == pattern))
+                .map(|b| &mut b.trusted_key_groups),
+        };
+        let slot = slot.ok_or_else(|| {
+            CloudFrontError::new(
+                operation,
+                ErrorKind::NotFound,
+                "NoSuchCacheBehavior",
+                format!("the distribution has no {}", change.behavior),
+            )
+        })?;
+        *slot = trusted_key_groups(&change.trusted_key_groups);
+    }
+    Ok(())
+}
+
+fn distribution(operation: &'static str, d: types::Distribution) -> Result<Distribution> {
+    let config = d
+        .distribution_config
+        .ok_or_else(|| missing(operation, "DistributionConfig"))?;
+    let active = d
+        .active_trusted_key_groups
+        .iter()
+        .flat_map(|a| a.items())
+        .map(|g| ActiveKeyGroup {
+            key_group_id: g.key_group_id.clone().unwrap_or_default(),
+            key_pair_ids: g
+                .key_pair_ids
+                .as_ref()
+                .map(|k| k.items().to_vec())
+                .unwrap_or_default(),
+        })
+        .collect();
+    Ok(Distribution {
+        id: d.id,
+        status: if d.status == "Deployed" {
+            DeploymentStatus::Deployed
+        } else {
+            DeploymentStatus::InProgress
+        },
+        enabled: config.enabled,
+        behaviors: behaviors(&config),
+        active_trusted_key_groups: active,
+    })
+}
+
+impl CloudFront for SdkCloudFront {
+    async fn create_public_key(&self, key: &NewPublicKey) -> Result<Tagged<PublicKey>> {
+        const OP: &str = "CreatePublicKey";
+        let config = types::PublicKeyConfig::builder()
+            .caller_reference(&key.caller_reference)
+            .name(&key.name)
+            .encoded_key(&key.encoded_key)
+            .set_comment(key.comment.clone())
+            .build()
+            .map_err(|_| {
+                CloudFrontError::new(
+                    OP,
+                    ErrorKind::Invalid,
+                    "ConstructionFailure",
+                    "incomplete public key config",
+                )
+            })?;
+        let out = self
+            .client
+            .create_public_key()
+            .public_key_config(config)
+            .send()
+            .await
+            .map_err(|e| map_err(OP, e))?;
+        let etag = etag(OP, out.e_tag)?;
+        let value = public_key(out.public_key.ok_or_else(|| missing(OP, "PublicKey"))?);
+        Ok(Tagged { value, etag })
+    }
+
+    async fn get_public_key(&self, id: &str) -> Result<Tagged<PublicKey>> {
+        const OP: &str = "GetPublicKey";
+        let out = self
+            .client
+            .get_public_key()
+            .id(id)
+            .send()
+            .await
+            .map_err(|e| map_err(OP, e))?;
+        let etag = etag(OP, out.e_tag)?;
+        let value = public_key(out.public_key.ok_or_else(|| missing(OP, "PublicKey"))?);
+        Ok(Tagged { value, etag })
+    }
+
+    async fn list_public_keys(&self) -> Result<Vec<PublicKey>> {
+        const OP: &str = "ListPublicKeys";
+        let mut keys = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_public_keys()
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| map_err(OP, e))?;
+            let Some(list) = out.public_key_list else {
+                break;
+            };
+            keys.extend(
+                list.items
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|s| PublicKey {
+                        created_time: timestamp(&s.created_time),
+                        id: s.id,
+                        name: s.name,
+                        encoded_key: s.encoded_key,
+                        comment: s.comment,
+                    }),
+            );
+            match list.next_marker.filter(|m| !m.is_empty()) {
+                Some(next) => marker = Some(next),
+                None => break,
+            }
+        }
+        Ok(keys)
+    }
+
+    async fn delete_public_key(&self, id: &str, etag: &Etag) -> Result<()> {
+        const OP: &str = "DeletePublicKey";
+        self.client
+            .delete_public_key()
+            .id(id)
+            .if_match(etag.as_str())
+            .send()
+            .await
+            .map_err(|e| map_err(OP, e))?;
+        Ok(())
+    }
+
+    async fn create_key_group(&self, config: &KeyGroupConfig) -> Result<Tagged<KeyGroup>> {
+        const OP: &str = "CreateKeyGroup";
+        let out = self
+            .client
+            .create_key_group()
+            .key_group_config(sdk_key_group_config(OP, config)?)
+            .send()
+            .await
+            .map_err(|e| map_err(OP, e))?;
+        let etag = etag(OP, out.e_tag)?;
+        Ok(Tagged {
+            value: key_group(out.key_group.ok_or_else(|| missing(OP, "KeyGroup"))?),
+            etag,
+        })
+    }
+
+    async fn get_key_group(&self, id: &str) -> Result<Tagged<KeyGroup>> {
+        const OP: &str = "GetKeyGroup";
+        let out = self
+            .client
+            .get_key_group()
+            .id(id)
+            .send()
+            .await
+            .map_err(|e| map_err(OP, e))?;
+        let etag = etag(OP, out.e_tag)?;
+        Ok(Tagged {
+            value: key_group(out.key_group.ok_or_else(|| missing(OP, "KeyGroup"))?),
+            etag,
+        })
+    }
+
+    async fn list_key_groups(&self) -> Result<Vec<KeyGroup>> {
+        const OP: &str = "ListKeyGroups";
+        let mut groups = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_key_groups()
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| map_err(OP, e))?;
+            let Some(list) = out.key_group_list else {
+                break;
+            };
+            groups.extend(
+                list.items
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|s| s.key_group)
+                    .map(key_group),
+            );
+            match list.next_marker.filter(|m| !m.is_empty()) {
+                Some(next) => marker = Some(next),
+                None => break,
+            }
+        }
+        Ok(groups)
+    }
+
+    async fn update_key_group(
+        &self,
+        id: &str,
+        config: &KeyGroupConfig,
+        etag_in: &Etag,
+    ) -> Result<Tagged<KeyGroup>> {
+        const OP: &str = "UpdateKeyGroup";
+        let out = self
+            .client
+            .update_key_group()
+            .id(id)
+            .if_match(etag_in.as_str())
+            .key_group_config(sdk_key_group_config(OP, config)?)
+            .send()
+            .await
+            .map_err(|e| map_err(OP, e))?;
+        let etag = etag(OP, out.e_tag)?;
+        Ok(Tagged {
+            value: key_group(out.key_group.ok_or_else(|| missing(OP, "KeyGroup"))?),
+            etag,
+        })
+    }
+
+    async fn delete_key_group(&self, id: &str, etag: &Etag) -> Result<()> {
+        const OP: &str = "DeleteKeyGroup";
+        self.client
+            .delete_key_group()
+            .id(id)
+            .if_match(etag.as_str())
+            .send()
+            .await
+            .map_err(|e| map_err(OP, e))?;
+        Ok(())
+    }
+
+    async fn get_distribution(&self, id: &str) -> Result<Tagged<Distribution>> {
+        const OP: &str = "GetDistribution";
+        let out = self
+            .client
+            .get_distribution()
+            .id(id)
+            .send()
+            .await
+            .map_err(|e| map_err(OP, e))?;
+        let etag = etag(OP, out.e_tag)?;
+        Ok(Tagged {
+            value: distribution(
+                OP,
+                out.distribution
+                    .ok_or_else(|| missing(OP, "Distribution"))?,
+            )?,
+            etag,
+        })
+    }
+
+    async fn set_trusted_key_groups(
+        &self,
+        id: &str,
+        changes: &[BehaviorTrust],
+        based_on: &Etag,
+    ) -> Result<Tagged<Distribution>> {
+        const OP: &str = "UpdateDistribution";
+        let current = self
+            .client
+            .get_distribution_config()
+            .id(id)
+            .send()
+            .await
+            .map_err(|e| map_err(OP, e))?;
+        if current.e_tag.as_deref() != Some(based_on.as_str()) {
+            // The distribution changed since the caller read it; don't build on a stale view.
+            return Err(CloudFrontError::new(
+                OP,
+                ErrorKind::PreconditionFailed,
+                "PreconditionFailed",
+                "the distribution changed since it was read",
+            ));
+        }
+        let mut config = current
+            .distribution_config
+            .ok_or_else(|| missing(OP, "DistributionConfig"))?;
+        apply_trust(OP, &mut config, changes)?;
+        let out = self
+            .client
+            .update_distribution()
+            .id(id)
+            .if_match(based_on.as_str())
+            .distribution_config(config)
+            .send()
+            .await
+            .map_err(|e| map_err(OP, e))?;
+        let etag = etag(OP, out.e_tag)?;
+        Ok(Tagged {
+            value: distribution(
+                OP,
+                out.distribution
+                    .ok_or_else(|| missing(OP, "Distribution"))?,
+            )?,
+            etag,
+        })
+    }
+}
+
+fn sdk_key_group_config(
+    operation: &'static str,
+    config: &KeyGroupConfig,
+) -> Result<types::KeyGroupConfig> {
+    types::KeyGroupConfig::builder()
+        .name(&config.name)
+        .set_comment(config.comment.clone())
+        .set_items(Some(config.items.clone()))
+        .build()
+        .map_err(|_| {
+            CloudFrontError::new(
+                operation,
+                ErrorKind::Invalid,
+                "ConstructionFailure",
+                "incomplete key group config",
+            )
+        })
+}

@@ -1,0 +1,213 @@
+//! A small XML element tree for CloudFront's REST-XML bodies.
+//!
+//! Distribution configs are stored as trees so that every setting a client sends comes back
+//! unchanged, including ones the emulator does not interpret.
+
+use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+use quick_xml::{Reader, Writer};
+
+/// CloudFront's XML namespace for API version 2020-05-31.
+pub const NAMESPACE: &str = "http://cloudfront.amazonaws.com/doc/2020-05-31/";
+
+/// An element with child elements or text (CloudFront never mixes the two).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Element {
+    pub name: String,
+    pub text: String,
+    pub children: Vec<Element>,
+}
+
+/// Why a body is not acceptable XML.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed XML: {0}")]
+pub struct XmlError(pub String);
+
+impl Element {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ..Self::default()
+        }
+    }
+
+    /// A leaf element holding text.
+    pub fn text(name: impl Into<String>, text: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            text: text.into(),
+            children: Vec::new(),
+        }
+    }
+
+    /// Builder: appends a child.
+    pub fn with(mut self, child: Element) -> Self {
+        self.children.push(child);
+        self
+    }
+
+    /// Builder: appends a text child.
+    pub fn with_text(self, name: &str, text: impl Into<String>) -> Self {
+        self.with(Element::text(name, text))
+    }
+
+    /// Builder: appends a text child when there is a value.
+    pub fn with_optional_text(self, name: &str, text: Option<&str>) -> Self {
+        match text {
+            Some(t) => self.with_text(name, t),
+            None => self,
+        }
+    }
+
+    pub fn child(&self, name: &str) -> Option<&Element> {
+        self.children.iter().find(|c| c.name == name)
+    }
+
+    pub fn child_mut(&mut self, name: &str) -> Option<&mut Element> {
+        self.children.iter_mut().find(|c| c.name == name)
+    }
+
+    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
+        self.children.iter().filter(move |c| c.name == name)
+    }
+
+    /// The text of a child element, if present.
+    pub fn child_text(&self, name: &str) -> Option<&str> {
+        self.child(name).map(|c| c.text.as_str())
+    }
+
+    /// Follows a path of child names.
+    pub fn path(&self, names: &[&str]) -> Option<&Element> {
+        names.iter().try_fold(self, |e, n| e.child(n))
+    }
+
+    /// Replaces the child with this name, or appends it.
+    pub fn set_child(&mut self, child: Element) {
+        match self.children.iter_mut().find(|c| c.name == child.name) {
+            Some(slot) => *slot = child,
+            None => self.children.push(child),
+        }
+    }
+
+    /// Parses a document and returns its root element (namespace attributes are dropped).
+    pub fn parse(body: &[u8]) -> Result<Element, XmlError> {
+        let mut reader = Reader::from_reader(body);
+        reader.config_mut().trim_text(true);
+        let mut stack: Vec<Element> = Vec::new();
+        let mut buf = Vec::new();
+        loop {
+            let event = reader
+                .read_event_into(&mut buf)
+                .map_err(|e| XmlError(e.to_string()))?;
+            match event {
+                Event::Start(start) => stack.push(Element::new(local_name(&start)?)),
+                Event::Empty(start) => {
+                    let element = Element::new(local_name(&start)?);
+                    match stack.last_mut() {
+                        Some(parent) => parent.children.push(element),
+                        None => return Ok(element),
+                    }
+                }
+                Event::Text(text) => {
+                    if let Some(top) = stack.last_mut() {
+                        let decoded = text.decode().map_err(|e| XmlError(e.to_string()))?;
+                        let unescaped = quick_xml::escape::unescape(&decoded)
+                            .map_err(|e| XmlError(e.to_string()))?;
+                        top.text.push_str(&unescaped);
+                    }
+                }
+                Event::GeneralRef(reference) => {
+                    if let Some(top) = stack.last_mut() {
+                        let name = reference.decode().map_err(|e| XmlError(e.to_string()))?;
+                        let entity = format!("&{name};");
+                        let resolved = quick_xml::escape::unescape(&entity)
+                            .map_err(|e| XmlError(e.to_string()))?;
+                        top.text.push_str(&resolved);
+                    }
+                }
+                Event::CData(data) => {
+                    if let Some(top) = stack.last_mut() {
+                        top.text.push_str(&String::from_utf8_lossy(&data));
+                    }
+                }
+                Event::End(_) => {
+                    let done = stack
+                        .pop()
+                        .ok_or_else(|| XmlError("unbalanced end tag".into()))?;
+                    match stack.last_mut() {
+                        Some(parent) => parent.children.push(done),
+                        None => return Ok(done),
+                    }
+                }
+                Event::Eof => return Err(XmlError("unexpected end of document".into())),
+                _ => {}
+            }
+            buf.clear();
+        }
+    }
+
+    /// Serializes as a document whose root carries CloudFront's namespace.
+    pub fn to_document(&self) -> Vec<u8> {
+        let mut writer = Writer::new(Vec::new());
+        // Writing into a Vec cannot fail.
+        let _ = writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
+        self.write(&mut writer, true);
+        writer.into_inner()
+    }
+
+    fn write(&self, writer: &mut Writer<Vec<u8>>, root: bool) {
+        let mut start = BytesStart::new(self.name.as_str());
+        if root {
+            start.push_attribute(("xmlns", NAMESPACE));
+        }
+        if self.children.is_empty() && self.text.is_empty() {
+            let _ = writer.write_event(Event::Empty(start));
+            return;
+        }
+        let _ = writer.write_event(Event::Start(start));
+        if !self.text.is_empty() {
+            let _ = writer.write_event(Event::Text(BytesText::new(&self.text)));
+        }
+        for child in &self.children {
+            child.write(writer, false);
+        }
+        let _ = writer.write_event(Event::End(BytesEnd::new(self.name.as_str())));
+    }
+}
+
+fn local_name(start: &BytesStart<'_>) -> Result<String, XmlError> {
+    let name = start.local_name();
+    std::str::from_utf8(name.as_ref())
+        .map(str::to_owned)
+        .map_err(|e| XmlError(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_nested_elements_and_escaped_text() {
+        let doc = Element::new("KeyGroupConfig")
+            .with_text("Name", "a&b<c>")
+            .with(
+                Element::new("Items")
+                    .with_text("PublicKey", "K1")
+                    .with_text("PublicKey", "K2"),
+            )
+            .with(Element::new("Empty"));
+        let parsed = Element::parse(&doc.to_document()).expect("parse");
+        assert_eq!(parsed, doc);
+        assert_eq!(parsed.child_text("Name"), Some("a&b<c>"));
+        assert_eq!(
+            parsed
+                .path(&["Items"])
+                .map(|i| i.children_named("PublicKey").count()),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn rejects_truncated_documents() {
+        assert!(Element::parse(b"<A><B>x</B>").is_err());
+    }
+}

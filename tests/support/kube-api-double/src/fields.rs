@@ -1,0 +1,455 @@
+//! Field ownership (`metadata.managedFields`) and server-side apply.
+//!
+//! Simplifications, stated: lists are atomic (owned and replaced whole, as
+//! `x-kubernetes-list-type: atomic`), and identity fields (`apiVersion`, `kind`,
+//! `metadata.name/namespace/uid/...`) are owned by nobody. Everything else follows the API
+//! server: an apply conflicts when it would change a value another manager owns, unless
+//! forced; a manager that stops applying a field gives it up, and the field is removed when
+//! nobody else owns it.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value, json};
+
+/// A field path as `f:`-prefixed segments, e.g. `["f:spec", "f:rotation", "f:interval"]`.
+pub type FieldPath = Vec<String>;
+pub type FieldSet = BTreeSet<FieldPath>;
+
+const UNOWNED_METADATA: &[&str] = &[
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "selfLink",
+    "generateName",
+];
+
+/// The leaf fields a value sets.
+pub fn leaves(value: &Value) -> FieldSet {
+    let mut set = FieldSet::new();
+    if let Value::Object(map) = value {
+        for (key, child) in map {
+            match key.as_str() {
+                "apiVersion" | "kind" => {}
+                "metadata" => {
+                    if let Value::Object(meta) = child {
+                        for (mk, mv) in meta
+                            .iter()
+                            .filter(|(k, _)| !UNOWNED_METADATA.contains(&k.as_str()))
+                        {
+                            collect(mv, vec!["f:metadata".into(), format!("f:{mk}")], &mut set);
+                        }
+                    }
+                }
+                _ => collect(child, vec![format!("f:{key}")], &mut set),
+            }
+        }
+    }
+    set
+}
+
+fn collect(value: &Value, path: FieldPath, set: &mut FieldSet) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                let mut child = path.clone();
+                child.push(format!("f:{k}"));
+                collect(v, child, set);
+            }
+        }
+        _ => {
+            set.insert(path);
+        }
+    }
+}
+
+/// The value at a field path, if present.
+pub fn get<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
+    path.iter()
+        .try_fold(value, |v, seg| v.get(seg.trim_start_matches("f:")))
+}
+
+fn remove(value: &mut Value, path: &[String]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut current = value;
+    for seg in parents {
+        match current.get_mut(seg.trim_start_matches("f:")) {
+            Some(next) => current = next,
+            None => return,
+        }
+    }
+    if let Value::Object(map) = current {
+        map.remove(last.trim_start_matches("f:"));
+    }
+}
+
+/// Deep-merges `patch` into `target`: maps merge, everything else replaces.
+pub fn merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                match t.get_mut(k) {
+                    Some(existing) if existing.is_object() && v.is_object() => merge(existing, v),
+                    _ => {
+                        t.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+fn overlaps(a: &[String], b: &[String]) -> bool {
+    a.starts_with(b) || b.starts_with(a)
+}
+
+/// One entry of `metadata.managedFields`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManagerEntry {
+    pub manager: String,
+    pub operation: String,
+    pub subresource: String,
+    pub api_version: String,
+    pub time: String,
+    pub fields: FieldSet,
+}
+
+impl ManagerEntry {
+    fn same_slot(&self, manager: &str, operation: &str, subresource: &str) -> bool {
+        self.manager == manager && self.operation == operation && self.subresource == subresource
+    }
+}
+
+fn fields_v1(set: &FieldSet) -> Value {
+    let mut root = Map::new();
+    for path in set {
+        let mut node = &mut root;
+        for seg in path {
+            let entry = node.entry(seg.clone()).or_insert_with(|| json!({}));
+            node = match entry {
+                Value::Object(m) => m,
+                _ => break,
+            };
+        }
+    }
+    Value::Object(root)
+}
+
+fn parse_fields_v1(value: &Value, prefix: FieldPath, set: &mut FieldSet) {
+    if let Value::Object(map) = value {
+        let children: Vec<_> = map.iter().filter(|(k, _)| k.as_str() != ".").collect();
+        if children.is_empty() && !prefix.is_empty() {
+            set.insert(prefix);
+            return;
+        }
+        for (k, v) in children {
+            let mut p = prefix.clone();
+            p.push(k.clone());
+            parse_fields_v1(v, p, set);
+        }
+    }
+}
+
+/// Reads `metadata.managedFields` of an object.
+pub fn read(object: &Value) -> Vec<ManagerEntry> {
+    let entries = object
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    entries
+        .iter()
+        .map(|e| {
+            let text = |k: &str| {
+                e.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let mut fields = FieldSet::new();
+            if let Some(f) = e.get("fieldsV1") {
+                parse_fields_v1(f, Vec::new(), &mut fields);
+            }
+            ManagerEntry {
+                manager: text("manager"),
+                operation: text("operation"),
+                subresource: text("subresource"),
+                api_version: text("apiVersion"),
+                time: text("time"),
+                fields,
+            }
+        })
+        .collect()
+}
+
+/// Writes `metadata.managedFields`, dropping managers that own nothing.
+pub fn write(object: &mut Value, entries: &[ManagerEntry]) {
+    let rendered: Vec<Value> = entries
+        .iter()
+        .filter(|e| !e.fields.is_empty())
+        .map(|e| {
+            let mut v = json!({
+                "manager": e.manager, "operation": e.operation, "apiVersion": e.api_version,
+                "time": e.time, "fieldsType": "FieldsV1", "fieldsV1": fields_v1(&e.fields),
+            });
+            if !e.subresource.is_empty() {
+                v["subresource"] = json!(e.subresource);
+            }
+            v
+        })
+        .collect();
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        if rendered.is_empty() {
+            meta.remove("managedFields");
+        } else {
+            meta.insert("managedFields".into(), Value::Array(rendered));
+        }
+    }
+}
+
+/// Who is writing, and how.
+#[derive(Debug, Clone)]
+pub struct Writer<'a> {
+    pub manager: &'a str,
+    pub subresource: &'a str,
+    pub api_version: &'a str,
+    pub time: &'a str,
+}
+
+/// Records a non-apply write: the writer owns what it changed; nobody owns what it removed.
+pub fn record_update(old: Option<&Value>, new: &mut Value, writer: &Writer<'_>) {
+    let mut entries = old.map(read).unwrap_or_default();
+    let new_leaves = leaves(new);
+    let changed: FieldSet = new_leaves
+        .iter()
+        .filter(|p| old.and_then(|o| get(o, p)) != get(new, p))
+        .cloned()
+        .collect();
+    for entry in &mut entries {
+        entry.fields.retain(|p| {
+            new_leaves.iter().any(|l| overlaps(l, p)) && !changed.iter().any(|c| overlaps(c, p))
+        });
+    }
+    if !changed.is_empty() {
+        match entries
+            .iter_mut()
+            .find(|e| e.same_slot(writer.manager, "Update", writer.subresource))
+        {
+            Some(e) => {
+                e.fields.extend(changed);
+                e.time = writer.time.to_owned();
+            }
+            None => entries.push(ManagerEntry {
+                manager: writer.manager.to_owned(),
+                operation: "Update".into(),
+                subresource: writer.subresource.to_owned(),
+                api_version: writer.api_version.to_owned(),
+                time: writer.time.to_owned(),
+                fields: changed,
+            }),
+        }
+    }
+    write(new, &entries);
+}
+
+/// A field another manager owns with a different value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub manager: String,
+    pub field: String,
+}
+
+/// Server-side apply of `applied` over `current` (absent when creating).
+pub fn apply(
+    current: Option<&Value>,
+    applied: &Value,
+    writer: &Writer<'_>,
+    force: bool,
+) -> Result<Value, Vec<Conflict>> {
+    let mut entries = current.map(read).unwrap_or_default();
+    let applied_set = leaves(applied);
+    let mut conflicts = Vec::new();
+    let mut taken = FieldSet::new();
+    if let Some(current) = current {
+        for path in &applied_set {
+            if get(current, path).is_none_or(|v| Some(v) == get(applied, path)) {
+                continue;
+            }
+            for entry in entries.iter().filter(|e| {
+                !e.same_slot(writer.manager, "Apply", writer.subresource)
+                    && e.subresource == writer.subresource
+            }) {
+                if entry.fields.iter().any(|p| overlaps(p, path)) {
+                    conflicts.push(Conflict {
+                        manager: entry.manager.clone(),
+                        field: format!(
+                            ".{}",
+                            path.iter()
+                                .map(|s| s.trim_start_matches("f:"))
+                                .collect::<Vec<_>>()
+                                .join(".")
+                        ),
+                    });
+                    taken.insert(path.clone());
+                }
+            }
+        }
+    }
+    if !conflicts.is_empty() && !force {
+        return Err(conflicts);
+    }
+    let mut result = current.cloned().unwrap_or_else(|| json!({}));
+    let previous = entries
+        .iter()
+        .find(|e| e.same_slot(writer.manager, "Apply", writer.subresource))
+        .map(|e| e.fields.clone())
+        .unwrap_or_default();
+    for dropped in previous.difference(&applied_set) {
+        let owned_elsewhere = entries.iter().any(|e| {
+            !e.same_slot(writer.manager, "Apply", writer.subresource)
+                && e.fields.iter().any(|p| overlaps(p, dropped))
+        });
+        if !owned_elsewhere {
+            remove(&mut result, dropped);
+        }
+    }
+    merge(&mut result, applied);
+    for entry in &mut entries {
+        entry
+            .fields
+            .retain(|p| !taken.iter().any(|t| overlaps(t, p)));
+    }
+    match entries
+        .iter_mut()
+        .find(|e| e.same_slot(writer.manager, "Apply", writer.subresource))
+    {
+        Some(e) => {
+            e.fields = applied_set;
+            e.time = writer.time.to_owned();
+        }
+        None => entries.push(ManagerEntry {
+            manager: writer.manager.to_owned(),
+            operation: "Apply".into(),
+            subresource: writer.subresource.to_owned(),
+            api_version: writer.api_version.to_owned(),
+            time: writer.time.to_owned(),
+            fields: applied_set,
+        }),
+    }
+    write(&mut result, &entries);
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer(manager: &str) -> Writer<'_> {
+        Writer {
+            manager,
+            subresource: "",
+            api_version: "v1",
+            time: "2026-01-01T00:00:00Z",
+        }
+    }
+
+    #[test]
+    fn apply_conflicts_on_fields_another_manager_owns_unless_forced() {
+        let created = apply(
+            None,
+            &json!({"metadata": {"name": "a"}, "spec": {"x": 1, "y": 2}}),
+            &writer("alice"),
+            false,
+        )
+        .expect("create");
+        assert!(
+            apply(
+                Some(&created),
+                &json!({"spec": {"x": 1}}),
+                &writer("bob"),
+                false
+            )
+            .is_ok(),
+            "same value is shared, not a conflict"
+        );
+        let conflict = apply(
+            Some(&created),
+            &json!({"spec": {"x": 5}}),
+            &writer("bob"),
+            false,
+        )
+        .expect_err("conflict");
+        assert_eq!(
+            conflict,
+            vec![Conflict {
+                manager: "alice".into(),
+                field: ".spec.x".into()
+            }]
+        );
+        let forced = apply(
+            Some(&created),
+            &json!({"spec": {"x": 5}}),
+            &writer("bob"),
+            true,
+        )
+        .expect("forced");
+        assert_eq!(forced["spec"], json!({"x": 5, "y": 2}));
+        let owners = read(&forced);
+        assert!(owners.iter().any(|e| {
+            e.manager == "bob"
+                && e.fields
+                    .contains(&vec!["f:spec".to_string(), "f:x".to_string()])
+        }));
+        assert!(!owners.iter().any(|e| {
+            e.manager == "alice"
+                && e.fields
+                    .contains(&vec!["f:spec".to_string(), "f:x".to_string()])
+        }));
+    }
+
+    #[test]
+    fn fields_a_manager_stops_applying_are_removed_when_nobody_else_owns_them() {
+        let v1 = apply(
+            None,
+            &json!({"spec": {"x": 1, "y": 2}, "metadata": {"labels": {"a": "1"}}}),
+            &writer("alice"),
+            false,
+        )
+        .expect("v1");
+        let v2 = apply(
+            Some(&v1),
+            &json!({"spec": {"x": 1}}),
+            &writer("alice"),
+            false,
+        )
+        .expect("v2");
+        assert_eq!(v2["spec"], json!({"x": 1}));
+        assert!(v2.pointer("/metadata/labels/a").is_none());
+    }
+
+    #[test]
+    fn updates_take_ownership_of_what_they_change() {
+        let v1 = apply(None, &json!({"spec": {"x": 1}}), &writer("alice"), false).expect("v1");
+        let mut v2 = v1.clone();
+        v2["spec"]["x"] = json!(3);
+        record_update(Some(&v1), &mut v2, &writer("kubectl-edit"));
+        let owners = read(&v2);
+        assert!(
+            owners
+                .iter()
+                .any(|e| e.manager == "kubectl-edit" && e.operation == "Update")
+        );
+        assert!(
+            owners.iter().all(|e| e.manager != "alice"),
+            "alice lost her only field"
+        );
+    }
+}
