@@ -3,6 +3,8 @@
 //! `keyfront emulator`'s wire front. The same assertions passing on both shows the adapter
 //! speaks CloudFront's wire protocol and the emulator keeps CloudFront's rules.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // tests fail loudly by design
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -301,11 +303,11 @@ async fn account_quotas_scenario(cf: &impl CloudFront, _s: &Setup) {
         (eleventh.kind, eleventh.code.as_str()),
         (ErrorKind::QuotaExceeded, "TooManyPublicKeys")
     );
-    for i in 0..10 {
+    for (i, id) in ids.iter().enumerate() {
         let config = KeyGroupConfig {
             name: format!("kf-g{i}"),
             comment: None,
-            items: vec![ids[i].clone()],
+            items: vec![id.clone()],
         };
         cf.create_key_group(&config).await.expect("within quota");
     }

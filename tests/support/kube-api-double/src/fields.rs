@@ -206,6 +206,12 @@ pub fn write(object: &mut Value, entries: &[ManagerEntry]) {
             v
         })
         .collect();
+    if !object.get("metadata").is_some_and(Value::is_object) {
+        if rendered.is_empty() {
+            return;
+        }
+        object["metadata"] = json!({});
+    }
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         if rendered.is_empty() {
             meta.remove("managedFields");
@@ -280,7 +286,13 @@ pub fn apply(
     let mut taken = FieldSet::new();
     if let Some(current) = current {
         for path in &applied_set {
-            if get(current, path).is_none_or(|v| Some(v) == get(applied, path)) {
+            let applied_value = get(applied, path);
+            let unchanged = |v: &Value| {
+                // Applying an empty map into an existing map changes nothing.
+                Some(v) == applied_value
+                    || (v.is_object() && applied_value.is_some_and(Value::is_object))
+            };
+            if get(current, path).is_none_or(unchanged) {
                 continue;
             }
             for entry in entries.iter().filter(|e| {

@@ -72,6 +72,18 @@ pub async fn handle(
             StatusCode::OK,
             &resource_list(&shared.lock(), group, version),
         ),
+        ["openapi", "v3"] => json_response(
+            StatusCode::OK,
+            &crate::openapi::index(&shared.lock().registry),
+        ),
+        ["openapi", "v3", "api", "v1"] => json_response(
+            StatusCode::OK,
+            &crate::openapi::document(&shared.lock().registry, "", "v1"),
+        ),
+        ["openapi", "v3", "apis", group, version] => json_response(
+            StatusCode::OK,
+            &crate::openapi::document(&shared.lock().registry, group, version),
+        ),
         ["api", "v1", rest @ ..] => {
             resource(shared, "", "v1", rest, method, &headers, &query, body).await
         }
@@ -179,18 +191,50 @@ fn manager(query: &HashMap<String, String>, headers: &HeaderMap) -> String {
     })
 }
 
-fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, StatusError> {
+/// Parses a request body; with `fieldValidation=Strict`, fields the CRD schema does not
+/// declare are an error instead of being pruned.
+fn parse_body(
+    rt: &ResourceType,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Value, StatusError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
-    if content_type.contains("yaml") {
+    if content_type.contains("protobuf") {
+        return Err(StatusError::new(
+            415,
+            "UnsupportedMediaType",
+            "the kube API double speaks JSON and YAML only, not protobuf (kubectl apply works; imperative kubectl create <type> does not)",
+        ));
+    }
+    let value: Value = if content_type.contains("yaml") {
         serde_yaml::from_slice(body)
-            .map_err(|e| StatusError::bad_request(format!("invalid YAML body: {e}")))
+            .map_err(|e| StatusError::bad_request(format!("invalid YAML body: {e}")))?
     } else {
         serde_json::from_slice(body)
-            .map_err(|e| StatusError::bad_request(format!("invalid JSON body: {e}")))
+            .map_err(|e| StatusError::bad_request(format!("invalid JSON body: {e}")))?
+    };
+    let strict = query.get("fieldValidation").is_some_and(|v| v == "Strict");
+    if let (true, Some(schema), false) = (strict, &rt.schema, content_type.contains("json-patch")) {
+        let unknown = crate::schema::unknown_fields(schema, &value);
+        if !unknown.is_empty() {
+            let fields: Vec<String> = unknown
+                .iter()
+                .map(|f| format!("unknown field \"{f}\""))
+                .collect();
+            return Err(StatusError::bad_request(format!(
+                "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+                rt.kind,
+                rt.version,
+                rt.kind,
+                fields.join(", ")
+            )));
+        }
     }
+    Ok(value)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -223,7 +267,7 @@ async fn resource(
             .lock()
             .get(&request.rt, request.namespace, name)
             .map(ok),
-        (&Method::POST, None) => parse_body(headers, &body)
+        (&Method::POST, None) => parse_body(&request.rt, query, headers, &body)
             .and_then(|object| {
                 shared
                     .lock()
@@ -237,7 +281,7 @@ async fn resource(
                 name,
                 status: request.status,
             };
-            parse_body(headers, &body)
+            parse_body(&request.rt, query, headers, &body)
                 .and_then(|object| shared.lock().replace(target, object, &manager))
                 .map(ok)
         }
@@ -253,7 +297,7 @@ async fn resource(
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
                 .to_owned();
-            parse_body(headers, &body)
+            parse_body(&request.rt, query, headers, &body)
                 .and_then(|patch| {
                     let mut store = shared.lock();
                     match content_type.split(';').next().unwrap_or_default().trim() {
@@ -356,16 +400,14 @@ fn list(
         .get("limit")
         .and_then(|l| l.parse::<usize>().ok())
         .filter(|l| *l > 0)
+        && items.len() > limit
     {
-        if items.len() > limit {
-            let remaining = items.len() - limit;
-            items.truncate(limit);
-            if let Some(last) = items.last() {
-                let token =
-                    engine.encode(serde_json::to_vec(&object_key(last)).unwrap_or_default());
-                metadata["continue"] = json!(token);
-                metadata["remainingItemCount"] = json!(remaining);
-            }
+        let remaining = items.len() - limit;
+        items.truncate(limit);
+        if let Some(last) = items.last() {
+            let token = engine.encode(serde_json::to_vec(&object_key(last)).unwrap_or_default());
+            metadata["continue"] = json!(token);
+            metadata["remainingItemCount"] = json!(remaining);
         }
     }
     let accept = headers

@@ -15,6 +15,7 @@
 
 mod fields;
 mod http;
+mod openapi;
 mod resources;
 mod schema;
 mod selectors;
@@ -45,17 +46,18 @@ impl Default for ApiDouble {
 }
 
 impl ApiDouble {
-    /// A fresh cluster with the `default`, `kube-system` and `kube-public` namespaces.
+    /// A fresh cluster with the `default`, `kube-system` and `kube-public` namespaces, watch
+    /// bookmarks every second and [`EVENT_WINDOW`] events of watch history.
     pub fn new() -> Self {
-        Self::with_bookmark_interval(Duration::from_secs(1))
+        Self::with_settings(Duration::from_secs(1), EVENT_WINDOW)
     }
 
-    /// Like [`ApiDouble::new`], sending watch bookmarks at the given interval.
-    pub fn with_bookmark_interval(interval: Duration) -> Self {
+    /// A fresh cluster with the given bookmark interval and watch history length.
+    pub fn with_settings(bookmark_interval: Duration, event_window: usize) -> Self {
         Self {
             shared: http::Shared {
-                store: Arc::new(Mutex::new(store::Store::default())),
-                bookmark_interval: interval,
+                store: Arc::new(Mutex::new(store::Store::new(event_window))),
+                bookmark_interval,
             },
         }
     }

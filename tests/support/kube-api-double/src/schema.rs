@@ -15,18 +15,22 @@ pub struct FieldError {
     pub field: String,
     /// `FieldValueInvalid`, `FieldValueRequired`, `FieldValueNotSupported`, ...
     pub reason: &'static str,
-    /// The full message, starting with the field.
-    pub message: String,
+    /// What is wrong, without the field (`Invalid value: "x": ...`).
+    pub detail: String,
 }
 
 impl FieldError {
     fn new(field: &str, reason: &'static str, detail: String) -> Self {
-        let field = field.trim_start_matches('.').to_owned();
         Self {
-            message: format!("{field}: {detail}"),
-            field,
+            field: field.trim_start_matches('.').to_owned(),
             reason,
+            detail,
         }
+    }
+
+    /// `field: detail`, as the API server words it.
+    pub fn message(&self) -> String {
+        format!("{}: {}", self.field, self.detail)
     }
 }
 
@@ -89,6 +93,48 @@ fn type_name(value: &Value) -> &'static str {
         Value::String(_) => "string",
         Value::Array(_) => "array",
         Value::Object(_) => "object",
+    }
+}
+
+/// Paths of fields the schema does not declare (what `fieldValidation=Strict` rejects).
+pub fn unknown_fields(schema: &Value, object: &Value) -> Vec<String> {
+    let mut unknown = Vec::new();
+    find_unknown(schema, object, "", true, &mut unknown);
+    unknown
+}
+
+fn find_unknown(schema: &Value, value: &Value, path: &str, root: bool, unknown: &mut Vec<String>) {
+    if schema
+        .get("x-kubernetes-preserve-unknown-fields")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            let properties = schema.get("properties").and_then(Value::as_object);
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            for (key, child) in map {
+                if root && matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
+                    continue;
+                }
+                match properties.and_then(|p| p.get(key)).or(additional) {
+                    Some(child_schema) => {
+                        find_unknown(child_schema, child, &join(path, key), false, unknown)
+                    }
+                    None => unknown.push(join(path, key)),
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    find_unknown(item_schema, item, &format!("{path}[{i}]"), false, unknown);
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -189,19 +235,19 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>
             return;
         }
     }
-    if let Some(allowed) = s("enum").and_then(Value::as_array) {
-        if !allowed.contains(value) {
-            let list: Vec<String> = allowed.iter().map(quoted).collect();
-            errors.push(FieldError::new(
-                path,
-                "FieldValueNotSupported",
-                format!(
-                    "Unsupported value: {}: supported values: {}",
-                    quoted(value),
-                    list.join(", ")
-                ),
-            ));
-        }
+    if let Some(allowed) = s("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        let list: Vec<String> = allowed.iter().map(quoted).collect();
+        errors.push(FieldError::new(
+            path,
+            "FieldValueNotSupported",
+            format!(
+                "Unsupported value: {}: supported values: {}",
+                quoted(value),
+                list.join(", ")
+            ),
+        ));
     }
     match value {
         Value::String(text) => {
@@ -229,17 +275,17 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>
                     ),
                 ));
             }
-            if let Some(pattern) = s("pattern").and_then(Value::as_str) {
-                if regex(pattern).is_some_and(|r| !r.is_match(text)) {
-                    errors.push(FieldError::new(
-                        path,
-                        "FieldValueInvalid",
-                        format!(
-                            "Invalid value: {}: {path} in body should match '{pattern}'",
-                            quoted(value)
-                        ),
-                    ));
-                }
+            if let Some(pattern) = s("pattern").and_then(Value::as_str)
+                && regex(pattern).is_some_and(|r| !r.is_match(text))
+            {
+                errors.push(FieldError::new(
+                    path,
+                    "FieldValueInvalid",
+                    format!(
+                        "Invalid value: {}: {path} in body should match '{pattern}'",
+                        quoted(value)
+                    ),
+                ));
             }
         }
         Value::Number(n) => {
@@ -363,11 +409,20 @@ mod tests {
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["spec.id", "spec.id", "spec.mode", "spec.count", "spec.tags"]
+            ["spec.count", "spec.id", "spec.id", "spec.mode", "spec.tags"]
         );
-        assert!(errors[2].message.contains("supported values: \"A\", \"B\""));
+        assert!(errors[3].detail.contains("supported values: \"A\", \"B\""));
         let missing = admit(&schema(), &json!({"spec": {}}), None).expect_err("invalid");
-        assert_eq!(missing[0].message, "spec.id: Required value");
+        assert_eq!(missing[0].message(), "spec.id: Required value");
+    }
+
+    #[test]
+    fn reports_undeclared_fields_for_strict_validation() {
+        let unknown = unknown_fields(
+            &schema(),
+            &json!({"metadata": {"x": 1}, "spec": {"id": "A", "typo": 1, "tags": ["a"]}, "extra": {}}),
+        );
+        assert_eq!(unknown, ["extra", "spec.typo"]);
     }
 
     #[test]
@@ -377,9 +432,9 @@ mod tests {
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].field, "spec");
         assert!(
-            errors[0].message.contains("count must be below 10"),
+            errors[0].detail.contains("count must be below 10"),
             "{}",
-            errors[0].message
+            errors[0].detail
         );
     }
 }

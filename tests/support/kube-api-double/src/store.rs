@@ -16,7 +16,7 @@ use crate::resources::{Registry, ResourceType};
 use crate::schema;
 use crate::selectors::{FieldSelector, LabelSelector};
 
-/// How many past events a watch can resume from before it gets `410 Gone`.
+/// By default, how many past events a watch can resume from before it gets `410 Gone`.
 pub const EVENT_WINDOW: usize = 10_000;
 
 /// An API error, rendered as a `metav1.Status`.
@@ -108,6 +108,7 @@ pub struct Store {
     resource_version: u64,
     objects: HashMap<(String, String), BTreeMap<ObjectKey, Value>>,
     log: VecDeque<Arc<WatchEvent>>,
+    event_window: usize,
     events: broadcast::Sender<Arc<WatchEvent>>,
 }
 
@@ -193,14 +194,16 @@ fn valid_name(name: &str) -> bool {
         })
 }
 
-impl Default for Store {
-    fn default() -> Self {
-        let (events, _) = broadcast::channel(EVENT_WINDOW);
+impl Store {
+    /// A store that keeps `event_window` past events for watches to resume from.
+    pub fn new(event_window: usize) -> Self {
+        let (events, _) = broadcast::channel(event_window.max(1));
         let mut store = Self {
             registry: Registry::default(),
             resource_version: 1,
             objects: HashMap::new(),
             log: VecDeque::new(),
+            event_window: event_window.max(1),
             events,
         };
         for ns in ["default", "kube-system", "kube-public"] {
@@ -253,7 +256,7 @@ impl Store {
             object,
         });
         self.log.push_back(event.clone());
-        while self.log.len() > EVENT_WINDOW {
+        while self.log.len() > self.event_window {
             self.log.pop_front();
         }
         let _ = self.events.send(event);
@@ -339,9 +342,9 @@ impl Store {
             let name = meta_str(&object, "name").unwrap_or_default();
             let causes: Vec<Value> = errors
                 .iter()
-                .map(|e| json!({"reason": e.reason, "message": e.message, "field": e.field}))
+                .map(|e| json!({"reason": e.reason, "message": e.detail, "field": e.field}))
                 .collect();
-            let summary: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+            let summary: Vec<String> = errors.iter().map(schema::FieldError::message).collect();
             let message = if summary.len() == 1 {
                 format!(
                     "{}.{} \"{name}\" is invalid: {}",
@@ -392,12 +395,11 @@ impl Store {
         };
         if let (Some(path_ns), Some(body_ns)) =
             (namespace.as_deref(), meta_str(&object, "namespace"))
+            && path_ns != body_ns
         {
-            if path_ns != body_ns {
-                return Err(StatusError::bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request",
-                ));
-            }
+            return Err(StatusError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
         }
         self.check_namespace(rt, namespace.as_deref())?;
         let name = match (meta_str(&object, "name"), meta_str(&object, "generateName")) {
@@ -433,10 +435,10 @@ impl Store {
             )
             .with_details(json!({"name": name, "group": rt.group, "kind": rt.plural})));
         }
-        if rt.status_subresource {
-            if let Some(m) = object.as_object_mut() {
-                m.remove("status");
-            }
+        if rt.status_subresource
+            && let Some(m) = object.as_object_mut()
+        {
+            m.remove("status");
         }
         set_meta(&mut object, "name", json!(name));
         if let Some(ns) = &namespace {
@@ -607,13 +609,13 @@ impl Store {
                 "the name of the object does not match the name on the URL",
             ));
         }
-        if let Some(rv) = meta_str(&object, "resourceVersion").filter(|v| !v.is_empty()) {
-            if Some(rv) != meta_str(&old, "resourceVersion") {
-                return Err(conflict(
-                    target,
-                    "the object has been modified; please apply your changes to the latest version and try again",
-                ));
-            }
+        if let Some(rv) = meta_str(&object, "resourceVersion").filter(|v| !v.is_empty())
+            && Some(rv) != meta_str(&old, "resourceVersion")
+        {
+            return Err(conflict(
+                target,
+                "the object has been modified; please apply your changes to the latest version and try again",
+            ));
         }
         let (time, api_version) = (now(), target.rt.api_version());
         let writer = Self::writer_for(target, manager, &api_version, &time);
@@ -700,13 +702,13 @@ impl Store {
                 })?;
             }
         }
-        if let Some(rv) = meta_str(&patched, "resourceVersion").filter(|v| !v.is_empty()) {
-            if Some(rv) != meta_str(&old, "resourceVersion") {
-                return Err(conflict(
-                    target,
-                    "the object has been modified; please apply your changes to the latest version and try again",
-                ));
-            }
+        if let Some(rv) = meta_str(&patched, "resourceVersion").filter(|v| !v.is_empty())
+            && Some(rv) != meta_str(&old, "resourceVersion")
+        {
+            return Err(conflict(
+                target,
+                "the object has been modified; please apply your changes to the latest version and try again",
+            ));
         }
         self.commit(target, old, patched, &writer, Ownership::Update)
     }

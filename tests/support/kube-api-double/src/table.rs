@@ -46,6 +46,24 @@ fn cell(value: Option<&Value>) -> Value {
     }
 }
 
+/// `5s`, `3m20s`, `4h`, `2d3h`: how the API server renders `date` columns.
+fn human_age(timestamp: &str) -> String {
+    let Ok(then) = timestamp.parse::<jiff::Timestamp>() else {
+        return "<invalid>".into();
+    };
+    let seconds = (jiff::Timestamp::now().as_second() - then.as_second()).max(0);
+    let (m, h, d) = (seconds / 60, seconds / 3600, seconds / 86_400);
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 600 && s % 60 != 0 => format!("{m}m{}s", s % 60),
+        s if s < 3 * 3600 => format!("{m}m"),
+        s if s < 8 * 3600 && m % 60 != 0 => format!("{h}h{}m", m % 60),
+        s if s < 48 * 3600 => format!("{h}h"),
+        s if s < 8 * 86_400 && h % 24 != 0 => format!("{d}d{}h", h % 24),
+        _ => format!("{d}d"),
+    }
+}
+
 pub fn table(rt: &ResourceType, items: &[Value], metadata: Value) -> Value {
     let mut columns = vec![
         json!({"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}),
@@ -61,19 +79,26 @@ pub fn table(rt: &ResourceType, items: &[Value], metadata: Value) -> Value {
             .and_then(Value::as_str)
             .unwrap_or_default();
         columns.push(json!({"name": name, "type": column.get("type").cloned().unwrap_or(json!("string")), "format": "", "description": column.get("description").cloned().unwrap_or(json!("")), "priority": column.get("priority").cloned().unwrap_or(json!(0))}));
-        paths.push(path.to_owned());
+        let is_date = column.get("type").and_then(Value::as_str) == Some("date");
+        paths.push((path.to_owned(), is_date));
     }
-    if !paths.iter().any(|p| p == ".metadata.creationTimestamp") {
+    if !paths
+        .iter()
+        .any(|(p, _)| p == ".metadata.creationTimestamp")
+    {
         columns.push(
             json!({"name": "Age", "type": "date", "format": "", "description": "", "priority": 0}),
         );
-        paths.push(".metadata.creationTimestamp".into());
+        paths.push((".metadata.creationTimestamp".into(), true));
     }
     let rows: Vec<Value> = items
         .iter()
         .map(|item| {
             let mut cells = vec![cell(item.pointer("/metadata/name"))];
-            cells.extend(paths.iter().map(|p| cell(json_path(item, p))));
+            cells.extend(paths.iter().map(|(path, is_date)| match json_path(item, path) {
+                Some(Value::String(t)) if *is_date => json!(human_age(t)),
+                value => cell(value),
+            }));
             let partial = json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": item.get("metadata").cloned().unwrap_or(json!({}))});
             json!({"cells": cells, "object": partial})
         })

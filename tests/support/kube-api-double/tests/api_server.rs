@@ -1,0 +1,614 @@
+//! What the double promises, shown through `kube::Client`: each behaviour runs against the
+//! double, and against a real cluster when one is available (`KUBECONFIG` set, `--ignored`).
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // tests fail loudly by design
+
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+    PostParams, WatchEvent, WatchParams,
+};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use kube_api_double::ApiDouble;
+use serde_json::{Value, json};
+
+const CRD: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../crds/signingkeygroups.keyfront.dev.yaml"
+);
+
+struct Cluster {
+    client: Client,
+    namespace: String,
+    /// Kept alive for the in-process double.
+    _double: Option<ApiDouble>,
+}
+
+impl Cluster {
+    fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+    fn skgs(&self) -> Api<DynamicObject> {
+        let gvk = GroupVersionKind::gvk("keyfront.dev", "v1alpha1", "SigningKeyGroup");
+        Api::namespaced_with(
+            self.client.clone(),
+            &self.namespace,
+            &ApiResource::from_gvk_with_plural(&gvk, "signingkeygroups"),
+        )
+    }
+}
+
+async fn prepare(client: Client, double: Option<ApiDouble>) -> Cluster {
+    let crd: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(CRD).expect("CRD file")).expect("CRD yaml");
+    let crds: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+            "customresourcedefinitions",
+        ),
+    );
+    crds.patch(
+        "signingkeygroups.keyfront.dev",
+        &PatchParams::apply("kube-api-double-tests").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("install CRD");
+    let namespace = format!("double-test-{:08x}", rand::random::<u32>());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": namespace}})).expect("ns"),
+        )
+        .await
+        .expect("create namespace");
+    Cluster {
+        client,
+        namespace,
+        _double: double,
+    }
+}
+
+async fn on_double() -> Cluster {
+    let double = ApiDouble::with_settings(Duration::from_millis(100), 50);
+    prepare(double.client(), Some(double)).await
+}
+
+async fn on_real_cluster() -> Cluster {
+    let client = Client::try_default()
+        .await
+        .expect("KUBECONFIG points at a reachable cluster");
+    prepare(client, None).await
+}
+
+macro_rules! behaviour {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn on_double() {
+                super::$name(super::on_double().await).await;
+            }
+            #[tokio::test]
+            #[ignore = "needs a real cluster: set KUBECONFIG and run `cargo test -p kube-api-double -- --ignored`"]
+            async fn on_real_cluster() {
+                super::$name(super::on_real_cluster().await).await;
+            }
+        }
+    };
+}
+
+fn secret(name: &str, labels: Value) -> Secret {
+    serde_json::from_value(
+        json!({"metadata": {"name": name, "labels": labels}, "stringData": {"k": "v"}}),
+    )
+    .expect("secret")
+}
+
+fn skg(name: &str, spec: Value) -> DynamicObject {
+    serde_json::from_value(json!({"apiVersion": "keyfront.dev/v1alpha1", "kind": "SigningKeyGroup", "metadata": {"name": name}, "spec": spec})).expect("skg")
+}
+
+fn api_code(err: kube::Error) -> (u16, String) {
+    match err {
+        kube::Error::Api(status) => (status.code, status.message),
+        other => panic!("expected an API error, got {other}"),
+    }
+}
+
+behaviour!(get_and_list_filter_by_label_and_field_selectors);
+async fn get_and_list_filter_by_label_and_field_selectors(c: Cluster) {
+    let secrets = c.secrets();
+    for (name, tier) in [("a", "web"), ("b", "web"), ("c", "db")] {
+        secrets
+            .create(
+                &PostParams::default(),
+                &secret(name, json!({"tier": tier, "app": "shop"})),
+            )
+            .await
+            .expect("create");
+    }
+    let names = |list: kube::api::ObjectList<Secret>| {
+        list.items
+            .into_iter()
+            .filter_map(|s| s.metadata.name)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(
+            secrets
+                .list(&ListParams::default().labels("tier=web"))
+                .await
+                .expect("list")
+        ),
+        ["a", "b"]
+    );
+    assert_eq!(
+        names(
+            secrets
+                .list(&ListParams::default().labels("app=shop,tier notin (web)"))
+                .await
+                .expect("list")
+        ),
+        ["c"]
+    );
+    assert_eq!(
+        names(
+            secrets
+                .list(&ListParams::default().fields("metadata.name=b"))
+                .await
+                .expect("list")
+        ),
+        ["b"]
+    );
+    assert_eq!(
+        secrets
+            .get("c")
+            .await
+            .expect("get")
+            .metadata
+            .labels
+            .and_then(|l| l.get("tier").cloned())
+            .as_deref(),
+        Some("db")
+    );
+    let (code, _) = api_code(secrets.get("missing").await.expect_err("404"));
+    assert_eq!(code, 404);
+}
+
+behaviour!(lists_page_with_limit_and_continue);
+async fn lists_page_with_limit_and_continue(c: Cluster) {
+    let secrets = c.secrets();
+    for i in 0..5 {
+        secrets
+            .create(
+                &PostParams::default(),
+                &secret(&format!("s{i}"), json!({"page": "yes"})),
+            )
+            .await
+            .expect("create");
+    }
+    let mut seen = Vec::new();
+    let mut params = ListParams::default().labels("page=yes").limit(2);
+    loop {
+        let page = secrets.list(&params).await.expect("page");
+        assert!(page.items.len() <= 2);
+        seen.extend(page.items.into_iter().filter_map(|s| s.metadata.name));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["s0", "s1", "s2", "s3", "s4"]);
+}
+
+behaviour!(create_conflicts_and_stale_replaces_are_refused);
+async fn create_conflicts_and_stale_replaces_are_refused(c: Cluster) {
+    let secrets = c.secrets();
+    let created = secrets
+        .create(&PostParams::default(), &secret("dup", json!({})))
+        .await
+        .expect("create");
+    assert_eq!(
+        api_code(
+            secrets
+                .create(&PostParams::default(), &secret("dup", json!({})))
+                .await
+                .expect_err("exists")
+        )
+        .0,
+        409
+    );
+    let mut fresh = created.clone();
+    fresh.metadata.labels = Some([("v".to_string(), "2".to_string())].into());
+    let replaced = secrets
+        .replace("dup", &PostParams::default(), &fresh)
+        .await
+        .expect("replace at current version");
+    assert_ne!(
+        replaced.metadata.resource_version,
+        created.metadata.resource_version
+    );
+    let (code, message) = api_code(
+        secrets
+            .replace("dup", &PostParams::default(), &fresh)
+            .await
+            .expect_err("stale"),
+    );
+    assert_eq!(code, 409, "{message}");
+    assert!(message.contains("modified"), "{message}");
+}
+
+behaviour!(merge_and_json_patches_apply);
+async fn merge_and_json_patches_apply(c: Cluster) {
+    let secrets = c.secrets();
+    secrets
+        .create(&PostParams::default(), &secret("p", json!({"a": "1"})))
+        .await
+        .expect("create");
+    let merged = secrets
+        .patch(
+            "p",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"b": "2", "a": null}}})),
+        )
+        .await
+        .expect("merge");
+    assert_eq!(
+        merged.metadata.labels,
+        Some([("b".to_string(), "2".to_string())].into())
+    );
+    let ops: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "add", "path": "/metadata/labels/c", "value": "3"}]))
+            .expect("ops");
+    let patched = secrets
+        .patch("p", &PatchParams::default(), &Patch::<()>::Json(ops))
+        .await
+        .expect("json patch");
+    assert_eq!(patched.metadata.labels.map(|l| l.len()), Some(2));
+}
+
+behaviour!(server_side_apply_tracks_field_managers);
+async fn server_side_apply_tracks_field_managers(c: Cluster) {
+    let skgs = c.skgs();
+    let alice = PatchParams::apply("alice");
+    let first = json!({"apiVersion": "keyfront.dev/v1alpha1", "kind": "SigningKeyGroup", "metadata": {"name": "ssa", "labels": {"team": "a"}}, "spec": {"rotation": {"interval": "100h"}}});
+    let created = skgs
+        .patch("ssa", &alice, &Patch::Apply(&first))
+        .await
+        .expect("apply creates");
+    assert_eq!(created.data["spec"]["rotation"]["interval"], "100h");
+    assert_eq!(
+        created.data["spec"]["rotation"]["maxSignedUrlLifetime"], "24h",
+        "defaults filled"
+    );
+    let managers: Vec<String> = created
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert!(managers.contains(&"alice".to_string()), "{managers:?}");
+
+    let bob = json!({"apiVersion": "keyfront.dev/v1alpha1", "kind": "SigningKeyGroup", "metadata": {"name": "ssa"}, "spec": {"rotation": {"interval": "200h"}}});
+    let (code, message) = api_code(
+        skgs.patch("ssa", &PatchParams::apply("bob"), &Patch::Apply(&bob))
+            .await
+            .expect_err("conflict"),
+    );
+    assert_eq!(code, 409);
+    assert!(
+        message.contains("alice") && message.contains("interval"),
+        "{message}"
+    );
+    let forced = skgs
+        .patch(
+            "ssa",
+            &PatchParams::apply("bob").force(),
+            &Patch::Apply(&bob),
+        )
+        .await
+        .expect("force");
+    assert_eq!(forced.data["spec"]["rotation"]["interval"], "200h");
+
+    // alice stops applying her label: it goes, because nobody else owns it.
+    let without_label = json!({"apiVersion": "keyfront.dev/v1alpha1", "kind": "SigningKeyGroup", "metadata": {"name": "ssa"}, "spec": {}});
+    let after = skgs
+        .patch("ssa", &alice, &Patch::Apply(&without_label))
+        .await
+        .expect("apply");
+    assert!(
+        !after
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .contains_key("team")
+    );
+    assert_eq!(
+        after.data["spec"]["rotation"]["interval"], "200h",
+        "bob's field stays"
+    );
+}
+
+behaviour!(status_subresource_is_written_apart_from_spec);
+async fn status_subresource_is_written_apart_from_spec(c: Cluster) {
+    let skgs = c.skgs();
+    let created = skgs
+        .create(&PostParams::default(), &skg("st", json!({})))
+        .await
+        .expect("create");
+    assert_eq!(created.metadata.generation, Some(1));
+    let status = json!({"status": {"keyGroupId": "kg-1", "observedGeneration": 1}});
+    let with_status = skgs
+        .patch_status("st", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("status");
+    assert_eq!(with_status.data["status"]["keyGroupId"], "kg-1");
+    assert_eq!(
+        with_status.metadata.generation,
+        Some(1),
+        "status writes do not bump generation"
+    );
+    let sneaky =
+        json!({"spec": {"rotation": {"interval": "99h"}}, "status": {"keyGroupId": "forged"}});
+    let updated = skgs
+        .patch("st", &PatchParams::default(), &Patch::Merge(&sneaky))
+        .await
+        .expect("spec");
+    assert_eq!(
+        updated.metadata.generation,
+        Some(2),
+        "spec writes bump generation"
+    );
+    assert_eq!(
+        updated.data["status"]["keyGroupId"], "kg-1",
+        "status in a main-resource write is ignored"
+    );
+    let unchanged = skgs
+        .patch(
+            "st",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"rotation": {"interval": "99h"}}})),
+        )
+        .await
+        .expect("no-op");
+    assert_eq!(
+        unchanged.metadata.resource_version, updated.metadata.resource_version,
+        "a no-op write changes nothing"
+    );
+}
+
+behaviour!(finalizers_hold_deletion_until_removed);
+async fn finalizers_hold_deletion_until_removed(c: Cluster) {
+    let skgs = c.skgs();
+    let mut object = skg("fin", json!({}));
+    object.metadata.finalizers = Some(vec!["keyfront.dev/cleanup".into()]);
+    skgs.create(&PostParams::default(), &object)
+        .await
+        .expect("create");
+    skgs.delete("fin", &DeleteParams::default())
+        .await
+        .expect("delete accepted");
+    let terminating = skgs.get("fin").await.expect("still there");
+    assert!(terminating.metadata.deletion_timestamp.is_some());
+    let (code, message) = api_code(
+        skgs.patch(
+            "fin",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"finalizers": ["keyfront.dev/cleanup", "other/new"]}}),
+            ),
+        )
+        .await
+        .expect_err("no new finalizers"),
+    );
+    assert_eq!(code, 422, "{message}");
+    skgs.patch(
+        "fin",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .expect("release");
+    assert_eq!(api_code(skgs.get("fin").await.expect_err("gone")).0, 404);
+}
+
+behaviour!(owner_references_garbage_collect_dependents);
+async fn owner_references_garbage_collect_dependents(c: Cluster) {
+    let skgs = c.skgs();
+    let secrets = c.secrets();
+    for (owner, dependent) in [("owner-bg", "dep-bg"), ("owner-orphan", "dep-orphan")] {
+        let created = skgs
+            .create(&PostParams::default(), &skg(owner, json!({})))
+            .await
+            .expect("owner");
+        let mut s = secret(dependent, json!({}));
+        s.metadata.owner_references = Some(vec![serde_json::from_value(json!({"apiVersion": "keyfront.dev/v1alpha1", "kind": "SigningKeyGroup", "name": owner, "uid": created.metadata.uid, "controller": true})).expect("ref")]);
+        secrets
+            .create(&PostParams::default(), &s)
+            .await
+            .expect("dependent");
+    }
+    skgs.delete("owner-bg", &DeleteParams::background())
+        .await
+        .expect("delete");
+    skgs.delete("owner-orphan", &DeleteParams::orphan())
+        .await
+        .expect("delete");
+    let mut collected = false;
+    for _ in 0..100 {
+        if secrets.get_opt("dep-bg").await.expect("get").is_none() {
+            collected = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        collected,
+        "dependent of a background-deleted owner is collected"
+    );
+    let orphan = secrets
+        .get("dep-orphan")
+        .await
+        .expect("orphaned dependent stays");
+    assert!(
+        orphan
+            .metadata
+            .owner_references
+            .unwrap_or_default()
+            .is_empty()
+    );
+}
+
+behaviour!(invalid_custom_resources_are_rejected_naming_the_field);
+async fn invalid_custom_resources_are_rejected_naming_the_field(c: Cluster) {
+    let skgs = c.skgs();
+    let (code, message) = api_code(
+        skgs.create(
+            &PostParams::default(),
+            &skg("bad", json!({"key": {"algorithm": "DSA"}})),
+        )
+        .await
+        .expect_err("enum"),
+    );
+    assert_eq!(code, 422);
+    assert!(message.contains("spec.key.algorithm"), "{message}");
+    let (code, message) = api_code(
+        skgs.create(
+            &PostParams::default(),
+            &skg(
+                "bad",
+                json!({"rotation": {"interval": "1h", "maxSignedUrlLifetime": "5h"}}),
+            ),
+        )
+        .await
+        .expect_err("cel"),
+    );
+    assert_eq!(code, 422);
+    assert!(message.contains("spec.rotation"), "{message}");
+}
+
+behaviour!(watches_resume_from_a_resource_version_with_bookmarks);
+async fn watches_resume_from_a_resource_version_with_bookmarks(c: Cluster) {
+    let secrets = c.secrets();
+    let start = secrets
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    secrets
+        .create(&PostParams::default(), &secret("w", json!({})))
+        .await
+        .expect("create");
+    secrets
+        .patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"x": "1"}}})),
+        )
+        .await
+        .expect("patch");
+    secrets
+        .delete("w", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let stream = secrets
+        .watch(
+            &WatchParams {
+                bookmarks: true,
+                ..WatchParams::default()
+            }
+            .timeout(10),
+            &start,
+        )
+        .await
+        .expect("watch");
+    let mut stream = Box::pin(stream);
+    let mut kinds = Vec::new();
+    while let Some(event) = stream.try_next().await.expect("event") {
+        match event {
+            WatchEvent::Added(_) => kinds.push("ADDED"),
+            WatchEvent::Modified(_) => kinds.push("MODIFIED"),
+            WatchEvent::Deleted(_) => kinds.push("DELETED"),
+            WatchEvent::Bookmark(_) => {
+                kinds.push("BOOKMARK");
+                break;
+            }
+            WatchEvent::Error(e) => panic!("watch error {e:?}"),
+        }
+    }
+    assert_eq!(kinds, ["ADDED", "MODIFIED", "DELETED", "BOOKMARK"]);
+}
+
+behaviour!(watches_from_a_compacted_version_get_410_gone);
+async fn watches_from_a_compacted_version_get_410_gone(c: Cluster) {
+    let secrets = c.secrets();
+    secrets
+        .create(&PostParams::default(), &secret("g", json!({})))
+        .await
+        .expect("create");
+    for i in 0..60 {
+        secrets
+            .patch(
+                "g",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"i": i.to_string()}}})),
+            )
+            .await
+            .expect("patch");
+    }
+    let stream = secrets
+        .watch(&WatchParams::default(), "1")
+        .await
+        .expect("watch opens");
+    let first = Box::pin(stream)
+        .try_next()
+        .await
+        .expect("event")
+        .expect("one event");
+    match first {
+        WatchEvent::Error(e) => assert_eq!(e.code, 410),
+        other => panic!("expected 410 Gone, got {other:?}"),
+    }
+}
+
+behaviour!(kube_runtime_watcher_sees_changes);
+async fn kube_runtime_watcher_sees_changes(c: Cluster) {
+    let secrets = c.secrets();
+    secrets
+        .create(
+            &PostParams::default(),
+            &secret("before", json!({"watched": "yes"})),
+        )
+        .await
+        .expect("create");
+    let config = watcher::Config::default().labels("watched=yes");
+    let mut events = Box::pin(watcher(secrets.clone(), config).applied_objects());
+    let first = tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .expect("in time")
+        .expect("item")
+        .expect("ok");
+    assert_eq!(first.metadata.name.as_deref(), Some("before"));
+    secrets
+        .create(
+            &PostParams::default(),
+            &secret("after", json!({"watched": "yes"})),
+        )
+        .await
+        .expect("create");
+    let second = tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .expect("in time")
+        .expect("item")
+        .expect("ok");
+    assert_eq!(second.metadata.name.as_deref(), Some("after"));
+}
