@@ -1,0 +1,57 @@
+//! Runs the Python suites in `tests/python/` (boto3 lifecycle against `keyfront emulator`, and
+//! the moto contract test) with pytest, so `cargo test` covers them.
+//!
+//! The interpreter is `$KEYFRONT_PYTHON`, else `.venv/bin/python` (made by `.ci/run`), else
+//! `python3`; it needs `tests/python/requirements.txt` installed.
+
+#![allow(clippy::expect_used, clippy::panic)] // tests fail loudly by design
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("KEYFRONT_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
+fn pytest(file: &str) {
+    let python = python();
+    let ready = Command::new(&python)
+        .args(["-c", "import boto3, moto, pytest"])
+        .status();
+    assert!(
+        ready.is_ok_and(|s| s.success()),
+        "{} lacks boto3/moto/pytest: run `bash .ci/run`, or `python3 -m venv .venv && .venv/bin/pip install -r tests/python/requirements.txt`",
+        python.display()
+    );
+    let output = Command::new(&python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", file])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python"))
+        .env("KEYFRONT_BIN", env!("CARGO_BIN_EXE_keyfront"))
+        .output()
+        .expect("pytest runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "pytest {file} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn boto3_drives_the_emulator_through_a_key_group_lifecycle() {
+    pytest("test_boto3_lifecycle.py");
+}
+
+#[test]
+fn emulator_agrees_with_moto_on_shared_operations() {
+    pytest("test_moto_contract.py");
+}
