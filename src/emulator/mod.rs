@@ -311,7 +311,10 @@ impl CloudFront for Emulator {
         etag: &Etag,
     ) -> Result<Tagged<Distribution>> {
         self.call("UpdateDistribution", |m| {
-            let mut config = m.get_distribution(id)?.config.clone();
+            let current = m.get_distribution(id)?;
+            // A stale view is refused before anything else, as the SDK adapter does.
+            model::check_if_match(Some(etag.as_str()), &current.etag)?;
+            let mut config = current.config.clone();
             apply_trust(&mut config, changes)?;
             m.update_distribution(id, config, Some(etag.as_str()))
                 .map(|d| distribution(&d))

@@ -193,7 +193,7 @@ pub struct Model {
 
 const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
-fn check_if_match(given: Option<&str>, current: &str) -> ApiResult<()> {
+pub(crate) fn check_if_match(given: Option<&str>, current: &str) -> ApiResult<()> {
     match given {
         None | Some("") => Err(ApiError::new(
             400,
