@@ -7,6 +7,7 @@
 //! - [`cloudfront`]: the narrow CloudFront port and its AWS SDK adapter.
 //! - [`emulator`]: one model of CloudFront's semantics, served in-process and over CloudFront's
 //!   REST-XML wire protocol (`keyfront emulator`).
+//! - [`signer`]: CloudFront signed URLs and cookies from the mounted Secret.
 //! - [`clock`]: the time seam every decision takes `now` from.
 //! - [`telemetry`]: logging setup shared by every subcommand.
 
@@ -14,6 +15,7 @@ pub mod api;
 pub mod clock;
 pub mod cloudfront;
 pub mod emulator;
+pub mod signer;
 pub mod telemetry;
 
 /// The CRD as YAML, exactly as committed under `crds/`.

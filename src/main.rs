@@ -38,6 +38,9 @@ enum Command {
     Crd,
     /// Serve an emulated CloudFront API (REST-XML, API version 2020-05-31).
     Emulator(EmulatorArgs),
+    /// Sign CloudFront URLs or cookies with a key or keyfront's mounted Secret.
+    #[command(subcommand)]
+    Sign(keyfront::signer::command::SignCommand),
 }
 
 #[derive(Args, Debug)]
@@ -74,8 +77,18 @@ struct EmulatorArgs {
     max_key_groups_per_behavior: usize,
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // One line naming what is wrong; never a backtrace in front of users.
+            eprintln!("keyfront: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     telemetry::init(cli.log_format);
     match cli.command {
         Command::Crd => {
@@ -83,6 +96,10 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Emulator(args) => tokio::runtime::Runtime::new()?.block_on(serve_emulator(args)),
+        Command::Sign(command) => keyfront::signer::command::run(
+            &command,
+            &mut std::io::BufWriter::new(std::io::stdout().lock()),
+        ),
     }
 }
 

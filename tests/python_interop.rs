@@ -1,5 +1,6 @@
-//! Runs the Python suites in `tests/python/` (boto3 lifecycle against `keyfront emulator`, and
-//! the moto contract test) with pytest, so `cargo test` covers them.
+//! Runs the Python suites in `tests/python/` with pytest, so `cargo test` covers them: boto3's
+//! lifecycle against `keyfront emulator`, the moto contract test, and the signer against
+//! botocore's `CloudFrontSigner` and `cryptography`.
 //!
 //! The interpreter is `$KEYFRONT_PYTHON`, else `.venv/bin/python` (made by `.ci/run`), else
 //! `python3`; it needs `tests/python/requirements.txt` installed.
@@ -24,11 +25,11 @@ fn python() -> PathBuf {
 fn pytest(file: &str) {
     let python = python();
     let ready = Command::new(&python)
-        .args(["-c", "import boto3, moto, pytest"])
+        .args(["-c", "import boto3, cryptography, moto, pytest"])
         .status();
     assert!(
         ready.is_ok_and(|s| s.success()),
-        "{} lacks boto3/moto/pytest: run `bash .ci/run`, or `python3 -m venv .venv && .venv/bin/pip install -r tests/python/requirements.txt`",
+        "{} lacks boto3/cryptography/moto/pytest: run `bash .ci/run`, or `python3 -m venv .venv && .venv/bin/pip install -r tests/python/requirements.txt`",
         python.display()
     );
     let output = Command::new(&python)
@@ -54,4 +55,9 @@ fn boto3_drives_the_emulator_through_a_key_group_lifecycle() {
 #[test]
 fn emulator_agrees_with_moto_on_shared_operations() {
     pytest("test_moto_contract.py");
+}
+
+#[test]
+fn signer_matches_botocore_and_verifies_with_cryptography() {
+    pytest("test_signer_interop.py");
 }
