@@ -48,6 +48,10 @@ struct EmulatorArgs {
     /// Address for the CloudFront API.
     #[arg(long, default_value = "127.0.0.1:18080")]
     listen: SocketAddr,
+    /// Also serve a verifying edge here: requests are routed to a distribution by `Host`
+    /// (its DomainName) and need valid signed URLs/cookies on private behaviors.
+    #[arg(long)]
+    edge_listen: Option<SocketAddr>,
     /// Seconds a distribution stays InProgress after a change that affects it.
     #[arg(long, default_value_t = 2.0)]
     propagation_delay: f64,
@@ -140,6 +144,19 @@ async fn serve_emulator(args: EmulatorArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(address = %listener.local_addr()?, "CloudFront emulator serving API 2020-05-31");
+    if let Some(edge_addr) = args.edge_listen {
+        let edge = tokio::net::TcpListener::bind(edge_addr)
+            .await
+            .with_context(|| format!("cannot listen on {edge_addr}"))?;
+        tracing::info!(address = %edge.local_addr()?, "verifying edge serving distributions by Host header");
+        let service = keyfront::emulator::edge::router(emulator.clone())
+            .into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(edge, service).await {
+                tracing::error!(%error, "verifying edge stopped");
+            }
+        });
+    }
     axum::serve(listener, wire::router(emulator))
         .with_graceful_shutdown(shutdown_signal())
         .await?;

@@ -136,11 +136,26 @@ impl Signer {
         })
     }
 
-    /// (policy parameter name, value) and the signature, shared by URLs and cookies.
-    fn sign_policy(&self, policy: &Policy) -> Result<(bool, String, String), SignerError> {
+    /// Whether the policy, applied to `url` (cookies: any URL), can be sent in CloudFront's
+    /// canned form: the edge rebuilds a canned policy from the request URL, so the canned form
+    /// only fits a policy whose resource is exactly that URL.
+    fn canned_form(policy: &Policy, url: Option<&str>) -> bool {
+        policy.is_canned()
+            && match url {
+                Some(url) => policy.resource == url,
+                None => !policy.resource.contains(['*', '?']),
+            }
+    }
+
+    /// (canned?, `Expires` or `Policy` value, signature), shared by URLs and cookies.
+    fn sign_policy(
+        &self,
+        policy: &Policy,
+        url: Option<&str>,
+    ) -> Result<(bool, String, String), SignerError> {
         let json = policy.to_json();
         let signature = cloudfront_base64(&self.key.sign(self.hash, json.as_bytes())?);
-        if policy.is_canned() {
+        if Self::canned_form(policy, url) {
             Ok((true, policy.expires.to_string(), signature))
         } else {
             Ok((false, cloudfront_base64(json.as_bytes()), signature))
@@ -166,9 +181,10 @@ impl Signer {
     }
 
     /// Signs `url` (its own query string is kept) for `policy`: parameters in the order
-    /// `Expires|Policy, Signature, Key-Pair-Id[, Hash-Algorithm]`.
+    /// `Expires|Policy, Signature, Key-Pair-Id[, Hash-Algorithm]`. The canned form (`Expires`)
+    /// is used when the policy has only an expiry and its resource is `url` itself.
     pub fn sign_url(&self, url: &str, policy: &Policy) -> Result<String, SignerError> {
-        let (canned, value, signature) = self.sign_policy(policy)?;
+        let (canned, value, signature) = self.sign_policy(policy, Some(url))?;
         Ok(self.append(
             url,
             (if canned { "Expires" } else { "Policy" }, &value),
@@ -198,9 +214,9 @@ impl Signer {
         SignedCookies(cookies)
     }
 
-    /// Signed cookies for `policy`.
+    /// Signed cookies for `policy` (canned form only for an expiry-only policy on one exact URL).
     pub fn sign_cookies(&self, policy: &Policy) -> Result<SignedCookies, SignerError> {
-        let (canned, value, signature) = self.sign_policy(policy)?;
+        let (canned, value, signature) = self.sign_policy(policy, None)?;
         Ok(self.cookies(
             (
                 if canned {

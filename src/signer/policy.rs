@@ -40,7 +40,8 @@ impl Policy {
         }
     }
 
-    /// Whether CloudFront's canned form (`Expires=`) can express it.
+    /// Whether it has only an expiry (the canned form also needs the resource to be the exact
+    /// URL requested; see `Signer::sign_url`).
     pub fn is_canned(&self) -> bool {
         self.not_before.is_none() && self.ip_range.is_none()
     }
