@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use keyfront::signer::{
     HashAlgorithm, MountedSigner, Policy, SECRET_FILES, Signer, SignerError, cloudfront_base64,
+    decode_cloudfront_base64,
 };
 use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
@@ -57,7 +58,7 @@ fn verifies(signer: &Signer, public_fixture: &str) -> bool {
         .nth(1)
         .and_then(|s| s.split('&').next())
         .expect("signature");
-    let raw = base64_decode(signature);
+    let raw = decode_cloudfront_base64(signature).expect("base64");
     let public = PKey::public_key_from_pem(&fixture(public_fixture)).expect("public");
     let mut verifier =
         openssl::sign::Verifier::new(MessageDigest::sha1(), &public).expect("verifier");
@@ -65,22 +66,6 @@ fn verifies(signer: &Signer, public_fixture: &str) -> bool {
         .update(policy.to_json().as_bytes())
         .expect("update");
     verifier.verify(&raw).unwrap_or(false)
-}
-
-fn base64_decode(s: &str) -> Vec<u8> {
-    use base64::Engine as _;
-    let standard: String = s
-        .chars()
-        .map(|c| match c {
-            '-' => '+',
-            '_' => '=',
-            '~' => '/',
-            c => c,
-        })
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(standard)
-        .expect("base64")
 }
 
 #[test]

@@ -305,37 +305,31 @@ impl CloudFront for SdkCloudFront {
 
     async fn list_public_keys(&self) -> Result<Vec<PublicKey>> {
         const OP: &str = "ListPublicKeys";
-        let mut keys = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
+        all_pages(|marker| async move {
             let out = self
                 .client
                 .list_public_keys()
-                .set_marker(marker.take())
+                .set_marker(marker)
                 .send()
                 .await
                 .map_err(|e| map_err(OP, e))?;
             let Some(list) = out.public_key_list else {
-                break;
+                return Ok((Vec::new(), None));
             };
-            keys.extend(
-                list.items
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|s| PublicKey {
-                        created_time: timestamp(&s.created_time),
-                        id: s.id,
-                        name: s.name,
-                        encoded_key: s.encoded_key,
-                        comment: s.comment,
-                    }),
-            );
-            match list.next_marker.filter(|m| !m.is_empty()) {
-                Some(next) => marker = Some(next),
-                None => break,
-            }
-        }
-        Ok(keys)
+            let keys = list
+                .items
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| PublicKey {
+                    created_time: timestamp(&s.created_time),
+                    id: s.id,
+                    name: s.name,
+                    encoded_key: s.encoded_key,
+                    comment: s.comment,
+                });
+            Ok((keys.collect(), list.next_marker))
+        })
+        .await
     }
 
     async fn delete_public_key(&self, id: &str, etag: &Etag) -> Result<()> {
@@ -384,32 +378,26 @@ impl CloudFront for SdkCloudFront {
 
     async fn list_key_groups(&self) -> Result<Vec<KeyGroup>> {
         const OP: &str = "ListKeyGroups";
-        let mut groups = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
+        all_pages(|marker| async move {
             let out = self
                 .client
                 .list_key_groups()
-                .set_marker(marker.take())
+                .set_marker(marker)
                 .send()
                 .await
                 .map_err(|e| map_err(OP, e))?;
             let Some(list) = out.key_group_list else {
-                break;
+                return Ok((Vec::new(), None));
             };
-            groups.extend(
-                list.items
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|s| s.key_group)
-                    .map(key_group),
-            );
-            match list.next_marker.filter(|m| !m.is_empty()) {
-                Some(next) => marker = Some(next),
-                None => break,
-            }
-        }
-        Ok(groups)
+            let groups = list
+                .items
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|s| s.key_group)
+                .map(key_group);
+            Ok((groups.collect(), list.next_marker))
+        })
+        .await
     }
 
     async fn update_key_group(
@@ -512,6 +500,24 @@ impl CloudFront for SdkCloudFront {
             )?,
             etag,
         })
+    }
+}
+
+/// Follows `NextMarker` until the last page.
+async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>)>>,
+{
+    let mut items = Vec::new();
+    let mut marker = None;
+    loop {
+        let (batch, next) = page(marker.take()).await?;
+        items.extend(batch);
+        match next.filter(|m| !m.is_empty()) {
+            Some(next) => marker = Some(next),
+            None => return Ok(items),
+        }
     }
 }
 

@@ -174,19 +174,7 @@ fn ip_in_range(ip: IpAddr, range: &str) -> bool {
 }
 
 fn decode(value: &str, what: &'static str) -> Result<Vec<u8>, Denial> {
-    use base64::Engine as _;
-    let standard: String = value
-        .chars()
-        .map(|c| match c {
-            '-' => '+',
-            '_' => '=',
-            '~' => '/',
-            c => c,
-        })
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(standard)
-        .map_err(|_| Denial::Malformed(what))
+    crate::signer::decode_cloudfront_base64(value).ok_or(Denial::Malformed(what))
 }
 
 /// Decides one request against the deployed state of the model.

@@ -21,7 +21,7 @@ mod policy;
 
 pub use key::SigningKey;
 pub use mounted::{MountedSigner, SECRET_FILES};
-pub use policy::{Policy, cloudfront_base64};
+pub use policy::{Policy, cloudfront_base64, decode_cloudfront_base64};
 
 use std::sync::Arc;
 

@@ -16,6 +16,23 @@ pub fn cloudfront_base64(data: &[u8]) -> String {
         .collect()
 }
 
+/// Reverses [`cloudfront_base64`]; `None` when the text is not in that alphabet.
+pub fn decode_cloudfront_base64(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let standard: String = text
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '=',
+            '~' => '/',
+            other => other,
+        })
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(standard)
+        .ok()
+}
+
 /// Who may fetch what, and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
@@ -143,5 +160,10 @@ mod tests {
     fn base64_uses_cloudfront_alphabet() {
         assert_eq!(cloudfront_base64(&[0xfb, 0xff, 0xfe]), "-~~-");
         assert_eq!(cloudfront_base64(b"a"), "YQ__");
+        assert_eq!(
+            decode_cloudfront_base64("-~~-"),
+            Some(vec![0xfb, 0xff, 0xfe])
+        );
+        assert_eq!(decode_cloudfront_base64("not base64!"), None);
     }
 }
