@@ -61,3 +61,8 @@ fn emulator_agrees_with_moto_on_shared_operations() {
 fn signer_matches_botocore_and_verifies_with_cryptography() {
     pytest("test_signer_interop.py");
 }
+
+#[test]
+fn edge_serves_only_signed_requests_over_http() {
+    pytest("test_edge_over_http.py");
+}

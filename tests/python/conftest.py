@@ -63,16 +63,32 @@ def cloudfront(endpoint):
     )
 
 
-@pytest.fixture
-def emulator():
-    """A fresh `keyfront emulator` with a 1 s propagation delay; yields its base URL."""
+def keyfront_binary():
     binary = os.environ.get("KEYFRONT_BIN")
     if not binary:
         pytest.fail("KEYFRONT_BIN must name the keyfront binary (cargo test sets it)")
+    return binary
+
+
+@pytest.fixture
+def emulator():
+    """A fresh `keyfront emulator` with a 1 s propagation delay; yields its base URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    process = start([binary, "emulator", "--listen", f"127.0.0.1:{port}", "--propagation-delay", "1"], url + "/_emulator/health", "keyfront emulator")
+    process = start([keyfront_binary(), "emulator", "--listen", f"127.0.0.1:{port}", "--propagation-delay", "1"], url + "/_emulator/health", "keyfront emulator")
     yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def emulator_with_edge():
+    """`keyfront emulator --edge-listen`; yields (API base URL, edge base URL)."""
+    api_port, edge_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{api_port}"
+    command = [keyfront_binary(), "emulator", "--listen", f"127.0.0.1:{api_port}", "--edge-listen", f"127.0.0.1:{edge_port}", "--propagation-delay", "1"]
+    process = start(command, url + "/_emulator/health", "keyfront emulator")
+    yield url, f"http://127.0.0.1:{edge_port}"
     process.terminate()
     process.wait(timeout=10)
 
