@@ -203,18 +203,21 @@ impl Registry {
         Ok(())
     }
 
+    /// Stops serving the custom resource a CRD defined.
     pub fn unregister_crd(&mut self, crd: &Value) {
-        let group = crd
-            .pointer("/spec/group")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let plural = crd
-            .pointer("/spec/names/plural")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let (group, plural) = crd_storage_key(crd);
         self.types
             .retain(|t| !(t.custom && t.group == group && t.plural == plural));
     }
+}
+
+/// The (group, plural) a CRD's objects are stored under.
+pub fn crd_storage_key(crd: &Value) -> (String, String) {
+    let text = |pointer: &str| {
+        crd.pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (text("/spec/group"), text("/spec/names/plural"))
 }

@@ -841,16 +841,7 @@ impl Store {
     }
 
     fn drop_custom_objects(&mut self, crd: &Value) {
-        let group = crd
-            .pointer("/spec/group")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let plural = crd
-            .pointer("/spec/names/plural")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let (group, plural) = crate::resources::crd_storage_key(crd);
         if let Some(table) = self.objects.remove(&(group.clone(), plural.clone())) {
             for (_, object) in table {
                 self.next_version();
