@@ -214,124 +214,58 @@ fn signing_keys_never_print_their_material() {
     assert!(!printed.contains(body_line));
 }
 
+/// `sign url` arguments: a key, a URL and an expiry, each replaceable, plus extra flags.
+fn sign_url_args(key: &str, url: &str, expiry: (&str, &str), extra: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "url",
+        "--private-key",
+        key,
+        "--key-pair-id",
+        "K",
+        "--url",
+        url,
+        expiry.0,
+        expiry.1,
+    ];
+    args.extend_from_slice(extra);
+    args.into_iter().map(str::to_owned).collect()
+}
+
 #[test]
 fn cli_bad_input_exits_nonzero_with_one_line_naming_the_problem() {
     let key = format!("{KEYS}/rsa-1.pem");
+    let (public, small, ec) = (
+        format!("{KEYS}/rsa-1.pub.pem"),
+        format!("{KEYS}/rsa1024.pem"),
+        format!("{KEYS}/ec-1.pem"),
+    );
+    let url = "https://d.example/a";
+    let hour = ("--expires-in", "1h");
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
-            vec![
-                "url".into(),
-                "--private-key".into(),
-                "/no/such/key.pem".into(),
-                "--key-pair-id".into(),
-                "K".into(),
-                "--url".into(),
-                "https://d.example/a".into(),
-                "--expires-in".into(),
-                "1h".into(),
-            ],
+            sign_url_args("/no/such/key.pem", url, hour, &[]),
             "/no/such/key.pem",
         ),
+        (sign_url_args(&public, url, hour, &[]), "rsa-1.pub.pem"),
+        (sign_url_args(&small, url, hour, &[]), "RSA-1024"),
         (
-            vec![
-                "url".into(),
-                "--private-key".into(),
-                format!("{KEYS}/rsa-1.pub.pem"),
-                "--key-pair-id".into(),
-                "K".into(),
-                "--url".into(),
-                "https://d.example/a".into(),
-                "--expires-in".into(),
-                "1h".into(),
-            ],
-            "rsa-1.pub.pem",
-        ),
-        (
-            vec![
-                "url".into(),
-                "--private-key".into(),
-                format!("{KEYS}/rsa1024.pem"),
-                "--key-pair-id".into(),
-                "K".into(),
-                "--url".into(),
-                "https://d.example/a".into(),
-                "--expires-in".into(),
-                "1h".into(),
-            ],
-            "RSA-1024",
-        ),
-        (
-            vec![
-                "url".into(),
-                "--private-key".into(),
-                key.clone(),
-                "--key-pair-id".into(),
-                "K".into(),
-                "--url".into(),
-                "https://d.example/a".into(),
-                "--expires".into(),
-                "1000".into(),
-            ],
+            sign_url_args(&key, url, ("--expires", "1000"), &[]),
             "expiry 1000 is in the past",
         ),
         (
-            vec![
-                "url".into(),
-                "--private-key".into(),
-                key.clone(),
-                "--key-pair-id".into(),
-                "K".into(),
-                "--url".into(),
-                "d.example/a".into(),
-                "--expires-in".into(),
-                "1h".into(),
-            ],
+            sign_url_args(&key, "d.example/a", hour, &[]),
             "\"d.example/a\"",
         ),
         (
-            vec![
-                "url".into(),
-                "--private-key".into(),
-                key.clone(),
-                "--key-pair-id".into(),
-                "K".into(),
-                "--url".into(),
-                "https://d.example/a".into(),
-                "--expires-in".into(),
-                "1h".into(),
-                "--ip".into(),
-                "10.0.0.0/40".into(),
-            ],
+            sign_url_args(&key, url, hour, &["--ip", "10.0.0.0/40"]),
             "10.0.0.0/40",
         ),
         (
-            vec![
-                "url".into(),
-                "--private-key".into(),
-                format!("{KEYS}/ec-1.pem"),
-                "--key-pair-id".into(),
-                "K".into(),
-                "--url".into(),
-                "https://d.example/a".into(),
-                "--expires-in".into(),
-                "1h".into(),
-                "--hash".into(),
-                "sha1".into(),
-            ],
+            sign_url_args(&ec, url, hour, &["--hash", "sha1"]),
             "SHA-256 only",
         ),
         (
-            vec![
-                "url".into(),
-                "--private-key".into(),
-                key.clone(),
-                "--key-pair-id".into(),
-                "K".into(),
-                "--url".into(),
-                "https://d.example/a".into(),
-                "--expires-in".into(),
-                "soon".into(),
-            ],
+            sign_url_args(&key, url, ("--expires-in", "soon"), &[]),
             "\"soon\"",
         ),
     ];

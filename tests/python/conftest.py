@@ -52,6 +52,22 @@ def public_key(name):
         return f.read()
 
 
+def distribution_config(reference, path_patterns=(), comment="keyfront test"):
+    """A minimal valid DistributionConfig: one S3 origin, a default behavior, and one behavior
+    per path pattern, none trusting a key group."""
+    behavior = {"TargetOriginId": "origin-1", "ViewerProtocolPolicy": "redirect-to-https", "CachePolicyId": "658327ea-f89d-4fab-a63d-7e88639e58f6"}
+    config = {
+        "CallerReference": reference,
+        "Origins": {"Quantity": 1, "Items": [{"Id": "origin-1", "DomainName": "bucket.s3.amazonaws.com", "S3OriginConfig": {"OriginAccessIdentity": ""}}]},
+        "DefaultCacheBehavior": dict(behavior),
+        "Comment": comment,
+        "Enabled": True,
+    }
+    if path_patterns:
+        config["CacheBehaviors"] = {"Quantity": len(path_patterns), "Items": [dict(behavior, PathPattern=p) for p in path_patterns]}
+    return config
+
+
 def cloudfront(endpoint):
     return boto3.client(
         "cloudfront",

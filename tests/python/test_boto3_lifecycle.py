@@ -6,7 +6,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import cloudfront, public_key
+from conftest import cloudfront, distribution_config, public_key
 
 
 def error_of(call, *args, **kwargs):
@@ -21,15 +21,7 @@ def create_key(cf, name, fixture="rsa-1.pub.pem"):
 
 
 def minimal_distribution(reference):
-    behavior = {"TargetOriginId": "origin-1", "ViewerProtocolPolicy": "redirect-to-https", "CachePolicyId": "658327ea-f89d-4fab-a63d-7e88639e58f6"}
-    return {
-        "CallerReference": reference,
-        "Origins": {"Quantity": 1, "Items": [{"Id": "origin-1", "DomainName": "bucket.s3.amazonaws.com", "S3OriginConfig": {"OriginAccessIdentity": ""}}]},
-        "DefaultCacheBehavior": dict(behavior),
-        "CacheBehaviors": {"Quantity": 1, "Items": [dict(behavior, PathPattern="/private/*")]},
-        "Comment": "boto3 lifecycle",
-        "Enabled": True,
-    }
+    return distribution_config(reference, ["/private/*"], comment="boto3 lifecycle")
 
 
 def wait_deployed(cf, distribution_id, timeout=15):

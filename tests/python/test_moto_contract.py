@@ -4,18 +4,7 @@ client can observe (status codes, echoed fields, error codes, list contents, tru
 must be equal. Where moto knowingly differs, the projection leaves the field out and
 docs/emulator.md says so."""
 
-from conftest import cloudfront, public_key
-
-
-def distribution_config(reference):
-    behavior = {"TargetOriginId": "origin-1", "ViewerProtocolPolicy": "redirect-to-https", "CachePolicyId": "658327ea-f89d-4fab-a63d-7e88639e58f6"}
-    return {
-        "CallerReference": reference,
-        "Origins": {"Quantity": 1, "Items": [{"Id": "origin-1", "DomainName": "bucket.s3.amazonaws.com", "S3OriginConfig": {"OriginAccessIdentity": ""}}]},
-        "DefaultCacheBehavior": dict(behavior),
-        "Comment": "contract",
-        "Enabled": True,
-    }
+from conftest import cloudfront, distribution_config, public_key
 
 
 def key_config(name, fixture):
@@ -78,7 +67,7 @@ def script(cf):
     groups = cf.list_key_groups()["KeyGroupList"]
     record("ListKeyGroups", {"quantity": groups["Quantity"], "items": [(g["KeyGroup"]["Id"] == ids["group"], g["KeyGroup"]["KeyGroupConfig"]["Name"]) for g in groups["Items"]]})
 
-    distribution = cf.create_distribution(DistributionConfig=distribution_config("contract-1"))
+    distribution = cf.create_distribution(DistributionConfig=distribution_config("contract-1", comment="contract"))
     ids["distribution"] = distribution["Distribution"]["Id"]
     record("CreateDistribution", {"status": distribution["ResponseMetadata"]["HTTPStatusCode"], "etag": bool(distribution["ETag"]), "config": distribution_view(distribution["Distribution"]["DistributionConfig"])})
 
