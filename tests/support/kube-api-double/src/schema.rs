@@ -103,27 +103,57 @@ pub fn unknown_fields(schema: &Value, object: &Value) -> Vec<String> {
     unknown
 }
 
-fn find_unknown(schema: &Value, value: &Value, path: &str, root: bool, unknown: &mut Vec<String>) {
-    if schema
+/// How an object schema treats one of the object's keys. Pruning and strict validation both
+/// decide through this, so `fieldValidation=Strict` rejects exactly what pruning would drop.
+enum Field<'a> {
+    /// Checked against this child schema.
+    Declared(&'a Value),
+    /// Kept as is: the root's `apiVersion`/`kind`/`metadata`, or a schema that says nothing.
+    Kept,
+    /// Not declared: pruned, or rejected under strict validation.
+    Undeclared,
+}
+
+fn field<'a>(schema: &'a Value, key: &str, root: bool) -> Field<'a> {
+    if root && matches!(key, "apiVersion" | "kind" | "metadata") {
+        return Field::Kept;
+    }
+    let properties = schema.get("properties").and_then(Value::as_object);
+    if let Some(properties) = properties {
+        return properties
+            .get(key)
+            .map_or(Field::Undeclared, Field::Declared);
+    }
+    if let Some(additional) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+        return Field::Declared(additional);
+    }
+    if !root && schema.get("type").and_then(Value::as_str) == Some("object") {
+        Field::Undeclared
+    } else {
+        Field::Kept
+    }
+}
+
+fn preserves_unknown_fields(schema: &Value) -> bool {
+    schema
         .get("x-kubernetes-preserve-unknown-fields")
         .and_then(Value::as_bool)
         == Some(true)
-    {
+}
+
+fn find_unknown(schema: &Value, value: &Value, path: &str, root: bool, unknown: &mut Vec<String>) {
+    if preserves_unknown_fields(schema) {
         return;
     }
     match value {
         Value::Object(map) => {
-            let properties = schema.get("properties").and_then(Value::as_object);
-            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
             for (key, child) in map {
-                if root && matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
-                    continue;
-                }
-                match properties.and_then(|p| p.get(key)).or(additional) {
-                    Some(child_schema) => {
+                match field(schema, key, root) {
+                    Field::Declared(child_schema) => {
                         find_unknown(child_schema, child, &join(path, key), false, unknown)
                     }
-                    None => unknown.push(join(path, key)),
+                    Field::Undeclared => unknown.push(join(path, key)),
+                    Field::Kept => {}
                 }
             }
         }
@@ -140,31 +170,16 @@ fn find_unknown(schema: &Value, value: &Value, path: &str, root: bool, unknown: 
 
 /// Drops fields the schema does not declare, as structural schemas require.
 fn prune(schema: &Value, value: &mut Value, root: bool) {
-    if schema
-        .get("x-kubernetes-preserve-unknown-fields")
-        .and_then(Value::as_bool)
-        == Some(true)
-    {
+    if preserves_unknown_fields(schema) {
         return;
     }
     match value {
         Value::Object(map) => {
-            let properties = schema.get("properties").and_then(Value::as_object);
-            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
-            let keep_meta = |k: &str| root && matches!(k, "apiVersion" | "kind" | "metadata");
-            if let Some(properties) = properties {
-                map.retain(|k, _| keep_meta(k) || properties.contains_key(k));
-                for (k, v) in map.iter_mut() {
-                    if let Some(s) = properties.get(k) {
-                        prune(s, v, false);
-                    }
+            map.retain(|key, _| !matches!(field(schema, key, root), Field::Undeclared));
+            for (key, child) in map.iter_mut() {
+                if let Field::Declared(child_schema) = field(schema, key, root) {
+                    prune(child_schema, child, false);
                 }
-            } else if let Some(additional) = additional {
-                for v in map.values_mut() {
-                    prune(additional, v, false);
-                }
-            } else if !root && schema.get("type").and_then(Value::as_str) == Some("object") {
-                map.clear();
             }
         }
         Value::Array(items) => {
