@@ -7,9 +7,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use keyfront::clock::SystemClock;
+use keyfront::cloudfront::sdk::{SdkCloudFront, SdkSettings};
 use keyfront::emulator::faults::FaultSettings;
 use keyfront::emulator::model::{ModelSettings, Quotas};
 use keyfront::emulator::{Emulator, wire};
+use keyfront::reconcile::ReconcilerConfig;
+use keyfront::runtime::OperatorSettings;
 use keyfront::telemetry::{self, LogFormat};
 
 #[derive(Parser, Debug)]
@@ -34,6 +37,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the operator: reconcile SigningKeyGroups (uses KUBECONFIG or in-cluster config).
+    Run(RunArgs),
     /// Print the SigningKeyGroup CustomResourceDefinition as YAML.
     Crd,
     /// Serve an emulated CloudFront API (REST-XML, API version 2020-05-31).
@@ -41,6 +46,40 @@ enum Command {
     /// Sign CloudFront URLs or cookies with a key or keyfront's mounted Secret.
     #[command(subcommand)]
     Sign(keyfront::signer::command::SignCommand),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Watch only this namespace (repeatable); all namespaces when absent.
+    #[arg(long = "namespace", env = "KEYFRONT_NAMESPACES", value_delimiter = ',')]
+    namespaces: Vec<String>,
+    /// CloudFront endpoint override, e.g. http://127.0.0.1:18080 for `keyfront emulator`.
+    #[arg(long, env = "KEYFRONT_CLOUDFRONT_ENDPOINT")]
+    cloudfront_endpoint: Option<String>,
+    /// Signing region for CloudFront requests (CloudFront is global and uses us-east-1).
+    #[arg(long, env = "KEYFRONT_REGION")]
+    region: Option<String>,
+    /// Look at every object at least this often, even when nothing is due (e.g. 1h, 10m).
+    #[arg(long, env = "KEYFRONT_RESYNC", default_value = "1h", value_parser = parse_duration_arg)]
+    resync: Duration,
+    /// How often to look while CloudFront deploys a change keyfront waits for.
+    #[arg(long, env = "KEYFRONT_PROPAGATION_POLL", default_value = "15s", value_parser = parse_duration_arg)]
+    propagation_poll: Duration,
+    /// Reconciles running at once.
+    #[arg(long, env = "KEYFRONT_CONCURRENCY", default_value_t = 4)]
+    concurrency: u16,
+    /// First retry delay after a failed reconcile; doubles per failure up to --backoff-max.
+    #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
+    backoff_base: Duration,
+    #[arg(long, default_value = "5m", value_parser = parse_duration_arg)]
+    backoff_max: Duration,
+    /// Serve /healthz and /readyz here.
+    #[arg(long, env = "KEYFRONT_HEALTH_LISTEN")]
+    health_listen: Option<SocketAddr>,
+}
+
+fn parse_duration_arg(value: &str) -> Result<Duration, String> {
+    keyfront::api::parse_duration(value).map_err(|e| e.to_string())
 }
 
 #[derive(Args, Debug)]
@@ -79,6 +118,10 @@ struct EmulatorArgs {
     /// Quota: key groups per cache behavior.
     #[arg(long, default_value_t = Quotas::default().key_groups_per_behavior)]
     max_key_groups_per_behavior: usize,
+    /// Start with a distribution under this ID, e.g. `E2EXAMPLE123` or
+    /// `E2EXAMPLE123=/private/*,/video/*` to add path-pattern behaviors (repeatable).
+    #[arg(long = "distribution")]
+    distributions: Vec<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -99,12 +142,41 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", keyfront::crd_yaml()?);
             Ok(())
         }
+        Command::Run(args) => tokio::runtime::Runtime::new()?.block_on(run_operator(args)),
         Command::Emulator(args) => tokio::runtime::Runtime::new()?.block_on(serve_emulator(args)),
         Command::Sign(command) => keyfront::signer::command::run(
             &command,
             &mut std::io::BufWriter::new(std::io::stdout().lock()),
         ),
     }
+}
+
+async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
+    let client = kube::Client::try_default()
+        .await
+        .context("cannot reach Kubernetes (set KUBECONFIG, or run in a cluster)")?;
+    let cloudfront = SdkCloudFront::from_environment(&SdkSettings {
+        endpoint: args.cloudfront_endpoint.clone(),
+        region: args.region.clone(),
+    })
+    .await;
+    tracing::info!(
+        cloudfront_endpoint = args.cloudfront_endpoint.as_deref().unwrap_or("<AWS>"),
+        "keyfront operator starting"
+    );
+    let settings = OperatorSettings {
+        namespaces: args.namespaces,
+        concurrency: args.concurrency.max(1),
+        reconciler: ReconcilerConfig {
+            propagation_poll: args.propagation_poll,
+            resync: args.resync,
+            ..ReconcilerConfig::default()
+        },
+        backoff_base: args.backoff_base,
+        backoff_max: args.backoff_max,
+        health_listen: args.health_listen,
+    };
+    keyfront::runtime::run(client, cloudfront, settings, shutdown_signal()).await
 }
 
 async fn serve_emulator(args: EmulatorArgs) -> anyhow::Result<()> {
@@ -140,6 +212,14 @@ async fn serve_emulator(args: EmulatorArgs) -> anyhow::Result<()> {
         seed: args.seed,
     };
     let emulator = Emulator::new(settings, faults, Arc::new(SystemClock));
+    for spec in &args.distributions {
+        let (id, patterns) = spec.split_once('=').unwrap_or((spec, ""));
+        let patterns: Vec<&str> = patterns.split(',').filter(|p| !p.is_empty()).collect();
+        emulator
+            .create_test_distribution_with_id(id, &patterns)
+            .map_err(|e| anyhow::anyhow!("--distribution {spec}: {}", e.message))?;
+        tracing::info!(id, ?patterns, "distribution created");
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

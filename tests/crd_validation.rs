@@ -116,7 +116,7 @@ fn invalid_specs() -> Vec<(Value, &'static str)> {
         ),
         (json!({"keyGroup": {"name": ""}}), "spec.keyGroup.name"),
         (
-            json!({"keyGroup": {"comment": "c".repeat(101)}}),
+            json!({"keyGroup": {"comment": "c".repeat(81)}}),
             "spec.keyGroup.comment",
         ),
         (

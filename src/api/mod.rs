@@ -91,9 +91,10 @@ pub struct KeyGroupSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9_-]{1,128}$"))]
     pub name: Option<String>,
-    /// Free text stored in the key group's comment, after keyfront's ownership marker.
+    /// Free text stored in the key group's comment, after keyfront's ownership marker
+    /// (`keyfront:<uid> `, 46 characters of CloudFront's 128).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 100))]
+    #[schemars(length(max = 80))]
     pub comment: Option<String>,
 }
 

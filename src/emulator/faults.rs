@@ -20,6 +20,8 @@ pub enum FaultKind {
     AccessDenied,
     /// A delay before the operation runs (it then succeeds or fails on its own merits).
     Latency,
+    /// `412 PreconditionFailed`, as when someone else wrote the object since it was read.
+    PreconditionFailed,
 }
 
 /// A scripted fault: the next `count` calls of `operation` (any operation when absent) fail
@@ -161,6 +163,13 @@ fn apply(kind: FaultKind, latency: Duration, operation: &str, injection: &mut In
             ))
         }
         FaultKind::Latency => injection.delay += latency,
+        FaultKind::PreconditionFailed => {
+            injection.error = Some(ApiError::new(
+                412,
+                "PreconditionFailed",
+                format!("The If-Match version is missing or not valid (injected into {operation})"),
+            ))
+        }
     }
 }
 

@@ -85,6 +85,17 @@ impl Emulator {
         f(&mut self.model())
     }
 
+    /// Like [`Emulator::create_test_distribution`], under a chosen ID.
+    pub fn create_test_distribution_with_id(
+        &self,
+        id: &str,
+        path_patterns: &[&str],
+    ) -> Result<String, ApiError> {
+        let mut model = self.model();
+        let config = minimal_distribution_config(&format!("keyfront-{id}"), path_patterns);
+        Ok(model.create_distribution_with_id(id, config)?.id)
+    }
+
     /// Creates a distribution with one S3 origin, a default behavior and the given path
     /// patterns, none trusting a key group. Returns its ID.
     pub fn create_test_distribution(&self, path_patterns: &[&str]) -> Result<String, ApiError> {

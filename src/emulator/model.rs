@@ -809,6 +809,32 @@ impl Model {
             ));
         }
         let id = self.token('E', 13);
+        self.insert_distribution(id, config)
+    }
+
+    /// Creates a distribution under a chosen ID, as if CloudFront had assigned it (for demos
+    /// and tests that apply manifests naming a distribution).
+    pub fn create_distribution_with_id(
+        &mut self,
+        id: &str,
+        config: Element,
+    ) -> ApiResult<StoredDistribution> {
+        self.check_distribution_config(&config, None)?;
+        if self.distributions.contains_key(id) {
+            return Err(ApiError::new(
+                409,
+                "DistributionAlreadyExists",
+                format!("A distribution with ID {id} already exists."),
+            ));
+        }
+        self.insert_distribution(id.to_owned(), config)
+    }
+
+    fn insert_distribution(
+        &mut self,
+        id: String,
+        config: Element,
+    ) -> ApiResult<StoredDistribution> {
         let distribution = StoredDistribution {
             arn: format!("arn:aws:cloudfront::123456789012:distribution/{id}"),
             domain_name: format!("{}.cloudfront.net", id.to_lowercase()),

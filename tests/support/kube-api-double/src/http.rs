@@ -261,7 +261,7 @@ async fn resource(
     let manager = manager(query, headers);
     let ok = |object: Value| (StatusCode::OK, object);
     let result: Result<(StatusCode, Value), StatusError> = match (&method, request.name) {
-        (&Method::GET, None) if watching => return watch(shared, request, query),
+        (&Method::GET, None) if watching => return watch(shared, request, query, headers),
         (&Method::GET, None) => return list(&shared, &request, query, headers),
         (&Method::GET, Some(name)) => shared
             .lock()
@@ -414,6 +414,13 @@ fn list(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
+    if accept.contains("as=PartialObjectMetadata") {
+        let items: Vec<Value> = items.iter().map(metadata_only).collect();
+        return json_response(
+            StatusCode::OK,
+            &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": metadata, "items": items}),
+        );
+    }
     if accept.contains("as=Table") {
         return json_response(
             StatusCode::OK,
@@ -439,7 +446,23 @@ fn gone(message: &str) -> Bytes {
     )
 }
 
-fn watch(shared: Shared, request: Request<'_>, query: &HashMap<String, String>) -> Response {
+fn watch(
+    shared: Shared,
+    request: Request<'_>,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Response {
+    let metadata_only_view = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("as=PartialObjectMetadata"));
+    let shape = move |object: Value| {
+        if metadata_only_view {
+            metadata_only(&object)
+        } else {
+            object
+        }
+    };
     let (labels, fields) = match selectors(query) {
         Ok(s) => s,
         Err(e) => return error(e),
@@ -488,7 +511,11 @@ fn watch(shared: Shared, request: Request<'_>, query: &HashMap<String, String>) 
             }
         };
         for (kind, object) in backlog {
-            if tx.send(Ok(event_line(&kind, &object))).await.is_err() {
+            if tx
+                .send(Ok(event_line(&kind, &shape(object))))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -514,7 +541,7 @@ fn watch(shared: Shared, request: Request<'_>, query: &HashMap<String, String>) 
                         if event.resource_version <= start_rv { continue; }
                         last_rv = event.resource_version;
                         if matches(&event, &rt, namespace.as_deref(), &labels, &fields)
-                            && tx.send(Ok(event_line(event.kind, &present(&rt, &event.object)))).await.is_err() {
+                            && tx.send(Ok(event_line(event.kind, &shape(present(&rt, &event.object))))).await.is_err() {
                             return;
                         }
                     }
@@ -535,6 +562,12 @@ fn watch(shared: Shared, request: Request<'_>, query: &HashMap<String, String>) 
         Body::from_stream(stream),
     )
         .into_response()
+}
+
+/// The `PartialObjectMetadata` form of an object, as served for
+/// `Accept: application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1`.
+fn metadata_only(object: &Value) -> Value {
+    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": object.get("metadata").cloned().unwrap_or(Value::Null)})
 }
 
 fn present(rt: &ResourceType, object: &Value) -> Value {

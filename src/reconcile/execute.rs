@@ -1,0 +1,470 @@
+//! Execute (client required): carry out a plan's steps in order, stopping at the first
+//! failure. Each step is one side effect (or a read plus its write), so a crash between any
+//! two leaves a state the next plan recognizes.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource as _, ResourceExt as _};
+use serde_json::json;
+
+use super::keyring::{KeyRecord, Keyring};
+use super::observe::{AppSecret, Observed};
+use super::plan::{
+    Plan, Settings, Step, Subject, app_secret_annotations, app_secret_labels, hash_algorithm,
+};
+use super::{Context, Error, KubeOperation, names, reasons};
+use crate::api::{KeyState, SigningKeyGroup};
+use crate::cloudfront::{CloudFront, ErrorKind, NewPublicKey};
+use crate::keys;
+
+/// What running a plan changed that the caller must know.
+#[derive(Debug, Default)]
+pub struct Executed {
+    pub steps: usize,
+    pub finalizer_removed: bool,
+}
+
+fn kube_error(operation: KubeOperation) -> impl FnOnce(kube::Error) -> Error {
+    move |source| Error::Kube { operation, source }
+}
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// Runs `plan.steps` for `object`.
+pub async fn execute<C: CloudFront>(
+    ctx: &Context<C>,
+    object: &SigningKeyGroup,
+    subject: &Subject,
+    plan: &Plan,
+    observed: &Observed,
+) -> Result<Executed, Error> {
+    let mut done = Executed::default();
+    let objects: Api<SigningKeyGroup> = Api::namespaced(ctx.client.clone(), &subject.namespace);
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &subject.namespace);
+    for step in &plan.steps {
+        let event = match step {
+            Step::AddFinalizer => {
+                let mut finalizers = object.finalizers().to_vec();
+                finalizers.push(names::FINALIZER.to_owned());
+                set_finalizers(
+                    &objects,
+                    &subject.name,
+                    finalizers,
+                    object.resource_version(),
+                )
+                .await?;
+                None
+            }
+            Step::SaveKeyring { stage } => {
+                let mut keyring = plan.keyring.clone();
+                let mut staged = None;
+                if let Some(algorithm) = *stage {
+                    let pair = tokio::task::spawn_blocking(move || keys::generate(algorithm))
+                        .await
+                        .map_err(|_| Error::Internal("key generation task"))?
+                        .map_err(Error::Key)?;
+                    let serial = keyring.next_serial.max(1);
+                    keyring.next_serial = serial + 1;
+                    keyring.keys.push(KeyRecord {
+                        serial,
+                        algorithm,
+                        state: KeyState::Staged,
+                        public_key_id: None,
+                        public_key_pem: pair.public_key_pem,
+                        fingerprint: pair.fingerprint.clone(),
+                        created_at: ctx.clock.now(),
+                        live_at: None,
+                        activated_at: None,
+                        retired_at: None,
+                        revoked: false,
+                        private_key: Some(pair.private_key),
+                    });
+                    staged = Some((serial, pair.fingerprint));
+                }
+                save_keyring(&secrets, object, subject, &keyring, observed).await?;
+                staged.map(|(serial, fingerprint)| {
+                    (
+                        EventType::Normal,
+                        reasons::KEY_STAGED,
+                        format!("generated key {serial} ({algorithm:?}, fingerprint {fingerprint}) and stored it in the cluster", algorithm = stage.unwrap_or_default()),
+                    )
+                })
+            }
+            Step::CreatePublicKey { serial } => {
+                let record = plan
+                    .keyring
+                    .record(*serial)
+                    .ok_or(Error::UnknownKey { serial: *serial })?;
+                let name = names::public_key_name(&subject.uid, *serial);
+                let created = ctx
+                    .cloudfront
+                    .create_public_key(&NewPublicKey {
+                        name: name.clone(),
+                        encoded_key: record.public_key_pem.clone(),
+                        comment: Some(names::comment_marker(&subject.uid)),
+                        caller_reference: name.clone(),
+                    })
+                    .await;
+                match created {
+                    Ok(key) => Some((
+                        EventType::Normal,
+                        reasons::KEY_PUBLISHED,
+                        format!("created CloudFront public key {} ({name})", key.value.id),
+                    )),
+                    // Created by an earlier attempt whose answer was lost: found by name next.
+                    Err(e) if e.kind == ErrorKind::AlreadyExists => None,
+                    Err(e) => return Err(Error::cloudfront("CreatePublicKey")(e)),
+                }
+            }
+            Step::CreateKeyGroup { config } => {
+                match ctx.cloudfront.create_key_group(config).await {
+                    Ok(group) => Some((
+                        EventType::Normal,
+                        reasons::KEY_GROUP_CREATED,
+                        format!(
+                            "created CloudFront key group {} ({}) with keys {}",
+                            group.value.id,
+                            config.name,
+                            config.items.join(", ")
+                        ),
+                    )),
+                    Err(e) if e.kind == ErrorKind::AlreadyExists => None,
+                    Err(e) => return Err(Error::cloudfront("CreateKeyGroup")(e)),
+                }
+            }
+            Step::UpdateKeyGroup { id, config, etag } => {
+                ctx.cloudfront
+                    .update_key_group(id, config, etag)
+                    .await
+                    .map_err(Error::cloudfront("UpdateKeyGroup"))?;
+                Some((
+                    EventType::Normal,
+                    reasons::KEY_GROUP_UPDATED,
+                    format!("key group {id} now holds keys {}", config.items.join(", ")),
+                ))
+            }
+            Step::SetTrust {
+                distribution_id,
+                behaviors,
+                etag,
+            } => {
+                ctx.cloudfront
+                    .set_trusted_key_groups(distribution_id, behaviors, etag)
+                    .await
+                    .map_err(Error::cloudfront("UpdateDistribution"))?;
+                let described: Vec<String> = behaviors
+                    .iter()
+                    .map(|b| {
+                        format!(
+                            "{} trusts [{}]",
+                            b.behavior,
+                            b.trusted_key_groups.join(", ")
+                        )
+                    })
+                    .collect();
+                Some((
+                    EventType::Normal,
+                    reasons::DISTRIBUTION_UPDATED,
+                    format!("distribution {distribution_id}: {}", described.join("; ")),
+                ))
+            }
+            Step::WriteAppSecret { serial } => {
+                let record = plan
+                    .keyring
+                    .record(*serial)
+                    .ok_or(Error::UnknownKey { serial: *serial })?;
+                let settings = plan.settings.as_ref().ok_or(Error::Internal("settings"))?;
+                write_app_secret(&secrets, object, subject, settings, record, observed).await?;
+                let previous = match &observed.app_secret {
+                    AppSecret::Owned(s) => s.key_pair_id.clone(),
+                    _ => None,
+                };
+                (previous != record.public_key_id).then(|| {
+                    (
+                        EventType::Normal,
+                        reasons::KEY_ACTIVATED,
+                        format!(
+                            "Secret {} now holds public key {}",
+                            settings.secret_name,
+                            record.public_key_id.as_deref().unwrap_or_default()
+                        ),
+                    )
+                })
+            }
+            Step::DeletePublicKey { id } => {
+                let deleted = match ctx.cloudfront.get_public_key(id).await {
+                    Ok(key) => match ctx.cloudfront.delete_public_key(id, &key.etag).await {
+                        Ok(()) => true,
+                        Err(e) if e.kind == ErrorKind::NotFound => false,
+                        Err(e) => return Err(Error::cloudfront("DeletePublicKey")(e)),
+                    },
+                    Err(e) if e.kind == ErrorKind::NotFound => false,
+                    Err(e) => return Err(Error::cloudfront("GetPublicKey")(e)),
+                };
+                deleted.then(|| {
+                    (
+                        EventType::Normal,
+                        reasons::KEY_DELETED,
+                        format!("deleted CloudFront public key {id}"),
+                    )
+                })
+            }
+            Step::DeleteKeyGroup { id, etag } => {
+                match ctx.cloudfront.delete_key_group(id, etag).await {
+                    Ok(()) => Some((
+                        EventType::Normal,
+                        reasons::KEY_GROUP_DELETED,
+                        format!("deleted CloudFront key group {id}"),
+                    )),
+                    Err(e) if e.kind == ErrorKind::NotFound => None,
+                    Err(e) => return Err(Error::cloudfront("DeleteKeyGroup")(e)),
+                }
+            }
+            Step::ReleaseSecrets { delete } => {
+                let mut names_to_release = Vec::new();
+                if observed.keyring.is_some() {
+                    names_to_release.push(names::keyring_secret_name(&subject.uid));
+                }
+                if matches!(observed.app_secret, AppSecret::Owned(_)) {
+                    names_to_release.push(super::plan::secret_name(&object.spec, subject));
+                }
+                for name in &names_to_release {
+                    if *delete {
+                        match secrets.delete(name, &DeleteParams::default()).await {
+                            Ok(_) => {}
+                            Err(e) if is_not_found(&e) => {}
+                            Err(e) => return Err(kube_error(KubeOperation::DeleteSecret)(e)),
+                        }
+                    } else {
+                        orphan_secret(&secrets, name, &subject.uid).await?;
+                    }
+                }
+                let verb = if *delete {
+                    "deleted"
+                } else {
+                    "kept (deletionPolicy: Retain)"
+                };
+                (!names_to_release.is_empty()).then(|| {
+                    (
+                        EventType::Normal,
+                        reasons::SECRETS_RELEASED,
+                        format!("Secrets {} {verb}", names_to_release.join(", ")),
+                    )
+                })
+            }
+            Step::RemoveFinalizer => {
+                let current = objects
+                    .get_opt(&subject.name)
+                    .await
+                    .map_err(kube_error(KubeOperation::ReadObject))?;
+                if let Some(current) =
+                    current.filter(|o| o.finalizers().iter().any(|f| f == names::FINALIZER))
+                {
+                    let finalizers = current
+                        .finalizers()
+                        .iter()
+                        .filter(|f| *f != names::FINALIZER)
+                        .cloned()
+                        .collect();
+                    set_finalizers(
+                        &objects,
+                        &subject.name,
+                        finalizers,
+                        current.resource_version(),
+                    )
+                    .await?;
+                }
+                done.finalizer_removed = true;
+                None
+            }
+        };
+        done.steps += 1;
+        if let Some((type_, reason, note)) = event {
+            ctx.publish(object, type_, reason, note).await;
+        }
+    }
+    Ok(done)
+}
+
+/// Replaces the finalizer list, failing with a conflict if the object changed since it was
+/// read (so another writer's finalizer is never dropped).
+async fn set_finalizers(
+    objects: &Api<SigningKeyGroup>,
+    name: &str,
+    finalizers: Vec<String>,
+    resource_version: Option<String>,
+) -> Result<(), Error> {
+    let patch =
+        json!({"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}});
+    match objects
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(kube_error(KubeOperation::PatchObject)(e)),
+    }
+}
+
+fn owner_reference(
+    object: &SigningKeyGroup,
+) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
+    object.controller_owner_ref(&()).into_iter().collect()
+}
+
+async fn save_keyring(
+    secrets: &Api<Secret>,
+    object: &SigningKeyGroup,
+    subject: &Subject,
+    keyring: &Keyring,
+    observed: &Observed,
+) -> Result<(), Error> {
+    let name = names::keyring_secret_name(&subject.uid);
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(subject.namespace.clone()),
+            resource_version: observed
+                .keyring
+                .as_ref()
+                .and_then(|k| k.resource_version.clone()),
+            labels: Some(BTreeMap::from([
+                (
+                    names::MANAGED_BY_LABEL.to_owned(),
+                    names::MANAGED_BY.to_owned(),
+                ),
+                (names::ROLE_LABEL.to_owned(), "keyring".to_owned()),
+            ])),
+            annotations: Some(BTreeMap::from([(
+                names::OWNER_UID_ANNOTATION.to_owned(),
+                subject.uid.clone(),
+            )])),
+            owner_references: Some(owner_reference(object)),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(keyring.to_secret_data().map_err(Error::Keyring)?),
+        ..Secret::default()
+    };
+    if observed.keyring.is_some() {
+        secrets
+            .replace(&name, &PostParams::default(), &secret)
+            .await
+    } else {
+        secrets.create(&PostParams::default(), &secret).await
+    }
+    .map_err(kube_error(KubeOperation::WriteSecret))?;
+    Ok(())
+}
+
+async fn write_app_secret(
+    secrets: &Api<Secret>,
+    object: &SigningKeyGroup,
+    subject: &Subject,
+    settings: &Settings,
+    record: &KeyRecord,
+    observed: &Observed,
+) -> Result<(), Error> {
+    let private = record.private_key.as_ref().ok_or(Error::UnknownKey {
+        serial: record.serial,
+    })?;
+    let id = record.public_key_id.as_ref().ok_or(Error::UnknownKey {
+        serial: record.serial,
+    })?;
+    let resource_version = match &observed.app_secret {
+        AppSecret::Owned(s) => s.resource_version.clone(),
+        _ => None,
+    };
+    let data = BTreeMap::from([
+        (
+            "private_key.pem".to_owned(),
+            ByteString(private.expose().as_bytes().to_vec()),
+        ),
+        (
+            "public_key.pem".to_owned(),
+            ByteString(record.public_key_pem.as_bytes().to_vec()),
+        ),
+        ("key_pair_id".to_owned(), ByteString(id.as_bytes().to_vec())),
+        (
+            "hash_algorithm".to_owned(),
+            ByteString(hash_algorithm(record.algorithm).as_bytes().to_vec()),
+        ),
+    ]);
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(settings.secret_name.clone()),
+            namespace: Some(subject.namespace.clone()),
+            resource_version: resource_version.clone(),
+            labels: Some(app_secret_labels(settings)),
+            annotations: Some(app_secret_annotations(settings, &subject.uid)),
+            owner_references: Some(owner_reference(object)),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(data),
+        ..Secret::default()
+    };
+    if resource_version.is_some() {
+        secrets
+            .replace(&settings.secret_name, &PostParams::default(), &secret)
+            .await
+    } else {
+        secrets.create(&PostParams::default(), &secret).await
+    }
+    .map_err(kube_error(KubeOperation::WriteSecret))?;
+    Ok(())
+}
+
+/// Removes this object's ownerReference so garbage collection leaves the Secret alone.
+async fn orphan_secret(secrets: &Api<Secret>, name: &str, uid: &str) -> Result<(), Error> {
+    let Some(secret) = secrets
+        .get_opt(name)
+        .await
+        .map_err(kube_error(KubeOperation::ReadSecret))?
+    else {
+        return Ok(());
+    };
+    let remaining: Vec<_> = secret
+        .owner_references()
+        .iter()
+        .filter(|r| r.uid != uid)
+        .cloned()
+        .collect();
+    if remaining.len() == secret.owner_references().len() {
+        return Ok(());
+    }
+    let patch = json!({"metadata": {"ownerReferences": remaining, "resourceVersion": secret.resource_version()}});
+    secrets
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map_err(kube_error(KubeOperation::WriteSecret))?;
+    Ok(())
+}
+
+impl<C> Context<C> {
+    /// Publishes an Event about `object`; a failure to record it is logged, not fatal.
+    pub async fn publish(
+        &self,
+        object: &SigningKeyGroup,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: "Reconcile".to_owned(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, &object.object_ref(&())).await {
+            tracing::warn!(%error, reason, "could not record event");
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! Reason constants. Each doubles as a condition reason and an Event reason, so what
+//! `kubectl describe` shows and what the status says use the same words.
+
+/// Condition types.
+pub const READY: &str = "Ready";
+pub const KEY_GROUP_READY: &str = "KeyGroupReady";
+pub const DISTRIBUTIONS_READY: &str = "DistributionsReady";
+pub const ROTATING: &str = "Rotating";
+
+// Healthy states.
+pub const SIGNING_KEY_ACTIVE: &str = "SigningKeyActive";
+pub const KEY_GROUP_IN_SYNC: &str = "KeyGroupInSync";
+pub const DISTRIBUTIONS_ATTACHED: &str = "DistributionsAttached";
+pub const NO_DISTRIBUTIONS: &str = "NoDistributions";
+pub const IDLE: &str = "Idle";
+pub const PROGRESSING: &str = "Progressing";
+
+// Waiting, not failing.
+pub const ROTATION_IN_PROGRESS: &str = "RotationInProgress";
+pub const WAITING_FOR_PROPAGATION: &str = "WaitingForPropagation";
+pub const DEPLOYING: &str = "Deploying";
+pub const DELETING: &str = "Deleting";
+
+// Refusals and failures.
+pub const INVALID_SPEC: &str = "InvalidSpec";
+pub const SECRET_CONFLICT: &str = "SecretConflict";
+pub const KEY_GROUP_NAME_TAKEN: &str = "KeyGroupNameTaken";
+pub const KEY_GROUP_FULL: &str = "KeyGroupFull";
+pub const DISTRIBUTION_NOT_FOUND: &str = "DistributionNotFound";
+pub const BEHAVIOR_NOT_FOUND: &str = "CacheBehaviorNotFound";
+pub const TOO_MANY_KEY_GROUPS: &str = "TooManyKeyGroupsOnBehavior";
+pub const DETACH_WOULD_MAKE_PUBLIC: &str = "DetachWouldMakePublic";
+pub const REVOKE_KEY_NOT_FOUND: &str = "RevokeKeyNotFound";
+
+// Transitions (Events only).
+pub const KEY_STAGED: &str = "KeyStaged";
+pub const KEY_PUBLISHED: &str = "KeyPublished";
+pub const KEY_GROUP_CREATED: &str = "KeyGroupCreated";
+pub const KEY_GROUP_UPDATED: &str = "KeyGroupUpdated";
+pub const KEY_ACTIVATED: &str = "KeyActivated";
+pub const KEY_DELETED: &str = "KeyDeleted";
+pub const KEY_REVOKED: &str = "KeyRevoked";
+pub const DISTRIBUTION_UPDATED: &str = "DistributionTrustUpdated";
+pub const KEY_GROUP_DELETED: &str = "KeyGroupDeleted";
+pub const SECRETS_RELEASED: &str = "SecretsReleased";

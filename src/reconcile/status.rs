@@ -1,0 +1,232 @@
+//! Status (no client required): the object's status as a pure function of the last plan,
+//! what was observed and the error, if any. Condition transition times move only when a
+//! condition's status changes, so an unchanged world writes nothing.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use super::observe::{DistributionState, Observed};
+use super::plan::{Finding, Plan, Subject, next_rotation};
+use super::reasons;
+use crate::api::{
+    DistributionStatus, KeyState, KeyStatus, SigningKeyGroupSpec, SigningKeyGroupStatus,
+};
+use crate::cloudfront::{BehaviorSelector, DeploymentStatus};
+use jiff::Timestamp;
+
+/// What the status is computed from.
+pub struct StatusInputs<'a> {
+    pub subject: &'a Subject,
+    pub spec: &'a SigningKeyGroupSpec,
+    pub plan: &'a Plan,
+    pub observed: Option<&'a Observed>,
+    /// The error that ended the reconcile: its category and a message safe to show.
+    pub error: Option<(&'a str, String)>,
+    pub previous: Option<&'a SigningKeyGroupStatus>,
+    pub now: Timestamp,
+}
+
+fn condition(
+    inputs: &StatusInputs<'_>,
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: String,
+) -> Condition {
+    let status = if ok { "True" } else { "False" };
+    let last_transition_time = inputs
+        .previous
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+        .filter(|c| c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(inputs.now));
+    Condition {
+        type_: type_.to_owned(),
+        status: status.to_owned(),
+        reason: reason.to_owned(),
+        message,
+        observed_generation: inputs.subject.generation,
+        last_transition_time,
+    }
+}
+
+fn first<'a>(plan: &'a Plan, type_: &str) -> Option<&'a Finding> {
+    plan.findings
+        .iter()
+        .filter(|f| f.condition == type_)
+        .min_by_key(|f| !f.blocking)
+}
+
+/// Computes the whole status.
+pub fn status(inputs: &StatusInputs<'_>) -> SigningKeyGroupStatus {
+    let plan = inputs.plan;
+    let keyring = &plan.keyring;
+    let active = keyring.active();
+    let interval = plan.settings.as_ref().map(|s| s.interval);
+    let grace = plan.settings.as_ref().map(|s| s.grace());
+    let kg_id = keyring.key_group_id.clone();
+
+    let keys = keyring
+        .keys
+        .iter()
+        .map(|r| KeyStatus {
+            id: r.public_key_id.clone(),
+            name: super::names::public_key_name(&inputs.subject.uid, r.serial),
+            fingerprint: r.fingerprint.clone(),
+            state: r.state,
+            created_at: Time(r.created_at),
+            activated_at: r.activated_at.map(Time),
+            retire_after: grace
+                .and_then(|g| super::plan::leave_time(r, g))
+                .filter(|_| r.state == KeyState::Retiring)
+                .map(|t| Time(t.max(r.retired_at.unwrap_or(r.created_at)))),
+        })
+        .collect();
+
+    let distributions = inputs
+        .spec
+        .distributions
+        .iter()
+        .map(|d| {
+            let found = inputs
+                .observed
+                .and_then(|o| match o.distributions.get(&d.id) {
+                    Some(DistributionState::Found(f)) => Some(&f.value),
+                    _ => None,
+                });
+            let attached = match (found, &kg_id) {
+                (Some(dist), Some(kg)) => {
+                    let mut selected = Vec::new();
+                    if d.default_cache_behavior {
+                        selected.push(BehaviorSelector::Default);
+                    }
+                    selected.extend(
+                        d.path_patterns
+                            .iter()
+                            .cloned()
+                            .map(BehaviorSelector::PathPattern),
+                    );
+                    selected.iter().all(|s| {
+                        dist.behavior(s)
+                            .is_some_and(|b| b.trusted_key_groups.iter().any(|g| g == kg))
+                    })
+                }
+                _ => false,
+            };
+            DistributionStatus {
+                id: d.id.clone(),
+                attached,
+                deployed: attached && found.is_some_and(|f| f.status == DeploymentStatus::Deployed),
+            }
+        })
+        .collect();
+
+    let mut conditions = Vec::new();
+    let kg = match first(plan, reasons::KEY_GROUP_READY) {
+        Some(f) => condition(
+            inputs,
+            reasons::KEY_GROUP_READY,
+            false,
+            f.reason,
+            f.message.clone(),
+        ),
+        None if kg_id.is_some() => condition(
+            inputs,
+            reasons::KEY_GROUP_READY,
+            true,
+            reasons::KEY_GROUP_IN_SYNC,
+            format!("key group holds {} keys", plan.desired_items.len()),
+        ),
+        None => condition(
+            inputs,
+            reasons::KEY_GROUP_READY,
+            false,
+            reasons::PROGRESSING,
+            "no key group yet".into(),
+        ),
+    };
+    conditions.push(kg);
+    conditions.push(match first(plan, reasons::DISTRIBUTIONS_READY) {
+        Some(f) => condition(
+            inputs,
+            reasons::DISTRIBUTIONS_READY,
+            false,
+            f.reason,
+            f.message.clone(),
+        ),
+        None if inputs.spec.distributions.is_empty() => condition(
+            inputs,
+            reasons::DISTRIBUTIONS_READY,
+            true,
+            reasons::NO_DISTRIBUTIONS,
+            "no distributions are listed".into(),
+        ),
+        None => condition(
+            inputs,
+            reasons::DISTRIBUTIONS_READY,
+            true,
+            reasons::DISTRIBUTIONS_ATTACHED,
+            "every listed cache behavior trusts the key group and is deployed".into(),
+        ),
+    });
+    conditions.push(match first(plan, reasons::ROTATING) {
+        Some(f) => condition(
+            inputs,
+            reasons::ROTATING,
+            !f.blocking,
+            f.reason,
+            f.message.clone(),
+        ),
+        None => condition(
+            inputs,
+            reasons::ROTATING,
+            false,
+            reasons::IDLE,
+            "no rotation under way".into(),
+        ),
+    });
+    let blocking = plan.findings.iter().find(|f| f.blocking);
+    let ready = if let Some((category, message)) = &inputs.error {
+        condition(inputs, reasons::READY, false, category, message.clone())
+    } else if inputs.subject.deleting {
+        let message = blocking.map_or_else(
+            || "cleaning up before deletion".to_owned(),
+            |f| f.message.clone(),
+        );
+        condition(inputs, reasons::READY, false, reasons::DELETING, message)
+    } else if let Some(f) = blocking {
+        condition(inputs, reasons::READY, false, f.reason, f.message.clone())
+    } else if let (Some(a), false) = (active, plan.has_steps()) {
+        condition(
+            inputs,
+            reasons::READY,
+            true,
+            reasons::SIGNING_KEY_ACTIVE,
+            format!(
+                "Secret {} holds public key {}",
+                plan.settings
+                    .as_ref()
+                    .map(|s| s.secret_name.as_str())
+                    .unwrap_or_default(),
+                a.public_key_id.as_deref().unwrap_or_default()
+            ),
+        )
+    } else {
+        let message = plan.findings.first().map_or_else(
+            || "setting up the signing key".to_owned(),
+            |f| f.message.clone(),
+        );
+        condition(inputs, reasons::READY, false, reasons::PROGRESSING, message)
+    };
+    conditions.insert(0, ready);
+
+    SigningKeyGroupStatus {
+        observed_generation: inputs.subject.generation,
+        conditions,
+        key_group_id: kg_id,
+        active_key_id: active.and_then(|a| a.public_key_id.clone()),
+        keys,
+        last_rotation_time: active.and_then(|a| a.activated_at).map(Time),
+        next_rotation_time: interval.and_then(|i| next_rotation(keyring, i)).map(Time),
+        distributions,
+    }
+}

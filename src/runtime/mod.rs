@@ -1,0 +1,210 @@
+//! Controller wiring for `keyfront run`: watches, concurrency, per-object backoff, requeue,
+//! health endpoints and graceful shutdown.
+//!
+//! Owns: how reconciles are scheduled. Must not: decide anything about keys; that is
+//! [`crate::reconcile`]. Watches are narrow: `SigningKeyGroup`s (all namespaces or the ones
+//! given) and only the *metadata* of Secrets labelled `app.kubernetes.io/managed-by=keyfront`,
+//! so no Secret data, and no unrelated Secret, is ever cached.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::{FutureExt as _, StreamExt as _};
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{self, Action};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, ResourceExt as _};
+
+use crate::api::SigningKeyGroup;
+use crate::clock::SystemClock;
+use crate::cloudfront::CloudFront;
+use crate::reconcile::{self, Context, ReconcilerConfig, names};
+
+/// Per-object exponential backoff with jitter, reset by a successful reconcile.
+#[derive(Debug)]
+pub struct Backoff {
+    base: Duration,
+    max: Duration,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Backoff {
+    pub fn new(base: Duration, max: Duration) -> Self {
+        Self {
+            base,
+            max,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The delay before retrying `key` after one more failure: base × 2^(failures−1), capped,
+    /// then scaled by a random factor in [0.5, 1] so objects failing together spread out.
+    pub fn next(&self, key: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = failures.entry(key.to_owned()).or_insert(0);
+        *count = count.saturating_add(1);
+        let exponential = self
+            .base
+            .saturating_mul(
+                1u32.checked_shl(count.saturating_sub(1).min(20))
+                    .unwrap_or(u32::MAX),
+            )
+            .min(self.max);
+        exponential.mul_f64(rand::random_range(0.5..=1.0))
+    }
+
+    pub fn reset(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+    }
+}
+
+/// Settings of `keyfront run`.
+#[derive(Debug, Clone)]
+pub struct OperatorSettings {
+    /// Namespaces to watch; empty means all.
+    pub namespaces: Vec<String>,
+    /// Reconciles running at once (per watched namespace).
+    pub concurrency: u16,
+    pub reconciler: ReconcilerConfig,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Where `/healthz` and `/readyz` are served.
+    pub health_listen: Option<SocketAddr>,
+}
+
+struct Operator<C> {
+    ctx: Arc<Context<C>>,
+    backoff: Backoff,
+}
+
+fn object_key(object: &SigningKeyGroup) -> String {
+    format!(
+        "{}/{}",
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
+}
+
+/// Runs the operator until `shutdown` resolves; reconciles in flight then finish.
+pub async fn run<C: CloudFront + 'static>(
+    client: kube::Client,
+    cloudfront: C,
+    settings: OperatorSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let reporter = Reporter {
+        controller: "keyfront".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let operator = Arc::new(Operator {
+        ctx: Arc::new(Context {
+            client: client.clone(),
+            cloudfront,
+            clock: Arc::new(SystemClock),
+            recorder: Recorder::new(client.clone(), reporter),
+            config: settings.reconciler.clone(),
+        }),
+        backoff: Backoff::new(settings.backoff_base, settings.backoff_max),
+    });
+    let shutdown = shutdown.shared();
+    if let Some(addr) = settings.health_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for health checks: {e}"))?;
+        let router = axum::Router::new()
+            .route("/healthz", axum::routing::get(|| async { "ok" }))
+            .route("/readyz", axum::routing::get(|| async { "ok" }));
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(stop)
+                .await;
+        });
+    }
+    let scopes: Vec<Option<String>> = if settings.namespaces.is_empty() {
+        vec![None]
+    } else {
+        settings.namespaces.iter().cloned().map(Some).collect()
+    };
+    let controllers = scopes.into_iter().map(|namespace| {
+        let (objects, secrets): (Api<SigningKeyGroup>, Api<PartialObjectMeta<Secret>>) =
+            match &namespace {
+                Some(ns) => (
+                    Api::namespaced(client.clone(), ns),
+                    Api::namespaced(client.clone(), ns),
+                ),
+                None => (Api::all(client.clone()), Api::all(client.clone())),
+            };
+        // Metadata only (the API returns PartialObjectMetadata): Secret data is never cached.
+        let owned_secrets = watcher::Config::default().labels(&format!(
+            "{}={}",
+            names::MANAGED_BY_LABEL,
+            names::MANAGED_BY
+        ));
+        tracing::info!(
+            namespace = namespace.as_deref().unwrap_or("<all>"),
+            "watching SigningKeyGroups"
+        );
+        Controller::new(objects, watcher::Config::default())
+            .owns(secrets, owned_secrets)
+            .with_config(controller::Config::default().concurrency(settings.concurrency))
+            .graceful_shutdown_on(shutdown.clone())
+            .run(
+                |object, operator: Arc<Operator<C>>| async move {
+                    let key = object_key(&object);
+                    let result = reconcile::reconcile(object, operator.ctx.clone()).await;
+                    if result.is_ok() {
+                        operator.backoff.reset(&key);
+                    }
+                    result
+                },
+                |object, error, operator| {
+                    let delay = operator.backoff.next(&object_key(&object));
+                    tracing::warn!(
+                        object = %object_key(&object),
+                        category = error.category(),
+                        error = %error.detail(),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "reconcile failed"
+                    );
+                    Action::requeue(delay)
+                },
+                operator.clone(),
+            )
+            .for_each(|result| async move {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "controller event");
+                }
+            })
+    });
+    futures::future::join_all(controllers).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_per_object_is_capped_and_resets() {
+        let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(8));
+        let delays: Vec<Duration> = (0..6).map(|_| backoff.next("a")).collect();
+        for (n, d) in delays.iter().enumerate() {
+            let full = Duration::from_secs(1 << n.min(3));
+            assert!(*d <= full && *d >= full / 2, "failure {n}: {d:?}");
+        }
+        let other = backoff.next("b");
+        assert!(other <= Duration::from_secs(1), "{other:?}");
+        backoff.reset("a");
+        assert!(backoff.next("a") <= Duration::from_secs(1));
+    }
+}
