@@ -27,7 +27,6 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::controller::Action;
 use kube::runtime::events::{EventType, Recorder};
 use kube::{Api, ResourceExt as _};
 use serde_json::json;
@@ -201,12 +200,30 @@ pub fn subject_of(object: &SigningKeyGroup) -> Subject {
     }
 }
 
+/// What a reconcile asks of the scheduler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Look again after this long (the plan's next due moment, capped by the resync period).
+    Requeue(Duration),
+    /// Nothing is due: the object is gone or let go; only a change brings it back.
+    AwaitChange,
+}
+
+impl From<Outcome> for kube::runtime::controller::Action {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Requeue(after) => Self::requeue(after),
+            Outcome::AwaitChange => Self::await_change(),
+        }
+    }
+}
+
 /// Reconciles one object: passes until nothing is left to do now, then the status.
 #[tracing::instrument(skip_all, fields(namespace = %object.namespace().unwrap_or_default(), name = %object.name_any()))]
 pub async fn reconcile<C: CloudFront>(
     object: Arc<SigningKeyGroup>,
     ctx: Arc<Context<C>>,
-) -> Result<Action, Error> {
+) -> Result<Outcome, Error> {
     let namespace = object.namespace().unwrap_or_default();
     let objects: Api<SigningKeyGroup> = Api::namespaced(ctx.client.clone(), &namespace);
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -220,10 +237,10 @@ pub async fn reconcile<C: CloudFront>(
                 source,
             })?
         else {
-            return Ok(Action::await_change());
+            return Ok(Outcome::AwaitChange);
         };
         if current.uid() != object.uid() {
-            return Ok(Action::await_change());
+            return Ok(Outcome::AwaitChange);
         }
         let subject = subject_of(&current);
         let kg_name = plan::key_group_name(&current.spec, &subject);
@@ -291,7 +308,7 @@ pub async fn reconcile<C: CloudFront>(
                 .unwrap_or(ctx.config.resync)
                 .min(ctx.config.resync)
                 .max(Duration::from_millis(200));
-            return Ok(Action::requeue(wait));
+            return Ok(Outcome::Requeue(wait));
         }
         tracing::debug!(steps = ?plan.steps.iter().map(step_name).collect::<Vec<_>>(), "executing");
         match execute::execute(&ctx, &current, &subject, &plan, &observed).await {
@@ -306,7 +323,7 @@ pub async fn reconcile<C: CloudFront>(
                         .await;
                 }
                 if done.finalizer_removed {
-                    return Ok(Action::await_change());
+                    return Ok(Outcome::AwaitChange);
                 }
             }
             Err(error) if error.is_conflict() => {
@@ -327,7 +344,7 @@ pub async fn reconcile<C: CloudFront>(
             }
         }
     }
-    Ok(Action::requeue(Duration::from_millis(200)))
+    Ok(Outcome::Requeue(Duration::from_millis(200)))
 }
 
 fn step_name(step: &plan::Step) -> &'static str {

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use futures::{FutureExt as _, StreamExt as _};
 use k8s_openapi::api::core::v1::Secret;
-use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{Controller, watcher};
@@ -135,15 +134,15 @@ pub async fn run<C: CloudFront + 'static>(
         settings.namespaces.iter().cloned().map(Some).collect()
     };
     let controllers = scopes.into_iter().map(|namespace| {
-        let (objects, secrets): (Api<SigningKeyGroup>, Api<PartialObjectMeta<Secret>>) =
-            match &namespace {
-                Some(ns) => (
-                    Api::namespaced(client.clone(), ns),
-                    Api::namespaced(client.clone(), ns),
-                ),
-                None => (Api::all(client.clone()), Api::all(client.clone())),
-            };
-        // Metadata only (the API returns PartialObjectMetadata): Secret data is never cached.
+        let (objects, secrets): (Api<SigningKeyGroup>, Api<Secret>) = match &namespace {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
+        // `owns` watches children metadata-only (PartialObjectMetadata): Secret data is never
+        // cached, and the label selector keeps unrelated Secrets out entirely.
         let owned_secrets = watcher::Config::default().labels(&format!(
             "{}={}",
             names::MANAGED_BY_LABEL,
@@ -164,7 +163,7 @@ pub async fn run<C: CloudFront + 'static>(
                     if result.is_ok() {
                         operator.backoff.reset(&key);
                     }
-                    result
+                    result.map(Action::from)
                 },
                 |object, error, operator| {
                     let delay = operator.backoff.next(&object_key(&object));

@@ -1,0 +1,14 @@
+//! The reconciler end to end in-process: the Kubernetes API double and the CloudFront emulator
+//! on one manual clock, checking DESIGN.md's invariants after every reconcile.
+//!
+//! - `lifecycle`: create, rotate, annotations, deletion, one behaviour per test.
+//! - `runtime_errors`: what CloudFront or the cluster refuses becomes a condition and an Event.
+//! - `crash_matrix`: a crash after every side effect of create, rotate, revoke and delete.
+//! - `state_machine`: random operation sequences (proptest) against a reference model.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // tests fail loudly by design
+
+#[path = "reconciler/harness.rs"]
+mod harness;
+#[path = "reconciler/lifecycle.rs"]
+mod lifecycle;
