@@ -8,6 +8,8 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // tests fail loudly by design
 
+#[path = "reconciler/crash_matrix.rs"]
+mod crash_matrix;
 #[path = "reconciler/harness.rs"]
 mod harness;
 #[path = "reconciler/lifecycle.rs"]

@@ -227,7 +227,7 @@ pub async fn reconcile<C: CloudFront>(
     let namespace = object.namespace().unwrap_or_default();
     let objects: Api<SigningKeyGroup> = Api::namespaced(ctx.client.clone(), &namespace);
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let mut announced_error: Option<String> = None;
+    let mut announced_error: Vec<String> = Vec::new();
     for _ in 0..ctx.config.max_passes {
         let Some(current) = objects
             .get_opt(&object.name_any())
@@ -375,7 +375,7 @@ fn empty_observation() -> observe::Observed {
     }
 }
 
-/// Writes the status if it changed, and announces a new failure reason once.
+/// Writes the status if it changed, and announces each newly failing condition once.
 async fn finish<C>(
     ctx: &Context<C>,
     object: &SigningKeyGroup,
@@ -383,7 +383,7 @@ async fn finish<C>(
     plan: &plan::Plan,
     observed: Option<&observe::Observed>,
     error: Option<&Error>,
-    announced: &mut Option<String>,
+    announced: &mut Vec<String>,
 ) {
     if subject.deleting && !subject.has_finalizer {
         return;
@@ -415,30 +415,26 @@ async fn finish<C>(
             ..previous.clone()
         };
     }
-    let previous_ready = object
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == reasons::READY));
-    if let Some(ready) = new_status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == reasons::READY)
-        && ready.status == "False"
-        && !matches!(
-            ready.reason.as_str(),
-            reasons::PROGRESSING | reasons::DELETING
-        )
-        && previous_ready.is_none_or(|p| p.reason != ready.reason)
-        && announced.as_ref() != Some(&ready.reason)
-    {
-        *announced = Some(ready.reason.clone());
-        ctx.publish(
-            object,
-            EventType::Warning,
-            &ready.reason,
-            ready.message.clone(),
-        )
-        .await;
+    // A condition newly failing for a reason someone must act on is announced once.
+    for condition in &new_status.conditions {
+        let previous = object
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == condition.type_));
+        if condition.status == "False"
+            && !reasons::is_waiting(&condition.reason)
+            && previous.is_none_or(|p| p.reason != condition.reason)
+            && !announced.contains(&condition.reason)
+        {
+            announced.push(condition.reason.clone());
+            ctx.publish(
+                object,
+                EventType::Warning,
+                &condition.reason,
+                condition.message.clone(),
+            )
+            .await;
+        }
     }
     if object.status.as_ref() == Some(&new_status) {
         return;

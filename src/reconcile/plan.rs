@@ -690,7 +690,8 @@ fn plan_rotation(
             .filter_map(|r| leave_time(r, grace))
             .filter(|t| *t > now)
             .min();
-        plan.find(
+        // Signing still works, so Ready stays as it is; Rotating says why nothing happens.
+        plan.wait(
             reasons::ROTATING,
             reasons::KEY_GROUP_FULL,
             format!(

@@ -43,3 +43,11 @@ pub const KEY_REVOKED: &str = "KeyRevoked";
 pub const DISTRIBUTION_UPDATED: &str = "DistributionTrustUpdated";
 pub const KEY_GROUP_DELETED: &str = "KeyGroupDeleted";
 pub const SECRETS_RELEASED: &str = "SecretsReleased";
+
+/// Reasons that mean "in progress" rather than "someone must act": no Warning Event.
+pub fn is_waiting(reason: &str) -> bool {
+    matches!(
+        reason,
+        PROGRESSING | DELETING | DEPLOYING | WAITING_FOR_PROPAGATION | ROTATION_IN_PROGRESS | IDLE
+    )
+}

@@ -172,7 +172,8 @@ pub fn status(inputs: &StatusInputs<'_>) -> SigningKeyGroupStatus {
         Some(f) => condition(
             inputs,
             reasons::ROTATING,
-            !f.blocking,
+            // True while a rotation advances; False when it cannot (KeyGroupFull).
+            reasons::is_waiting(f.reason),
             f.reason,
             f.message.clone(),
         ),

@@ -40,6 +40,8 @@ pub struct CrashSwitch {
     limit: Mutex<Option<usize>>,
     effects: AtomicUsize,
     crashed: AtomicBool,
+    /// Whether the armed crash happened (stays set across the restart).
+    tripped: AtomicBool,
 }
 
 impl CrashSwitch {
@@ -66,6 +68,10 @@ impl CrashSwitch {
         self.effects.load(Ordering::SeqCst)
     }
 
+    pub fn tripped(&self) -> bool {
+        self.tripped.load(Ordering::SeqCst)
+    }
+
     pub fn crashed(&self) -> bool {
         self.crashed.load(Ordering::SeqCst)
     }
@@ -75,6 +81,7 @@ impl CrashSwitch {
         let n = self.effects.fetch_add(1, Ordering::SeqCst) + 1;
         if *self.limit.lock().unwrap() == Some(n) {
             self.crashed.store(true, Ordering::SeqCst);
+            self.tripped.store(true, Ordering::SeqCst);
             return true;
         }
         false
@@ -464,6 +471,10 @@ impl World {
         for _ in 0..limit {
             let outcome = self.reconcile(name).await;
             self.check_invariants(name).await;
+            if self.switch.crashed() {
+                // The operator died mid-reconcile; the next reconcile is a fresh process.
+                self.switch.restart();
+            }
             if done(self).await {
                 return true;
             }
@@ -476,6 +487,25 @@ impl World {
             }
         }
         false
+    }
+
+    /// Reconciles as the controller would for five minutes of clock time (well short of any
+    /// rotation in these tests), never sleeping past that.
+    pub async fn settle(&mut self, name: &str) {
+        let end = self.clock.now() + jiff::SignedDuration::from_mins(5);
+        for _ in 0..30 {
+            let outcome = self.reconcile(name).await;
+            self.check_invariants(name).await;
+            let left = end.duration_since(self.clock.now()).unsigned_abs();
+            if self.clock.now() >= end {
+                return;
+            }
+            let sleep = match outcome {
+                Some(Ok(Outcome::Requeue(after))) => after,
+                _ => Duration::from_secs(2),
+            };
+            self.clock.advance(sleep.min(left));
+        }
     }
 
     pub async fn until_ready(&mut self, name: &str) {

@@ -131,6 +131,29 @@ impl ApiDouble {
             .map_err(|e| anyhow::anyhow!(e.message))
     }
 
+    /// Changes a stored object bypassing admission, as data written by an older schema would
+    /// look: for testing how a controller copes with what today's validation refuses.
+    pub fn edit_unchecked(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        edit: impl FnOnce(&mut Value),
+    ) -> anyhow::Result<Value> {
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let mut store = self.shared.lock();
+        let rt = store
+            .registry
+            .in_group_version(group, version)
+            .find(|t| t.kind == kind)
+            .cloned()
+            .with_context(|| format!("no resource for {api_version} {kind}"))?;
+        store
+            .edit_unchecked(&rt, namespace, name, edit)
+            .map_err(|e| anyhow::anyhow!(e.message))
+    }
+
     /// The current resourceVersion of the whole store.
     pub fn resource_version(&self) -> u64 {
         self.shared.lock().resource_version()

@@ -43,12 +43,17 @@ pub fn admit(
     let mut pruned = object.clone();
     prune(schema, &mut pruned, true);
     let defaulted = kube_cel::apply_defaults(schema, &pruned);
+    // Validation ratcheting (on by default since Kubernetes 1.30): on update, a value left
+    // unchanged since the stored object is not held against the writer.
+    let unchanged =
+        |field: &str| old.is_some_and(|old| value_at(old, field) == value_at(&defaulted, field));
     let mut errors = Vec::new();
     check(schema, &defaulted, "", &mut errors);
+    errors.retain(|e| !unchanged(&e.field));
     if errors.is_empty() {
         // Transition rules compare against the stored object as the API server stored it.
         if let Err(failures) = kube_cel::Validator::new().validate(schema, &defaulted, old) {
-            for failure in failures.iter() {
+            for failure in failures.iter().filter(|f| !unchanged(&f.field_path)) {
                 let value = type_name(value_at(&defaulted, &failure.field_path));
                 errors.push(FieldError::new(
                     &failure.field_path,

@@ -296,6 +296,26 @@ impl Store {
             .ok_or_else(|| StatusError::not_found(rt, name))
     }
 
+    /// Changes a stored object without admission (see [`crate::ApiDouble::edit_unchecked`]).
+    pub fn edit_unchecked(
+        &mut self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        edit: impl FnOnce(&mut Value),
+    ) -> Result<Value> {
+        let mut object = self.get(rt, namespace, name)?;
+        edit(&mut object);
+        let rv = self.next_version();
+        set_meta(&mut object, "resourceVersion", json!(rv.to_string()));
+        self.objects
+            .entry(rt.storage_key())
+            .or_default()
+            .insert(Self::key(rt, namespace, name), object.clone());
+        self.record(rt.storage_key(), "MODIFIED", object.clone());
+        Ok(object)
+    }
+
     /// Objects of a type, sorted by namespace and name, after `after` (for `continue`).
     pub fn list(
         &self,

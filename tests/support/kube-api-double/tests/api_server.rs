@@ -494,6 +494,48 @@ async fn invalid_custom_resources_are_rejected_naming_the_field(c: Cluster) {
     assert!(message.contains("spec.rotation"), "{message}");
 }
 
+/// Validation ratcheting: an object stored under an older, looser schema can still have its
+/// metadata and other fields changed; only values the write changes are held to the schema.
+/// (Double only: a real cluster cannot be made to store an invalid object on demand.)
+#[tokio::test]
+async fn updates_are_not_refused_for_invalid_values_they_leave_unchanged() {
+    let c = on_double().await;
+    let double = c._double.clone().expect("double");
+    let skgs = c.skgs();
+    skgs.create(&PostParams::default(), &skg("old", json!({})))
+        .await
+        .expect("create");
+    double
+        .edit_unchecked(
+            "keyfront.dev/v1alpha1",
+            "SigningKeyGroup",
+            Some(&c.namespace),
+            "old",
+            |o| {
+                o["spec"]["rotation"]["interval"] = json!("soon");
+            },
+        )
+        .expect("edit");
+    skgs.patch(
+        "old",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"team": "media"}}})),
+    )
+    .await
+    .expect("a metadata change is accepted");
+    let (code, message) = api_code(
+        skgs.patch(
+            "old",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"rotation": {"interval": "later"}}})),
+        )
+        .await
+        .expect_err("a new invalid value is refused"),
+    );
+    assert_eq!(code, 422);
+    assert!(message.contains("spec.rotation.interval"), "{message}");
+}
+
 behaviour!(watches_resume_from_a_resource_version_with_bookmarks);
 async fn watches_resume_from_a_resource_version_with_bookmarks(c: Cluster) {
     let secrets = c.secrets();
