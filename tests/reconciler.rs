@@ -14,3 +14,5 @@ mod crash_matrix;
 mod harness;
 #[path = "reconciler/lifecycle.rs"]
 mod lifecycle;
+#[path = "reconciler/runtime_errors.rs"]
+mod runtime_errors;

@@ -301,6 +301,19 @@ impl World {
     }
 
     pub fn with_seed(seed: u64) -> Self {
+        Self::with_quotas(
+            seed,
+            // Raised so that I6 (at most 5 keys) is keyfront's doing, not the emulator's.
+            Quotas {
+                keys_per_key_group: 20,
+                public_keys: 200,
+                key_groups: 50,
+                ..Quotas::default()
+            },
+        )
+    }
+
+    pub fn with_quotas(seed: u64, quotas: Quotas) -> Self {
         let _ = log_buffer();
         let api = ApiDouble::new();
         api.create_from_yaml(
@@ -312,13 +325,7 @@ impl World {
         let emulator = Emulator::new(
             ModelSettings {
                 propagation_delay: PROPAGATION,
-                // Raised so that I6 (at most 5 keys) is keyfront's doing, not the emulator's.
-                quotas: Quotas {
-                    keys_per_key_group: 20,
-                    public_keys: 200,
-                    key_groups: 50,
-                    ..Quotas::default()
-                },
+                quotas,
                 seed: Some(seed),
             },
             FaultSettings {
@@ -542,6 +549,19 @@ impl World {
         )
     }
 
+    /// The app Secret's data, if keyfront's marker for `uid` is on it.
+    async fn owned_app_secret(&self, name: &str, uid: &str) -> Option<BTreeMap<String, String>> {
+        let secret = self.secrets().get_opt(name).await.unwrap()?;
+        let owned = secret
+            .annotations()
+            .get(names::OWNER_UID_ANNOTATION)
+            .is_some_and(|v| v == uid);
+        if !owned {
+            return None;
+        }
+        self.app_secret(name).await
+    }
+
     pub async fn keyring_secret(&self, uid: &str) -> Option<Secret> {
         self.secrets()
             .get_opt(&names::keyring_secret_name(uid))
@@ -580,7 +600,7 @@ impl World {
                 }
             }
         }
-        if let Some(app) = self.app_secret(secret_name).await
+        if let Some(app) = self.owned_app_secret(secret_name, uid).await
             && let Some(pem) = app.get("private_key.pem")
         {
             pems.push(pem.clone());
@@ -627,7 +647,7 @@ impl World {
             );
         }
         // I2
-        let app = self.app_secret(&secret_name).await;
+        let app = self.owned_app_secret(&secret_name, &uid).await;
         let signing_id = app
             .as_ref()
             .filter(|s| {

@@ -354,7 +354,10 @@ impl Store {
         }
     }
 
-    fn admit(&self, rt: &ResourceType, object: Value, old: Option<&Value>) -> Result<Value> {
+    fn admit(&self, rt: &ResourceType, mut object: Value, old: Option<&Value>) -> Result<Value> {
+        if rt.group.is_empty() && rt.kind == "Secret" {
+            merge_string_data(&mut object);
+        }
         let Some(schema) = &rt.schema else {
             return Ok(object);
         };
@@ -912,4 +915,20 @@ fn conflict(target: Target<'_>, why: &str) -> StatusError {
         ),
     )
     .with_details(json!({"name": target.name, "group": target.rt.group, "kind": target.rt.plural}))
+}
+
+/// A Secret's write-only `stringData` is merged into `data` (base64), winning over `data`.
+fn merge_string_data(secret: &mut Value) {
+    use base64::Engine as _;
+    let Some(Value::Object(strings)) = secret.as_object_mut().and_then(|o| o.remove("stringData"))
+    else {
+        return;
+    };
+    if !secret["data"].is_object() {
+        secret["data"] = json!({});
+    }
+    for (key, value) in strings {
+        let text = value.as_str().unwrap_or_default();
+        secret["data"][key] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
 }

@@ -181,6 +181,18 @@ async fn get_and_list_filter_by_label_and_field_selectors(c: Cluster) {
     assert_eq!(code, 404);
 }
 
+behaviour!(secret_string_data_is_stored_as_data);
+async fn secret_string_data_is_stored_as_data(c: Cluster) {
+    let created = c
+        .secrets()
+        .create(&PostParams::default(), &secret("s", json!({})))
+        .await
+        .expect("create");
+    assert!(created.string_data.is_none());
+    let data = created.data.expect("data");
+    assert_eq!(data.get("k").map(|v| v.0.as_slice()), Some(b"v".as_slice()));
+}
+
 behaviour!(lists_page_with_limit_and_continue);
 async fn lists_page_with_limit_and_continue(c: Cluster) {
     let secrets = c.secrets();
