@@ -1,0 +1,667 @@
+//! Table tests of the pure plan: one per rule of the rotation protocol (DESIGN.md), each a
+//! hand-built observation at a fixed `now`, and the steps, findings and wake time that must
+//! come out. No I/O: `plan()` is a function.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // tests fail loudly by design
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use keyfront::api::{KeyAlgorithm, KeyState, SigningKeyGroupSpec};
+use keyfront::cloudfront::{
+    ActiveKeyGroup, BehaviorSelector, BehaviorTrust, DeploymentStatus, Distribution, Etag,
+    KeyGroup, KeyGroupConfig, PublicKey, Tagged,
+};
+use keyfront::keys::PrivateKeyPem;
+use keyfront::reconcile::keyring::{KeyRecord, Keyring};
+use keyfront::reconcile::observe::{
+    AppSecret, DistributionState, KeyGroupState, Observed, OwnedAppSecret, StoredKeyring,
+};
+use keyfront::reconcile::plan::{self, Plan, Step, Subject};
+use keyfront::reconcile::{names, reasons};
+use serde_json::json;
+
+const UID: &str = "0b0b0b0b-1111-2222-3333-444444444444";
+const KG: &str = "kg-1";
+const POLL: Duration = Duration::from_secs(15);
+
+fn t0() -> Timestamp {
+    "2026-03-01T00:00:00Z".parse().unwrap()
+}
+
+fn at(minutes: i64) -> Timestamp {
+    t0() + SignedDuration::from_mins(minutes)
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/keys/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// A key record for serial 1 or 2 (fixture keys ec-1 / ec-2).
+fn key(serial: u32, state: KeyState, id: Option<&str>) -> KeyRecord {
+    let public = fixture(&format!("ec-{serial}.pub.pem"));
+    KeyRecord {
+        serial,
+        algorithm: KeyAlgorithm::EcdsaP256,
+        state,
+        public_key_id: id.map(str::to_owned),
+        fingerprint: keyfront::keys::fingerprint(&public).unwrap(),
+        public_key_pem: public,
+        created_at: t0(),
+        live_at: None,
+        activated_at: (state == KeyState::Active).then(t0),
+        retired_at: None,
+        revoked: false,
+        private_key: Some(PrivateKeyPem::new(fixture(&format!("ec-{serial}.pem")))),
+    }
+}
+
+/// Rotation hourly, URLs live 10 minutes, pods refresh within 2: grace 12 minutes.
+fn spec(distributions: serde_json::Value) -> SigningKeyGroupSpec {
+    serde_json::from_value(json!({
+        "key": {"algorithm": "ECDSAP256"},
+        "rotation": {"interval": "1h", "maxSignedUrlLifetime": "10m", "secretRefreshAllowance": "2m", "minPropagationWait": "0s"},
+        "distributions": distributions,
+    }))
+    .unwrap()
+}
+
+struct Case {
+    subject: Subject,
+    spec: SigningKeyGroupSpec,
+    observed: Observed,
+    now: Timestamp,
+}
+
+impl Case {
+    fn new() -> Self {
+        Self {
+            subject: Subject {
+                uid: UID.into(),
+                namespace: "default".into(),
+                name: "media".into(),
+                generation: Some(1),
+                deleting: false,
+                has_finalizer: true,
+                rotate_request: None,
+                revoke_request: None,
+            },
+            spec: spec(json!([])),
+            observed: Observed {
+                keyring: None,
+                app_secret: AppSecret::Missing,
+                key_group: KeyGroupState::Missing,
+                listed_public_keys: None,
+                public_keys_present: BTreeMap::new(),
+                distributions: BTreeMap::new(),
+            },
+            now: t0(),
+        }
+    }
+
+    fn keys(mut self, keys: Vec<KeyRecord>) -> Self {
+        let next_serial = keys.iter().map(|k| k.serial + 1).max().unwrap_or(1);
+        self.observed.keyring = Some(StoredKeyring {
+            keyring: Keyring {
+                next_serial,
+                key_group_id: None,
+                keys,
+                ..Keyring::default()
+            },
+            resource_version: Some("1".into()),
+            owner_referenced: true,
+        });
+        self
+    }
+
+    fn keyring(&mut self) -> &mut Keyring {
+        &mut self.observed.keyring.as_mut().unwrap().keyring
+    }
+
+    fn group(mut self, items: &[&str]) -> Self {
+        self.observed.key_group = KeyGroupState::Owned(Tagged {
+            value: KeyGroup {
+                id: KG.into(),
+                config: KeyGroupConfig {
+                    name: "default-media".into(),
+                    comment: Some(names::owned_comment(UID, None)),
+                    items: items.iter().map(|s| s.to_string()).collect(),
+                },
+                last_modified_time: t0(),
+            },
+            etag: Etag("E-kg".into()),
+        });
+        if let Some(k) = self.observed.keyring.as_mut() {
+            k.keyring.key_group_id = Some(KG.into());
+        }
+        self
+    }
+
+    /// The app Secret exactly as keyfront writes it for key `serial`.
+    fn signing_with(mut self, serial: u32) -> Self {
+        let settings = plan::settings(&self.spec, &self.subject).unwrap();
+        let record = self.keyring().record(serial).unwrap().clone();
+        self.observed.app_secret = AppSecret::Owned(OwnedAppSecret {
+            resource_version: Some("1".into()),
+            key_pair_id: record.public_key_id.clone(),
+            public_key_pem: Some(record.public_key_pem.clone()),
+            hash_algorithm: Some("SHA256".into()),
+            private_key: record.private_key.clone(),
+            labels: plan::app_secret_labels(&settings),
+            annotations: plan::app_secret_annotations(&settings, UID),
+            owner_referenced: true,
+        });
+        self
+    }
+
+    /// Distribution `id`, default behavior trusting `trusted`, edge verifying `live` keys.
+    fn distribution(mut self, id: &str, trusted: &[&str], live: &[&str], deployed: bool) -> Self {
+        let trusted: Vec<String> = trusted.iter().map(|s| s.to_string()).collect();
+        self.observed.distributions.insert(
+            id.into(),
+            DistributionState::Found(Tagged {
+                value: Distribution {
+                    id: id.into(),
+                    status: if deployed {
+                        DeploymentStatus::Deployed
+                    } else {
+                        DeploymentStatus::InProgress
+                    },
+                    enabled: true,
+                    behaviors: vec![BehaviorTrust {
+                        behavior: BehaviorSelector::Default,
+                        trusted_key_groups: trusted.clone(),
+                    }],
+                    active_trusted_key_groups: trusted
+                        .iter()
+                        .map(|g| ActiveKeyGroup {
+                            key_group_id: g.clone(),
+                            key_pair_ids: live.iter().map(|s| s.to_string()).collect(),
+                        })
+                        .collect(),
+                },
+                etag: Etag(format!("E-{id}")),
+            }),
+        );
+        self
+    }
+
+    fn plan(&self) -> Plan {
+        plan::plan(&self.subject, &self.spec, &self.observed, self.now, POLL)
+    }
+}
+
+/// Step kinds, in order, for compact assertions.
+fn kinds(plan: &Plan) -> Vec<String> {
+    plan.steps
+        .iter()
+        .map(|s| match s {
+            Step::SaveKeyring { stage: Some(_) } => "StageKey".to_owned(),
+            Step::SaveKeyring { stage: None } => "SaveKeyring".to_owned(),
+            Step::CreatePublicKey { serial } => format!("CreatePublicKey({serial})"),
+            Step::CreateKeyGroup { config } => format!("CreateKeyGroup{:?}", config.items),
+            Step::UpdateKeyGroup { config, .. } => format!("UpdateKeyGroup{:?}", config.items),
+            Step::SetTrust {
+                distribution_id,
+                behaviors,
+                ..
+            } => format!(
+                "SetTrust({distribution_id}:{:?})",
+                behaviors
+                    .iter()
+                    .map(|b| b.trusted_key_groups.clone())
+                    .collect::<Vec<_>>()
+            ),
+            Step::WriteAppSecret { serial } => format!("WriteAppSecret({serial})"),
+            Step::DeletePublicKey { id } => format!("DeletePublicKey({id})"),
+            Step::DeleteKeyGroup { id, .. } => format!("DeleteKeyGroup({id})"),
+            Step::ReleaseSecrets { delete } => format!("ReleaseSecrets(delete={delete})"),
+            Step::AddFinalizer => "AddFinalizer".to_owned(),
+            Step::RemoveFinalizer => "RemoveFinalizer".to_owned(),
+        })
+        .collect()
+}
+
+fn has_finding(plan: &Plan, reason: &str) -> bool {
+    plan.findings.iter().any(|f| f.reason == reason)
+}
+
+fn record(plan: &Plan, serial: u32) -> &KeyRecord {
+    plan.keyring.record(serial).unwrap()
+}
+
+#[test]
+fn the_finalizer_comes_before_anything_that_would_need_cleaning_up() {
+    let mut case = Case::new();
+    case.subject.has_finalizer = false;
+    assert_eq!(kinds(&case.plan()), ["AddFinalizer", "StageKey"]);
+}
+
+#[test]
+fn staged_the_first_key_is_stored_before_cloudfront_hears_of_it() {
+    let plan = Case::new().plan();
+    assert_eq!(
+        kinds(&plan),
+        ["StageKey"],
+        "no CloudFront step beside the staging"
+    );
+}
+
+#[test]
+fn published_a_staged_key_is_created_once_a_listing_shows_it_missing() {
+    let mut case = Case::new().keys(vec![key(1, KeyState::Staged, None)]);
+    assert!(
+        kinds(&case.plan()).is_empty(),
+        "without a listing nothing is created"
+    );
+    case.observed.listed_public_keys = Some(vec![]);
+    assert_eq!(kinds(&case.plan()), ["CreatePublicKey(1)"]);
+}
+
+#[test]
+fn published_a_created_key_whose_answer_was_lost_is_found_by_name_and_fingerprint() {
+    let mut case = Case::new().keys(vec![key(1, KeyState::Staged, None)]);
+    let listed = |name: String, pem: &str| PublicKey {
+        id: "K1".into(),
+        name,
+        encoded_key: fixture(pem),
+        comment: Some(names::comment_marker(UID)),
+        created_time: t0(),
+    };
+    // Same name, other key material: not ours to record.
+    case.observed.listed_public_keys =
+        Some(vec![listed(names::public_key_name(UID, 1), "ec-2.pub.pem")]);
+    let plan = case.plan();
+    assert_eq!(record(&plan, 1).public_key_id, None);
+    case.observed.listed_public_keys =
+        Some(vec![listed(names::public_key_name(UID, 1), "ec-1.pub.pem")]);
+    let plan = case.plan();
+    assert_eq!(record(&plan, 1).public_key_id.as_deref(), Some("K1"));
+    assert_eq!(record(&plan, 1).state, KeyState::Published);
+    assert_eq!(kinds(&plan), ["SaveKeyring", "CreateKeyGroup[\"K1\"]"]);
+}
+
+#[test]
+fn published_the_key_group_is_created_with_the_first_key() {
+    let plan = Case::new()
+        .keys(vec![key(1, KeyState::Published, Some("K1"))])
+        .plan();
+    assert!(
+        kinds(&plan).contains(&"CreateKeyGroup[\"K1\"]".to_owned()),
+        "{:?}",
+        kinds(&plan)
+    );
+    assert!(
+        !kinds(&plan).iter().any(|k| k.starts_with("WriteAppSecret")),
+        "activated before it is in a group"
+    );
+}
+
+#[test]
+fn active_with_no_distribution_the_key_activates_once_in_the_group() {
+    let plan = Case::new()
+        .keys(vec![key(1, KeyState::Published, Some("K1"))])
+        .group(&["K1"])
+        .plan();
+    assert_eq!(kinds(&plan), ["WriteAppSecret(1)"]);
+}
+
+#[test]
+fn active_waits_until_every_trusting_distribution_verifies_the_key() {
+    let case = Case::new()
+        .keys(vec![
+            key(1, KeyState::Active, Some("K1")),
+            key(2, KeyState::Published, Some("K2")),
+        ])
+        .group(&["K1", "K2"])
+        .signing_with(1)
+        .distribution("E1", &[KG], &["K1"], false);
+    let mut case = case;
+    case.spec = spec(json!([{"id": "E1", "defaultCacheBehavior": true}]));
+    case.keyring().attachments.insert(
+        "E1".into(),
+        keyfront::reconcile::keyring::Attachment {
+            allow_public_on_detach: false,
+        },
+    );
+    let plan = case.plan();
+    assert!(kinds(&plan).is_empty(), "{:?}", kinds(&plan));
+    assert!(has_finding(&plan, reasons::WAITING_FOR_PROPAGATION));
+    assert_eq!(plan.wake_at, Some(case.now + SignedDuration::from_secs(15)));
+
+    // Deployed with both keys at the edge: the Secret switches to key 2.
+    let case = case.distribution("E1", &[KG], &["K1", "K2"], true);
+    assert_eq!(kinds(&case.plan()), ["WriteAppSecret(2)"]);
+}
+
+#[test]
+fn active_min_propagation_wait_counts_from_when_the_key_went_live() {
+    let mut case = Case::new()
+        .keys(vec![key(1, KeyState::Published, Some("K1"))])
+        .group(&["K1"]);
+    case.spec.rotation.min_propagation_wait = "5m".into();
+    let plan = case.plan();
+    assert!(!kinds(&plan).contains(&"WriteAppSecret(1)".to_owned()));
+    assert_eq!(
+        record(&plan, 1).live_at,
+        Some(t0()),
+        "live time is recorded"
+    );
+    assert_eq!(plan.wake_at, Some(at(5)));
+    case.keyring().keys[0].live_at = Some(t0());
+    case.now = at(5);
+    assert_eq!(kinds(&case.plan()), ["WriteAppSecret(1)"]);
+}
+
+#[test]
+fn retiring_the_secret_switch_is_recorded_as_activation_and_retirement() {
+    let mut case = Case::new()
+        .keys(vec![
+            key(1, KeyState::Active, Some("K1")),
+            key(2, KeyState::Published, Some("K2")),
+        ])
+        .group(&["K1", "K2"]);
+    case = case.signing_with(2);
+    case.now = at(61);
+    let plan = case.plan();
+    assert_eq!(record(&plan, 2).state, KeyState::Active);
+    assert_eq!(record(&plan, 2).activated_at, Some(at(61)));
+    assert_eq!(record(&plan, 1).state, KeyState::Retiring);
+    assert_eq!(record(&plan, 1).retired_at, Some(at(61)));
+    assert_eq!(kinds(&plan), ["SaveKeyring"]);
+}
+
+#[test]
+fn retiring_a_key_stays_in_the_group_for_the_grace_then_leaves_and_is_deleted() {
+    let mut retiring = key(1, KeyState::Retiring, Some("K1"));
+    retiring.retired_at = Some(at(60));
+    let mut active = key(2, KeyState::Active, Some("K2"));
+    active.activated_at = Some(at(60));
+    let mut case = Case::new()
+        .keys(vec![retiring, active])
+        .group(&["K1", "K2"])
+        .signing_with(2);
+    case.now = at(71);
+    let plan = case.plan();
+    assert!(kinds(&plan).is_empty(), "{:?}", kinds(&plan));
+    assert_eq!(plan.wake_at, Some(at(72)), "wakes when the grace ends");
+
+    case.now = at(72);
+    assert_eq!(kinds(&case.plan()), ["UpdateKeyGroup[\"K2\"]"]);
+    // Out of the group: the public key goes next, then the record is forgotten.
+    let mut case = case.group(&["K2"]);
+    case.observed.public_keys_present.insert("K1".into(), true);
+    assert_eq!(kinds(&case.plan()), ["DeletePublicKey(K1)"]);
+    case.observed.public_keys_present.insert("K1".into(), false);
+    let plan = case.plan();
+    assert!(plan.keyring.record(1).is_none());
+    assert_eq!(kinds(&plan), ["SaveKeyring"]);
+}
+
+#[test]
+fn rotation_starts_when_the_interval_has_passed() {
+    let mut case = Case::new()
+        .keys(vec![key(1, KeyState::Active, Some("K1"))])
+        .group(&["K1"])
+        .signing_with(1);
+    case.now = at(59);
+    let plan = case.plan();
+    assert!(kinds(&plan).is_empty());
+    assert_eq!(plan.wake_at, Some(at(60)), "wakes when the rotation is due");
+    case.now = at(60);
+    assert_eq!(kinds(&case.plan()), ["StageKey"]);
+}
+
+#[test]
+fn rotation_that_would_need_a_sixth_key_waits() {
+    let mut keys: Vec<KeyRecord> = (1..=4)
+        .map(|serial| {
+            let mut k = key(1, KeyState::Retiring, Some(&format!("K{serial}")));
+            k.serial = serial;
+            k.retired_at = Some(at(55 + i64::from(serial)));
+            k
+        })
+        .collect();
+    let mut active = key(2, KeyState::Active, Some("K5"));
+    active.serial = 5;
+    keys.push(active);
+    let mut case = Case::new()
+        .keys(keys)
+        .group(&["K1", "K2", "K3", "K4", "K5"])
+        .signing_with(5);
+    case.now = at(61);
+    let plan = case.plan();
+    assert!(
+        !kinds(&plan).contains(&"StageKey".to_owned()),
+        "{:?}",
+        kinds(&plan)
+    );
+    assert!(has_finding(&plan, reasons::KEY_GROUP_FULL));
+    assert_eq!(
+        plan.wake_at,
+        Some(at(68)),
+        "wakes when the first retiring key may leave"
+    );
+}
+
+#[test]
+fn rotation_by_annotation_happens_once_per_value() {
+    let mut case = Case::new()
+        .keys(vec![key(1, KeyState::Active, Some("K1"))])
+        .group(&["K1"])
+        .signing_with(1);
+    case.subject.rotate_request = Some("2026-03-01".into());
+    let plan = case.plan();
+    assert_eq!(kinds(&plan), ["StageKey"]);
+    assert_eq!(plan.keyring.handled_rotate.as_deref(), Some("2026-03-01"));
+    case.keyring().handled_rotate = Some("2026-03-01".into());
+    assert!(kinds(&case.plan()).is_empty());
+}
+
+#[test]
+fn revocation_replaces_the_active_key_then_drops_it_without_grace() {
+    let mut case = Case::new()
+        .keys(vec![key(1, KeyState::Active, Some("K1"))])
+        .group(&["K1"])
+        .signing_with(1);
+    case.subject.revoke_request = Some("K1".into());
+    let plan = case.plan();
+    assert!(record(&plan, 1).revoked);
+    assert_eq!(
+        kinds(&plan),
+        ["StageKey"],
+        "a fresh key first; K1 stays until it is replaced"
+    );
+
+    // Once key 2 is active, K1 leaves at once.
+    let mut revoked = key(1, KeyState::Retiring, Some("K1"));
+    revoked.revoked = true;
+    revoked.retired_at = Some(at(3));
+    let mut case = Case::new()
+        .keys(vec![revoked, key(2, KeyState::Active, Some("K2"))])
+        .group(&["K1", "K2"])
+        .signing_with(2);
+    case.now = at(3);
+    assert_eq!(kinds(&case.plan()), ["UpdateKeyGroup[\"K2\"]"]);
+}
+
+#[test]
+fn a_secret_keyfront_does_not_own_stops_everything() {
+    let mut case = Case::new();
+    case.observed.app_secret = AppSecret::Foreign;
+    let plan = case.plan();
+    assert!(plan.steps.is_empty());
+    assert!(has_finding(&plan, reasons::SECRET_CONFLICT));
+}
+
+#[test]
+fn a_key_group_name_taken_by_someone_else_stops_everything() {
+    let mut case = Case::new().keys(vec![key(1, KeyState::Published, Some("K1"))]);
+    case.observed.key_group = KeyGroupState::Taken {
+        id: "theirs".into(),
+    };
+    let plan = case.plan();
+    assert!(plan.steps.is_empty());
+    assert!(has_finding(&plan, reasons::KEY_GROUP_NAME_TAKEN));
+}
+
+#[test]
+fn distributions_are_attached_only_once_a_key_is_active_and_in_the_secret() {
+    let mut case = Case::new()
+        .keys(vec![key(1, KeyState::Published, Some("K1"))])
+        .group(&["K1"])
+        .distribution("E1", &[], &[], true);
+    case.spec = spec(json!([{"id": "E1", "defaultCacheBehavior": true}]));
+    let plan = case.plan();
+    assert!(
+        !kinds(&plan).iter().any(|k| k.starts_with("SetTrust")),
+        "{:?}",
+        kinds(&plan)
+    );
+    let case = Case {
+        observed: Observed {
+            keyring: Some(StoredKeyring {
+                keyring: Keyring {
+                    next_serial: 2,
+                    key_group_id: Some(KG.into()),
+                    keys: vec![key(1, KeyState::Active, Some("K1"))],
+                    ..Keyring::default()
+                },
+                resource_version: Some("1".into()),
+                owner_referenced: true,
+            }),
+            ..case.observed
+        },
+        ..case
+    }
+    .signing_with(1);
+    let plan = case.plan();
+    assert_eq!(kinds(&plan), ["SaveKeyring", "SetTrust(E1:[[\"kg-1\"]])"]);
+    assert!(
+        plan.keyring.attachments.contains_key("E1"),
+        "the attachment is remembered"
+    );
+}
+
+#[test]
+fn distributions_keep_other_key_groups_and_never_go_public_without_opt_in() {
+    let base = Case::new()
+        .keys(vec![key(1, KeyState::Active, Some("K1"))])
+        .group(&["K1"])
+        .signing_with(1);
+    // Attaching keeps the group already there.
+    let mut case = base.distribution("E1", &["theirs"], &[], true);
+    case.spec = spec(json!([{"id": "E1", "defaultCacheBehavior": true}]));
+    assert!(kinds(&case.plan()).contains(&"SetTrust(E1:[[\"theirs\", \"kg-1\"]])".to_owned()));
+
+    // Dropped from the spec while the only trusted group: kept, and said why.
+    let mut case = case.distribution("E1", &[KG], &["K1"], true);
+    case.keyring().attachments.insert(
+        "E1".into(),
+        keyfront::reconcile::keyring::Attachment {
+            allow_public_on_detach: false,
+        },
+    );
+    case.spec = spec(json!([]));
+    let plan = case.plan();
+    assert!(
+        !kinds(&plan).iter().any(|k| k.starts_with("SetTrust")),
+        "{:?}",
+        kinds(&plan)
+    );
+    assert!(has_finding(&plan, reasons::DETACH_WOULD_MAKE_PUBLIC));
+    case.keyring()
+        .attachments
+        .get_mut("E1")
+        .unwrap()
+        .allow_public_on_detach = true;
+    assert!(kinds(&case.plan()).contains(&"SetTrust(E1:[[]])".to_owned()));
+}
+
+#[test]
+fn an_invalid_spec_is_named_and_nothing_happens() {
+    let mut case = Case::new();
+    case.spec.rotation.interval = "soon".into();
+    let plan = case.plan();
+    assert!(plan.steps.is_empty());
+    let finding = plan
+        .findings
+        .iter()
+        .find(|f| f.reason == reasons::INVALID_SPEC)
+        .unwrap();
+    assert!(
+        finding.message.contains("spec.rotation.interval"),
+        "{}",
+        finding.message
+    );
+}
+
+#[test]
+fn deletion_with_delete_detaches_then_deletes_the_group_then_keys_then_secrets() {
+    let mut case = Case::new()
+        .keys(vec![key(1, KeyState::Active, Some("K1"))])
+        .group(&["K1"])
+        .signing_with(1)
+        .distribution("E1", &["theirs", KG], &["K1"], true);
+    case.spec = spec(json!([{"id": "E1", "defaultCacheBehavior": true}]));
+    // An invalid spec does not stop cleanup.
+    case.spec.rotation.interval = "soon".into();
+    case.subject.deleting = true;
+    assert_eq!(kinds(&case.plan()), ["SetTrust(E1:[[\"theirs\"]])"]);
+    let mut case = case.distribution("E1", &["theirs"], &[], true);
+    assert_eq!(kinds(&case.plan()), ["DeleteKeyGroup(kg-1)"]);
+    case.observed.key_group = KeyGroupState::Missing;
+    case.observed.public_keys_present.insert("K1".into(), true);
+    assert_eq!(kinds(&case.plan()), ["DeletePublicKey(K1)"]);
+    case.observed.public_keys_present.insert("K1".into(), false);
+    case.observed.listed_public_keys = Some(vec![]);
+    assert_eq!(
+        kinds(&case.plan()),
+        ["ReleaseSecrets(delete=true)", "RemoveFinalizer"]
+    );
+}
+
+#[test]
+fn deletion_with_retain_leaves_cloudfront_and_keeps_the_secrets() {
+    let mut case = Case::new()
+        .keys(vec![key(1, KeyState::Active, Some("K1"))])
+        .group(&["K1"])
+        .signing_with(1);
+    case.spec.deletion_policy = keyfront::api::DeletionPolicy::Retain;
+    case.subject.deleting = true;
+    assert_eq!(
+        kinds(&case.plan()),
+        ["ReleaseSecrets(delete=false)", "RemoveFinalizer"]
+    );
+}
+
+#[test]
+fn a_lost_keyring_is_rebuilt_from_the_secret_and_cloudfront() {
+    let record = key(1, KeyState::Active, Some("K1"));
+    let mut case = Case::new()
+        .keys(vec![record.clone()])
+        .group(&["K1"])
+        .signing_with(1);
+    case.observed.keyring = None;
+    case.observed.listed_public_keys = Some(vec![PublicKey {
+        id: "K1".into(),
+        name: names::public_key_name(UID, 1),
+        encoded_key: record.public_key_pem.clone(),
+        comment: Some(names::comment_marker(UID)),
+        created_time: t0(),
+    }]);
+    let plan = case.plan();
+    let adopted = plan.keyring.by_public_key_id("K1").unwrap();
+    assert_eq!(adopted.state, KeyState::Active);
+    assert_eq!(plan.keyring.next_serial, 2, "serial 1 is never reused");
+    assert_eq!(
+        kinds(&plan),
+        ["SaveKeyring"],
+        "no new key, no CloudFront change"
+    );
+}
