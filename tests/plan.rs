@@ -665,3 +665,35 @@ fn a_lost_keyring_is_rebuilt_from_the_secret_and_cloudfront() {
         "no new key, no CloudFront change"
     );
 }
+
+#[test]
+fn active_waits_for_a_distribution_whose_edge_still_trusts_the_group_while_detaching() {
+    let mut case = Case::new()
+        .keys(vec![
+            key(1, KeyState::Active, Some("K1")),
+            key(2, KeyState::Published, Some("K2")),
+        ])
+        .group(&["K1", "K2"])
+        .signing_with(1)
+        .distribution("E1", &[KG], &["K1"], false);
+    // The configuration no longer trusts the group; the edge does until the change deploys.
+    if let Some(DistributionState::Found(d)) = case.observed.distributions.get_mut("E1") {
+        d.value.behaviors[0].trusted_key_groups.clear();
+    }
+    case.keyring().attachments.insert(
+        "E1".into(),
+        keyfront::reconcile::keyring::Attachment {
+            allow_public_on_detach: true,
+        },
+    );
+    let plan = case.plan();
+    assert!(
+        !kinds(&plan).contains(&"WriteAppSecret(2)".to_owned()),
+        "{:?}",
+        kinds(&plan)
+    );
+    assert!(
+        plan.keyring.attachments.contains_key("E1"),
+        "forgotten before the edge let go"
+    );
+}

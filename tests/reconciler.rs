@@ -16,3 +16,5 @@ mod harness;
 mod lifecycle;
 #[path = "reconciler/runtime_errors.rs"]
 mod runtime_errors;
+#[path = "reconciler/state_machine.rs"]
+mod state_machine;

@@ -744,6 +744,19 @@ fn public_keys_to_delete(
     ids.into_iter().collect()
 }
 
+/// Whether a distribution trusts the key group in its configuration or, until a detach has
+/// deployed, still at the edge: either way URLs for it must verify with the signing key.
+fn trusts(distribution: &crate::cloudfront::Distribution, kg_id: &str) -> bool {
+    distribution
+        .behaviors
+        .iter()
+        .any(|b| b.trusted_key_groups.iter().any(|g| g == kg_id))
+        || distribution
+            .active_trusted_key_groups
+            .iter()
+            .any(|g| g.key_group_id == kg_id)
+}
+
 /// Picks a Published key that every distribution trusting the group verifies, once any
 /// declared wait has passed. Returns its serial if the Secret should switch to it now.
 #[allow(clippy::too_many_arguments)]
@@ -764,11 +777,7 @@ fn plan_activation(
             DistributionState::Found(d) => Some(&d.value),
             DistributionState::NotFound => None,
         })
-        .filter(|d| {
-            d.behaviors
-                .iter()
-                .any(|b| b.trusted_key_groups.iter().any(|g| g == kg_id))
-        })
+        .filter(|d| trusts(d, kg_id))
         .collect();
     let candidate = plan.keyring.keys.iter_mut().find(|r| {
         r.state == KeyState::Published
@@ -1018,12 +1027,8 @@ fn plan_distributions(
                 ),
             }
         }
-        let trusts_us = dist
-            .value
-            .behaviors
-            .iter()
-            .any(|b| b.trusted_key_groups.iter().any(|g| g == kg_id));
-        if !trusts_us {
+        // Remembered until the edge, too, has stopped trusting the group.
+        if !trusts(&dist.value, kg_id) {
             plan.keyring.attachments.remove(&id);
         } else if !changes.is_empty() {
             plan.steps.push(Step::SetTrust {
