@@ -137,6 +137,9 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     telemetry::init(cli.log_format);
+    // kube and the AWS SDK both link rustls with different crypto backends, so rustls cannot
+    // pick one by itself: use aws-lc-rs (which the signer already uses) for every TLS client.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match cli.command {
         Command::Crd => {
             print!("{}", keyfront::crd_yaml()?);
