@@ -147,6 +147,10 @@ async fn signing_key(world: &World) -> String {
 async fn steady_state_makes_no_writes_and_at_most_two_reads() {
     let mut world = World::new();
     ready_with_distribution(&mut world, false).await;
+    // An unrelated edit (as `kubectl annotate` makes) wakes the controller; nothing is due.
+    world
+        .annotate("media", "example.com/owner", "team-media")
+        .await;
     let before = world.object("media").await.unwrap().resource_version();
     world.calls.take();
     let outcome = world.reconcile("media").await.unwrap().unwrap();

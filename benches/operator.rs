@@ -1,0 +1,354 @@
+//! The operator against the doubles, measured: apply → Ready latency, CloudFront calls per
+//! steady-state reconcile, and the RSS of `keyfront run` with 200 SigningKeyGroups beside 0
+//! and 20,000 unrelated Secrets (side by side in one run). Prints its figures.
+//!
+//! Run: `cargo bench --bench operator`. The emulator's quotas are raised as AWS raises them
+//! on request (200 key groups need more than the default 10).
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // a bench fails loudly
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use keyfront::api::SigningKeyGroup;
+use keyfront::clock::SystemClock;
+use keyfront::cloudfront::{
+    BehaviorTrust, CloudFront, Distribution, Etag, KeyGroup, KeyGroupConfig, NewPublicKey,
+    PublicKey, Result, Tagged,
+};
+use keyfront::emulator::Emulator;
+use keyfront::emulator::faults::FaultSettings;
+use keyfront::emulator::model::{ModelSettings, Quotas};
+use keyfront::runtime::OperatorSettings;
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube_api_double::{ApiDouble, write_kubeconfig};
+use serde_json::json;
+
+const LATENCY_OBJECTS: usize = 20;
+const MEMORY_OBJECTS: usize = 200;
+const UNRELATED_SECRETS: usize = 20_000;
+
+fn emulator() -> Emulator {
+    Emulator::new(
+        ModelSettings {
+            propagation_delay: Duration::from_secs(1),
+            quotas: Quotas {
+                public_keys: 2_000,
+                key_groups: 1_000,
+                ..Quotas::default()
+            },
+            seed: None,
+        },
+        FaultSettings::default(),
+        Arc::new(SystemClock),
+    )
+}
+
+fn double() -> ApiDouble {
+    let api = ApiDouble::new();
+    api.create_from_yaml(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("crds/signingkeygroups.keyfront.dev.yaml"),
+    )
+    .unwrap();
+    api
+}
+
+fn object(name: &str, algorithm: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "keyfront.dev/v1alpha1",
+        "kind": "SigningKeyGroup",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"key": {"algorithm": algorithm}, "rotation": {"interval": "720h", "maxSignedUrlLifetime": "1h"}},
+    })
+}
+
+fn is_ready(object: &SigningKeyGroup) -> bool {
+    object.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
+/// The emulator with its calls counted.
+#[derive(Clone)]
+struct Counted {
+    inner: Emulator,
+    reads: Arc<AtomicUsize>,
+    writes: Arc<AtomicUsize>,
+    /// Every reconcile pass reads the key group exactly once: this counts passes.
+    key_group_reads: Arc<AtomicUsize>,
+}
+
+impl Counted {
+    fn read(&self) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+    }
+    fn write(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl CloudFront for Counted {
+    async fn create_public_key(&self, key: &NewPublicKey) -> Result<Tagged<PublicKey>> {
+        self.write();
+        self.inner.create_public_key(key).await
+    }
+    async fn get_public_key(&self, id: &str) -> Result<Tagged<PublicKey>> {
+        self.read();
+        self.inner.get_public_key(id).await
+    }
+    async fn list_public_keys(&self) -> Result<Vec<PublicKey>> {
+        self.read();
+        self.inner.list_public_keys().await
+    }
+    async fn delete_public_key(&self, id: &str, etag: &Etag) -> Result<()> {
+        self.write();
+        self.inner.delete_public_key(id, etag).await
+    }
+    async fn create_key_group(&self, config: &KeyGroupConfig) -> Result<Tagged<KeyGroup>> {
+        self.write();
+        self.inner.create_key_group(config).await
+    }
+    async fn get_key_group(&self, id: &str) -> Result<Tagged<KeyGroup>> {
+        self.read();
+        self.key_group_reads.fetch_add(1, Ordering::Relaxed);
+        self.inner.get_key_group(id).await
+    }
+    async fn list_key_groups(&self) -> Result<Vec<KeyGroup>> {
+        self.read();
+        self.inner.list_key_groups().await
+    }
+    async fn update_key_group(
+        &self,
+        id: &str,
+        config: &KeyGroupConfig,
+        etag: &Etag,
+    ) -> Result<Tagged<KeyGroup>> {
+        self.write();
+        self.inner.update_key_group(id, config, etag).await
+    }
+    async fn delete_key_group(&self, id: &str, etag: &Etag) -> Result<()> {
+        self.write();
+        self.inner.delete_key_group(id, etag).await
+    }
+    async fn get_distribution(&self, id: &str) -> Result<Tagged<Distribution>> {
+        self.read();
+        self.inner.get_distribution(id).await
+    }
+    async fn set_trusted_key_groups(
+        &self,
+        id: &str,
+        behaviors: &[BehaviorTrust],
+        etag: &Etag,
+    ) -> Result<Tagged<Distribution>> {
+        self.write();
+        self.inner.set_trusted_key_groups(id, behaviors, etag).await
+    }
+}
+
+/// Apply → Ready for objects created one after another against the in-process operator, then
+/// the CloudFront calls of one steady-state reconcile of each.
+async fn latency_and_steady_state() {
+    let api = double();
+    let emulator = emulator();
+    // One distribution each: a cache behavior trusts at most 4 key groups.
+    let distributions: Vec<String> = (0..LATENCY_OBJECTS)
+        .map(|_| emulator.create_test_distribution(&[]).unwrap())
+        .collect();
+    let cloudfront = Counted {
+        inner: emulator,
+        reads: Arc::default(),
+        writes: Arc::default(),
+        key_group_reads: Arc::default(),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let operator = tokio::spawn(keyfront::runtime::run(
+        api.client(),
+        cloudfront.clone(),
+        OperatorSettings {
+            namespaces: vec![],
+            concurrency: 4,
+            reconciler: keyfront::reconcile::ReconcilerConfig {
+                propagation_poll: Duration::from_millis(500),
+                ..Default::default()
+            },
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            health_listen: None,
+        },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let objects: Api<SigningKeyGroup> = Api::namespaced(api.client(), "default");
+    let mut latencies = Vec::new();
+    for n in 0..LATENCY_OBJECTS {
+        let name = format!("latency-{n}");
+        let mut manifest = object(&name, "RSA2048");
+        manifest["spec"]["distributions"] =
+            json!([{"id": distributions[n], "defaultCacheBehavior": true}]);
+        let start = Instant::now();
+        objects
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(manifest).unwrap(),
+            )
+            .await
+            .unwrap();
+        loop {
+            if objects.get(&name).await.ok().as_ref().is_some_and(is_ready) {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{name} never Ready"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        latencies.push(start.elapsed());
+    }
+    latencies.sort();
+    println!(
+        "apply → Ready (RSA2048, one distribution, {LATENCY_OBJECTS} objects): median {:.0} ms, p90 {:.0} ms, max {:.0} ms",
+        latencies[LATENCY_OBJECTS / 2].as_secs_f64() * 1e3,
+        latencies[LATENCY_OBJECTS * 9 / 10].as_secs_f64() * 1e3,
+        latencies[LATENCY_OBJECTS - 1].as_secs_f64() * 1e3,
+    );
+
+    // Let attachments deploy and the last status writes land; nothing is due, so an idle
+    // operator makes no calls at all.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    cloudfront.reads.store(0, Ordering::SeqCst);
+    cloudfront.writes.store(0, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cloudfront.key_group_reads.store(0, Ordering::SeqCst);
+    println!(
+        "idle for 3 s with {LATENCY_OBJECTS} Ready objects: {} CloudFront reads, {} writes",
+        cloudfront.reads.swap(0, Ordering::SeqCst),
+        cloudfront.writes.swap(0, Ordering::SeqCst),
+    );
+    // Then poke each object once: one reconcile each, in steady state.
+    for n in 0..LATENCY_OBJECTS {
+        objects
+            .patch(
+                &format!("latency-{n}"),
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"annotations": {"bench/poke": "1"}}})),
+            )
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (reads, writes, passes) = (
+        cloudfront.reads.load(Ordering::SeqCst),
+        cloudfront.writes.load(Ordering::SeqCst),
+        cloudfront.key_group_reads.load(Ordering::SeqCst),
+    );
+    println!(
+        "steady state (key group + one distribution): {LATENCY_OBJECTS} pokes ran {passes} reconciles; per reconcile {:.2} CloudFront reads and {:.2} writes (goal ≤ 2 and 0)",
+        reads as f64 / passes as f64,
+        writes as f64 / passes as f64,
+    );
+    let _ = stop.send(());
+    operator.await.unwrap().unwrap();
+}
+
+/// Peak and current RSS of `keyfront run` once `MEMORY_OBJECTS` objects are Ready beside
+/// `unrelated` Secrets it must not cache.
+async fn operator_memory(unrelated: usize) -> (u64, u64, Duration) {
+    let api = double();
+    let secrets: Api<Secret> = Api::namespaced(api.client(), "default");
+    let filler = "x".repeat(1024);
+    for n in 0..unrelated {
+        api.create(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": format!("unrelated-{n}"), "namespace": "default", "labels": {"app": "other"}},
+            "data": {"blob": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &filler)},
+        }))
+        .unwrap();
+    }
+    for n in 0..MEMORY_OBJECTS {
+        api.create(object(&format!("memory-{n}"), "ECDSAP256"))
+            .unwrap();
+    }
+    let api_addr = api.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let cf_addr: SocketAddr = listener.local_addr().unwrap();
+    let router = keyfront::emulator::wire::router(emulator());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    write_kubeconfig(&kubeconfig, api_addr).unwrap();
+
+    let start = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyfront"))
+        .args(["run", "--cloudfront-endpoint", &format!("http://{cf_addr}")])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", "warn")
+        .env("AWS_ACCESS_KEY_ID", "AKIDEMULATOR")
+        .env("AWS_SECRET_ACCESS_KEY", "emulator")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let objects: Api<SigningKeyGroup> = Api::namespaced(api.client(), "default");
+    loop {
+        let list = objects.list(&Default::default()).await.unwrap();
+        if list.items.iter().filter(|o| is_ready(o)).count() == MEMORY_OBJECTS {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "objects never all Ready"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let all_ready = start.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    let (rss, peak) = (field("VmRSS:"), field("VmHWM:"));
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(secrets);
+    (rss, peak, all_ready)
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        latency_and_steady_state().await;
+        let mut rows = Vec::new();
+        for unrelated in [0, UNRELATED_SECRETS] {
+            let (rss, peak, ready) = operator_memory(unrelated).await;
+            rows.push((unrelated, rss, peak));
+            println!(
+                "keyfront run, {MEMORY_OBJECTS} SigningKeyGroups Ready in {:.1} s, {unrelated} unrelated Secrets: RSS {:.1} MiB (peak {:.1} MiB)",
+                ready.as_secs_f64(),
+                rss as f64 / 1024.0,
+                peak as f64 / 1024.0,
+            );
+        }
+        println!(
+            "RSS with {UNRELATED_SECRETS} unrelated Secrets / without: {:.2}x (goal ≤ 50 MiB, flat)",
+            rows[1].1 as f64 / rows[0].1 as f64
+        );
+    });
+}
