@@ -189,11 +189,11 @@ async fn latency_and_steady_state() {
     ));
     let objects: Api<SigningKeyGroup> = Api::namespaced(api.client(), "default");
     let mut latencies = Vec::new();
-    for n in 0..LATENCY_OBJECTS {
+    for (n, distribution) in distributions.iter().enumerate() {
         let name = format!("latency-{n}");
         let mut manifest = object(&name, "RSA2048");
         manifest["spec"]["distributions"] =
-            json!([{"id": distributions[n], "defaultCacheBehavior": true}]);
+            json!([{"id": distribution, "defaultCacheBehavior": true}]);
         let start = Instant::now();
         objects
             .create(
