@@ -126,22 +126,37 @@ fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operator_binary_rotates_and_cleans_up_against_the_doubles() {
+/// The API double (in this process, over HTTP), `keyfront emulator` and `keyfront run` as
+/// separate processes, with the CRD installed by kubectl.
+struct Stack {
+    _dir: tempfile::TempDir,
+    double: ApiDouble,
+    kubeconfig: PathBuf,
+    cf: SdkCloudFront,
+    cf_addr: SocketAddr,
+    edge: SocketAddr,
+    operator: Process,
+    operator_log: PathBuf,
+    _emulator: Process,
+}
+
+async fn start() -> Stack {
     let dir = tempfile::tempdir().unwrap();
     let double = ApiDouble::new();
     let api_addr = double.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     write_kubeconfig(&kubeconfig, api_addr).unwrap();
 
-    let cf_addr = free_port();
-    let _emulator = keyfront(
+    let (cf_addr, edge) = (free_port(), free_port());
+    let emulator = keyfront(
         &[
             "emulator",
             "--listen",
             &cf_addr.to_string(),
+            "--edge-listen",
+            &edge.to_string(),
             "--propagation-delay",
-            "1",
+            "3",
             "--distribution",
             "EFASTDEMO1",
             "--distribution",
@@ -192,17 +207,46 @@ async fn operator_binary_rotates_and_cleans_up_against_the_doubles() {
         .env("AWS_SECRET_ACCESS_KEY", "emulator")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&operator_log).unwrap());
-    let mut operator = Process(operator.spawn().unwrap());
-    let _show_log = ShowLogOnFailure(operator_log.clone());
+    let operator = Process(operator.spawn().unwrap());
+    Stack {
+        _dir: dir,
+        double,
+        kubeconfig,
+        cf,
+        cf_addr,
+        edge,
+        operator,
+        operator_log,
+        _emulator: emulator,
+    }
+}
 
-    let kc = kubeconfig.clone();
+async fn apply(stack: &Stack, examples: &'static [&'static str]) {
+    let kc = stack.kubeconfig.clone();
     tokio::task::spawn_blocking(move || {
-        for example in ["examples/fast-rotation.yaml", "examples/ecdsa-retain.yaml"] {
+        for example in examples {
             kubectl(&kc, &["apply", "-f", &repo(example).to_string_lossy()]);
         }
     })
     .await
     .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_binary_rotates_and_cleans_up_against_the_doubles() {
+    let stack = start().await;
+    let _show_log = ShowLogOnFailure(stack.operator_log.clone());
+    let Stack {
+        double,
+        cf,
+        kubeconfig,
+        ..
+    } = &stack;
+    apply(
+        &stack,
+        &["examples/fast-rotation.yaml", "examples/ecdsa-retain.yaml"],
+    )
+    .await;
 
     let client = double.client();
     let objects: Api<SigningKeyGroup> = Api::namespaced(client.clone(), "default");
@@ -329,6 +373,7 @@ async fn operator_binary_rotates_and_cleans_up_against_the_doubles() {
     );
 
     // SIGTERM: the operator finishes what it is doing and exits 0.
+    let mut operator = stack.operator;
     let pid = operator.0.id().to_string();
     assert!(
         Command::new("kill")
@@ -350,7 +395,7 @@ async fn operator_binary_rotates_and_cleans_up_against_the_doubles() {
     };
     assert!(status.success(), "{status}");
 
-    let log = std::fs::read_to_string(&operator_log).unwrap();
+    let log = std::fs::read_to_string(&stack.operator_log).unwrap();
     assert!(
         log.contains("\"level\":\"INFO\""),
         "JSON logs: {}",
@@ -367,4 +412,137 @@ async fn operator_binary_rotates_and_cleans_up_against_the_doubles() {
             );
         }
     }
+}
+
+/// Writes one version of the Secret the way the kubelet does: a fresh hidden directory, then
+/// one rename of the `..data` symlink, with stable top-level links into it.
+fn kubelet_write(dir: &Path, version: usize, secret: &Secret) {
+    use std::os::unix::fs::symlink;
+    let name = format!("..version_{version}");
+    let versioned = dir.join(&name);
+    std::fs::create_dir(&versioned).unwrap();
+    for (file, value) in secret.data.as_ref().unwrap() {
+        std::fs::write(versioned.join(file), &value.0).unwrap();
+    }
+    let tmp = dir.join("..data_tmp");
+    symlink(&name, &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("..data")).unwrap();
+    for file in keyfront::signer::SECRET_FILES {
+        let link = dir.join(file);
+        if link.symlink_metadata().is_err() {
+            symlink(Path::new("..data").join(file), link).unwrap();
+        }
+    }
+}
+
+/// One GET through the verifying edge; returns the HTTP status.
+async fn edge_get(edge: SocketAddr, host: &str, path_and_query: &str) -> u16 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(edge).await.unwrap();
+    let request =
+        format!("GET {path_and_query} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let head = String::from_utf8_lossy(&response[..response.len().min(64)]).into_owned();
+    head.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// DESIGN.md's first measure: zero failed signed requests through repeated rotations under
+/// continuous signing traffic, with propagation delays simulated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continuous_signing_through_five_rotations_is_never_rejected() {
+    let stack = start().await;
+    let _show_log = ShowLogOnFailure(stack.operator_log.clone());
+    apply(&stack, &["examples/fast-rotation.yaml"]).await;
+    let objects: Api<SigningKeyGroup> = Api::namespaced(stack.double.client(), "default");
+    wait_for("fast to be Ready", Duration::from_secs(60), async || {
+        ready(&objects, "fast").await
+    })
+    .await;
+    let raw = aws_sdk_cloudfront::Client::from_conf(
+        aws_sdk_cloudfront::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+            .endpoint_url(format!("http://{}", stack.cf_addr))
+            .build(),
+    );
+    let host = raw
+        .get_distribution()
+        .id("EFASTDEMO1")
+        .send()
+        .await
+        .unwrap()
+        .distribution
+        .unwrap()
+        .domain_name;
+
+    // Once the attachment deploys, the edge refuses what is not signed: the check can fail.
+    wait_for(
+        "the edge to protect EFASTDEMO1",
+        Duration::from_secs(30),
+        async || edge_get(stack.edge, &host, "/segments/unsigned.ts").await == 403,
+    )
+    .await;
+
+    // The kubelet: looks at the Secret every 4 s (under secretRefreshAllowance, 5 s) and
+    // swaps the mounted directory when it changed.
+    let mount = tempfile::tempdir().unwrap();
+    let secrets: Api<Secret> = Api::namespaced(stack.double.client(), "default");
+    let first = secrets.get("fast-cloudfront-key").await.unwrap();
+    kubelet_write(mount.path(), 0, &first);
+    let (mount_dir, kubelet_secrets) = (mount.path().to_path_buf(), secrets.clone());
+    let kubelet = tokio::spawn(async move {
+        let mut current = first.data.clone();
+        for version in 1.. {
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            let secret = kubelet_secrets.get("fast-cloudfront-key").await.unwrap();
+            if secret.data != current {
+                current = secret.data.clone();
+                kubelet_write(&mount_dir, version, &secret);
+            }
+        }
+    });
+
+    // The app: signs with the library from the mounted directory and fetches through the edge.
+    let signer = keyfront::signer::MountedSigner::open(mount.path()).unwrap();
+    let (mut sent, mut rejected) = (0u64, Vec::new());
+    let mut keys_used = BTreeSet::new();
+    let start = Instant::now();
+    while keys_used.len() < 6 {
+        assert!(
+            start.elapsed() < Duration::from_secs(240),
+            "only {} keys used in {:?}",
+            keys_used.len(),
+            start.elapsed()
+        );
+        let current = signer.current().unwrap();
+        keys_used.insert(current.key_pair_id().to_owned());
+        let path = format!("/segments/{sent}.ts");
+        let url = format!("https://{host}{path}");
+        let expires = jiff::Timestamp::now().as_second() + 30;
+        let signed = current
+            .sign_url(&url, &keyfront::signer::Policy::canned(&url, expires))
+            .unwrap();
+        let path_and_query = &signed[signed.find(&path).unwrap()..];
+        let status = edge_get(stack.edge, &host, path_and_query).await;
+        sent += 1;
+        if status != 200 {
+            rejected.push((status, current.key_pair_id().to_owned(), start.elapsed()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    kubelet.abort();
+    assert_eq!(
+        edge_get(stack.edge, &host, "/segments/unsigned.ts").await,
+        403
+    );
+    println!(
+        "zero-downtime: {sent} signed requests, {} rotations seen by the app, {} rejected, over {:?}",
+        keys_used.len() - 1,
+        rejected.len(),
+        start.elapsed()
+    );
+    assert!(rejected.is_empty(), "rejected: {rejected:?}");
 }
