@@ -113,14 +113,8 @@ impl ApiDouble {
             .get("kind")
             .and_then(Value::as_str)
             .context("kind is required")?;
-        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
         let mut store = self.shared.lock();
-        let rt = store
-            .registry
-            .in_group_version(group, version)
-            .find(|t| t.kind == kind)
-            .cloned()
-            .with_context(|| format!("no resource for {api_version} {kind}"))?;
+        let rt = resource_type(&store, api_version, kind)?;
         let namespace = object
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
@@ -141,14 +135,8 @@ impl ApiDouble {
         name: &str,
         edit: impl FnOnce(&mut Value),
     ) -> anyhow::Result<Value> {
-        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
         let mut store = self.shared.lock();
-        let rt = store
-            .registry
-            .in_group_version(group, version)
-            .find(|t| t.kind == kind)
-            .cloned()
-            .with_context(|| format!("no resource for {api_version} {kind}"))?;
+        let rt = resource_type(&store, api_version, kind)?;
         store
             .edit_unchecked(&rt, namespace, name, edit)
             .map_err(|e| anyhow::anyhow!(e.message))
@@ -158,6 +146,21 @@ impl ApiDouble {
     pub fn resource_version(&self) -> u64 {
         self.shared.lock().resource_version()
     }
+}
+
+/// The served resource of an `apiVersion` and `kind`.
+fn resource_type(
+    store: &store::Store,
+    api_version: &str,
+    kind: &str,
+) -> anyhow::Result<resources::ResourceType> {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    store
+        .registry
+        .in_group_version(group, version)
+        .find(|t| t.kind == kind)
+        .cloned()
+        .with_context(|| format!("no resource for {api_version} {kind}"))
 }
 
 /// Writes a kubeconfig pointing at a double served on `addr`.
