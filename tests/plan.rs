@@ -119,6 +119,16 @@ impl Case {
         self
     }
 
+    /// Records that keyfront attached the group to distribution `id`.
+    fn attached(&mut self, id: &str, allow_public_on_detach: bool) {
+        self.keyring().attachments.insert(
+            id.into(),
+            keyfront::reconcile::keyring::Attachment {
+                allow_public_on_detach,
+            },
+        );
+    }
+
     fn keyring(&mut self) -> &mut Keyring {
         &mut self.observed.keyring.as_mut().unwrap().keyring
     }
@@ -323,12 +333,7 @@ fn active_waits_until_every_trusting_distribution_verifies_the_key() {
         .distribution("E1", &[KG], &["K1"], false);
     let mut case = case;
     case.spec = spec(json!([{"id": "E1", "defaultCacheBehavior": true}]));
-    case.keyring().attachments.insert(
-        "E1".into(),
-        keyfront::reconcile::keyring::Attachment {
-            allow_public_on_detach: false,
-        },
-    );
+    case.attached("E1", false);
     let plan = case.plan();
     assert!(kinds(&plan).is_empty(), "{:?}", kinds(&plan));
     assert!(has_finding(&plan, reasons::WAITING_FOR_PROPAGATION));
@@ -561,12 +566,7 @@ fn distributions_keep_other_key_groups_and_never_go_public_without_opt_in() {
 
     // Dropped from the spec while the only trusted group: kept, and said why.
     let mut case = case.distribution("E1", &[KG], &["K1"], true);
-    case.keyring().attachments.insert(
-        "E1".into(),
-        keyfront::reconcile::keyring::Attachment {
-            allow_public_on_detach: false,
-        },
-    );
+    case.attached("E1", false);
     case.spec = spec(json!([]));
     let plan = case.plan();
     assert!(
@@ -680,12 +680,7 @@ fn active_waits_for_a_distribution_whose_edge_still_trusts_the_group_while_detac
     if let Some(DistributionState::Found(d)) = case.observed.distributions.get_mut("E1") {
         d.value.behaviors[0].trusted_key_groups.clear();
     }
-    case.keyring().attachments.insert(
-        "E1".into(),
-        keyfront::reconcile::keyring::Attachment {
-            allow_public_on_detach: true,
-        },
-    );
+    case.attached("E1", true);
     let plan = case.plan();
     assert!(
         !kinds(&plan).contains(&"WriteAppSecret(2)".to_owned()),

@@ -14,10 +14,7 @@ use crate::harness::{World, hourly, manifest};
 const NAME: &str = "media";
 
 async fn signing_key(world: &World) -> Option<String> {
-    world
-        .app_secret("media-cloudfront-key")
-        .await
-        .map(|s| s["key_pair_id"].clone())
+    world.key_pair_id("media-cloudfront-key").await
 }
 
 async fn group_size(world: &World) -> Option<usize> {

@@ -549,6 +549,13 @@ impl World {
         )
     }
 
+    /// The `key_pair_id` the app Secret `secret_name` tells apps to sign with, if it exists.
+    pub async fn key_pair_id(&self, secret_name: &str) -> Option<String> {
+        self.app_secret(secret_name)
+            .await
+            .map(|s| s["key_pair_id"].clone())
+    }
+
     /// The app Secret's data, if keyfront's marker for `uid` is on it.
     async fn owned_app_secret(&self, name: &str, uid: &str) -> Option<BTreeMap<String, String>> {
         let secret = self.secrets().get_opt(name).await.unwrap()?;

@@ -140,7 +140,7 @@ async fn ready_with_distribution(world: &mut World, allow_public: bool) -> Strin
 }
 
 async fn signing_key(world: &World) -> String {
-    world.app_secret("media-cloudfront-key").await.unwrap()["key_pair_id"].clone()
+    world.key_pair_id("media-cloudfront-key").await.unwrap()
 }
 
 #[tokio::test]

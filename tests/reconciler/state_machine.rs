@@ -89,10 +89,7 @@ fn distributions(e1: bool, paths: bool) -> serde_json::Value {
 }
 
 async fn signing_key(world: &World) -> Option<String> {
-    world
-        .app_secret("media-cloudfront-key")
-        .await
-        .map(|s| s["key_pair_id"].clone())
+    world.key_pair_id("media-cloudfront-key").await
 }
 
 async fn run(ops: Vec<Op>, seed: u64) {
