@@ -49,13 +49,19 @@ fn emulator() -> Emulator {
     )
 }
 
+/// The API double with keyfront's CRDs, the keyring namespace and an account admitting all.
 fn double() -> ApiDouble {
     let api = ApiDouble::new();
-    api.create_from_yaml(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("crds/signingkeygroups.keyfront.dev.yaml"),
-    )
-    .unwrap();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in [
+        "crds/signingkeygroups.keyfront.dev.yaml",
+        "crds/cloudfrontaccounts.keyfront.dev.yaml",
+        "examples/accounts/single-team.yaml",
+    ] {
+        api.create_from_yaml(&repo.join(file)).unwrap();
+    }
+    api.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": keyfront::reconcile::ReconcilerConfig::default().keyring_namespace}}))
+        .unwrap();
     api
 }
 

@@ -3,7 +3,8 @@
 //! The architecture, in one direction: **observe** (I/O) → **plan** (pure) → **execute** (I/O)
 //! → **status** (pure). The pieces in this crate:
 //!
-//! - [`api`]: the `SigningKeyGroup` custom resource and its generated CRD.
+//! - [`api`]: the `SigningKeyGroup` and `CloudFrontAccount` custom resources and their CRDs.
+//! - [`tenancy`]: which namespace may use which account, distribution and cache behavior.
 //! - [`cloudfront`]: the narrow CloudFront port and its AWS SDK adapter.
 //! - [`emulator`]: one model of CloudFront's semantics, served in-process and over CloudFront's
 //!   REST-XML wire protocol (`keyfront emulator`).
@@ -23,9 +24,16 @@ pub mod reconcile;
 pub mod runtime;
 pub mod signer;
 pub mod telemetry;
+pub mod tenancy;
 
-/// The CRD as YAML, exactly as committed under `crds/`.
-pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
+/// Every CRD keyfront serves, as (file name under `crds/`, YAML), exactly as committed.
+pub fn crds() -> Result<Vec<(String, String)>, serde_yaml::Error> {
     use kube::CustomResourceExt as _;
-    serde_yaml::to_string(&api::SigningKeyGroup::crd())
+    [api::SigningKeyGroup::crd(), api::CloudFrontAccount::crd()]
+        .into_iter()
+        .map(|crd| {
+            let file = format!("{}.yaml", crd.metadata.name.clone().unwrap_or_default());
+            Ok((file, serde_yaml::to_string(&crd)?))
+        })
+        .collect()
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use keyfront::clock::SystemClock;
-use keyfront::cloudfront::sdk::{SdkCloudFront, SdkSettings};
+use keyfront::cloudfront::accounts::{SdkAccounts, SdkSettings};
 use keyfront::emulator::faults::FaultSettings;
 use keyfront::emulator::model::{ModelSettings, Quotas};
 use keyfront::emulator::{Emulator, wire};
@@ -39,8 +39,8 @@ struct Cli {
 enum Command {
     /// Run the operator: reconcile SigningKeyGroups (uses KUBECONFIG or in-cluster config).
     Run(RunArgs),
-    /// Print the SigningKeyGroup CustomResourceDefinition as YAML.
-    Crd,
+    /// Print keyfront's CustomResourceDefinitions as YAML (or write one file each).
+    Crd(CrdArgs),
     /// Serve an emulated CloudFront API (REST-XML, API version 2020-05-31).
     Emulator(EmulatorArgs),
     /// Sign CloudFront URLs or cookies with a key or keyfront's mounted Secret.
@@ -49,7 +49,26 @@ enum Command {
 }
 
 #[derive(Args, Debug)]
+struct CrdArgs {
+    /// Write each CRD to DIR/<name>.yaml instead of printing them all.
+    #[arg(long, value_name = "DIR")]
+    out_dir: Option<std::path::PathBuf>,
+}
+
+#[derive(Args, Debug)]
 struct RunArgs {
+    /// This cluster's ID: part of the owner identity marked on every CloudFront object, so
+    /// clusters sharing an AWS account must use different IDs.
+    #[arg(long, env = "KEYFRONT_CLUSTER_ID", default_value = "default")]
+    cluster_id: String,
+    /// Namespace holding every keyring Secret (all private keys); the operator's own.
+    /// Default: $POD_NAMESPACE, else the kubeconfig's namespace.
+    #[arg(long, env = "KEYFRONT_KEYRING_NAMESPACE")]
+    keyring_namespace: Option<String>,
+    /// STS endpoint override, for accounts with assumeRole (the emulator serves STS on its
+    /// CloudFront address).
+    #[arg(long, env = "KEYFRONT_STS_ENDPOINT")]
+    sts_endpoint: Option<String>,
     /// Watch only this namespace (repeatable); all namespaces when absent.
     #[arg(long = "namespace", env = "KEYFRONT_NAMESPACES", value_delimiter = ',')]
     namespaces: Vec<String>,
@@ -141,10 +160,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     // pick one by itself: use aws-lc-rs (which the signer already uses) for every TLS client.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match cli.command {
-        Command::Crd => {
-            print!("{}", keyfront::crd_yaml()?);
-            Ok(())
-        }
+        Command::Crd(args) => write_crds(&args),
         Command::Run(args) => tokio::runtime::Runtime::new()?.block_on(run_operator(args)),
         Command::Emulator(args) => tokio::runtime::Runtime::new()?.block_on(serve_emulator(args)),
         Command::Sign(command) => keyfront::signer::command::run(
@@ -154,23 +170,55 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+fn write_crds(args: &CrdArgs) -> anyhow::Result<()> {
+    let crds = keyfront::crds()?;
+    match &args.out_dir {
+        Some(dir) => {
+            for (file, yaml) in crds {
+                let path = dir.join(file);
+                std::fs::write(&path, yaml)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+        }
+        None => {
+            let documents: Vec<String> = crds.into_iter().map(|(_, yaml)| yaml).collect();
+            print!("{}", documents.join("---\n"));
+        }
+    }
+    Ok(())
+}
+
 async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
     let client = kube::Client::try_default()
         .await
         .context("cannot reach Kubernetes (set KUBECONFIG, or run in a cluster)")?;
-    let cloudfront = SdkCloudFront::from_environment(&SdkSettings {
+    let keyring_namespace = args
+        .keyring_namespace
+        .clone()
+        .or_else(|| {
+            std::env::var("POD_NAMESPACE")
+                .ok()
+                .filter(|n| !n.is_empty())
+        })
+        .unwrap_or_else(|| client.default_namespace().to_owned());
+    let accounts = SdkAccounts::from_environment(SdkSettings {
         endpoint: args.cloudfront_endpoint.clone(),
+        sts_endpoint: args.sts_endpoint.clone(),
         region: args.region.clone(),
     })
     .await;
     tracing::info!(
         cloudfront_endpoint = args.cloudfront_endpoint.as_deref().unwrap_or("<AWS>"),
+        cluster_id = %args.cluster_id,
+        keyring_namespace = %keyring_namespace,
         "keyfront operator starting"
     );
     let settings = OperatorSettings {
         namespaces: args.namespaces,
         concurrency: args.concurrency.max(1),
         reconciler: ReconcilerConfig {
+            cluster_id: args.cluster_id,
+            keyring_namespace,
             propagation_poll: args.propagation_poll,
             resync: args.resync,
             ..ReconcilerConfig::default()
@@ -179,7 +227,7 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         backoff_max: args.backoff_max,
         health_listen: args.health_listen,
     };
-    keyfront::runtime::run(client, cloudfront, settings, shutdown_signal()).await
+    keyfront::runtime::run(client, accounts, settings, shutdown_signal()).await
 }
 
 async fn serve_emulator(args: EmulatorArgs) -> anyhow::Result<()> {

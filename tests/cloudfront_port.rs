@@ -67,7 +67,7 @@ async fn sdk_over_http(emulator: &Emulator) -> SdkCloudFront {
                 .with_max_attempts(2)
                 .with_initial_backoff(Duration::from_millis(5)),
         )
-        .timeout_config(keyfront::cloudfront::sdk::default_timeouts())
+        .timeout_config(keyfront::cloudfront::accounts::default_timeouts())
         .build();
     SdkCloudFront::new(aws_sdk_cloudfront::Client::from_conf(config))
 }

@@ -6,19 +6,19 @@
 
 use std::path::Path;
 
-use keyfront::api::SigningKeyGroup;
+use keyfront::api::{CloudFrontAccount, SigningKeyGroup};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, CustomResourceExt as _};
 use kube_api_double::ApiDouble;
 use serde_json::{Value, json};
 
-const CRD_PATH: &str = "crds/signingkeygroups.keyfront.dev.yaml";
-
 fn double_with_crd() -> ApiDouble {
     let double = ApiDouble::new();
-    double
-        .create_from_yaml(Path::new(CRD_PATH))
-        .expect("the committed CRD installs");
+    for (file, _) in keyfront::crds().expect("CRDs serialize") {
+        double
+            .create_from_yaml(&Path::new("crds").join(&file))
+            .unwrap_or_else(|e| panic!("the committed crds/{file} installs: {e}"));
+    }
     double
 }
 
@@ -27,13 +27,17 @@ fn object(spec: Value) -> Value {
 }
 
 #[test]
-fn committed_crd_matches_generated_crd() {
-    let committed = std::fs::read_to_string(CRD_PATH).expect("crds/ holds the CRD");
-    let generated = keyfront::crd_yaml().expect("CRD serializes");
-    assert!(
-        committed == generated,
-        "{CRD_PATH} is stale: run `cargo run -- crd > {CRD_PATH}`"
-    );
+fn committed_crds_match_generated_crds() {
+    let generated = keyfront::crds().expect("CRDs serialize");
+    assert_eq!(generated.len(), 2);
+    for (file, yaml) in generated {
+        let committed = std::fs::read_to_string(Path::new("crds").join(&file))
+            .unwrap_or_else(|_| panic!("crds/ holds {file}"));
+        assert!(
+            committed == yaml,
+            "crds/{file} is stale: run `cargo run -- crd --out-dir crds`"
+        );
+    }
 }
 
 #[test]
@@ -78,6 +82,16 @@ fn every_example_manifest_is_accepted() {
         }
     }
     assert!(seen >= 3, "expected example manifests, found {seen}");
+    // The example accounts are alternatives (two are named `default`): one cluster each.
+    let mut accounts = 0;
+    for entry in std::fs::read_dir("examples/accounts").expect("examples/accounts/") {
+        let path = entry.expect("entry").path();
+        double_with_crd()
+            .create_from_yaml(&path)
+            .unwrap_or_else(|e| panic!("{} rejected: {e}", path.display()));
+        accounts += 1;
+    }
+    assert!(accounts >= 3, "expected example accounts, found {accounts}");
 }
 
 #[test]
@@ -278,4 +292,106 @@ async fn key_group_name_algorithm_and_secret_name_are_immutable() {
         .expect("mutable field changes");
     assert_eq!(updated.spec.rotation.interval, "1000h");
     assert_eq!(updated.metadata.generation, Some(2));
+}
+
+#[test]
+fn the_account_crd_is_cluster_scoped_with_short_name_cfa() {
+    let crd = serde_json::to_value(CloudFrontAccount::crd()).expect("json");
+    assert_eq!(crd["spec"]["names"]["shortNames"], json!(["cfa"]));
+    assert_eq!(crd["spec"]["scope"], "Cluster");
+    assert!(crd["spec"]["versions"][0]["subresources"]["status"].is_object());
+}
+
+fn account(spec: Value) -> Value {
+    json!({"apiVersion": "keyfront.dev/v1alpha1", "kind": "CloudFrontAccount", "metadata": {"name": "media"}, "spec": spec})
+}
+
+#[test]
+fn an_empty_account_admits_nothing_by_default() {
+    let double = double_with_crd();
+    let created = double
+        .create(account(json!({})))
+        .expect("empty spec is valid");
+    assert_eq!(
+        created["spec"]["allowedNamespaces"],
+        json!({"from": "Names"})
+    );
+    assert_eq!(
+        created["spec"]["quotas"],
+        json!({"publicKeys": 10, "keyGroups": 10})
+    );
+    let object = double.create(object(json!({}))).expect("SigningKeyGroup");
+    assert_eq!(object["spec"]["accountRef"], json!({"name": "default"}));
+}
+
+#[test]
+fn invalid_accounts_are_rejected_naming_the_field() {
+    let double = double_with_crd();
+    for (spec, field) in [
+        (
+            json!({"assumeRole": {"roleArn": "role/keyfront"}}),
+            "spec.assumeRole.roleArn",
+        ),
+        (
+            json!({"assumeRole": {"roleArn": "arn:aws:iam::123456789012:role/k", "externalId": "has space"}}),
+            "spec.assumeRole.externalId",
+        ),
+        (
+            json!({"allowedNamespaces": {"from": "Selector"}}),
+            "spec.allowedNamespaces.selector",
+        ),
+        (
+            json!({"allowedNamespaces": {"from": "All", "names": ["a"]}}),
+            "spec.allowedNamespaces.names",
+        ),
+        (
+            json!({"allowedNamespaces": {"from": "Some"}}),
+            "spec.allowedNamespaces.from",
+        ),
+        (
+            json!({"distributions": [{"id": "e1"}]}),
+            "spec.distributions[0].id",
+        ),
+        (
+            json!({"distributions": [{"id": "E1"}, {"id": "E1"}]}),
+            "spec.distributions",
+        ),
+        (
+            json!({"quotas": {"publicKeys": 0}}),
+            "spec.quotas.publicKeys",
+        ),
+    ] {
+        let err = double
+            .create(account(spec.clone()))
+            .expect_err(&format!("accepted invalid account {spec}"));
+        let message = err.to_string();
+        assert!(
+            message.contains(field),
+            "rejection of {spec} does not name {field}: {message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_account_reference_is_immutable() {
+    let double = double_with_crd();
+    let api: Api<SigningKeyGroup> = Api::namespaced(double.client(), "default");
+    let initial: SigningKeyGroup =
+        serde_json::from_value(object(json!({"accountRef": {"name": "team-a"}}))).expect("typed");
+    api.create(&PostParams::default(), &initial)
+        .await
+        .expect("create");
+    let err = api
+        .patch(
+            "media",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"accountRef": {"name": "team-b"}}})),
+        )
+        .await
+        .expect_err("moving to another account must be refused");
+    let message = err.to_string();
+    assert!(
+        message.contains("spec.accountRef") && message.contains("immutable"),
+        "{message}"
+    );
 }

@@ -24,6 +24,9 @@ use keyfront::reconcile::names;
 use kube::{Api, ResourceExt as _};
 use kube_api_double::{ApiDouble, write_kubeconfig};
 
+const CLUSTER_ID: &str = "e2e";
+const KEYRING_NAMESPACE: &str = "keyfront-system";
+
 /// Kills the child when the test ends, however it ends.
 struct Process(Child);
 
@@ -170,6 +173,9 @@ async fn start() -> Stack {
     })
     .await;
 
+    double
+        .create(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": KEYRING_NAMESPACE}}))
+        .unwrap();
     let kc = kubeconfig.clone();
     tokio::task::spawn_blocking(move || {
         kubectl(
@@ -179,6 +185,14 @@ async fn start() -> Stack {
                 "--server-side",
                 "-f",
                 &repo("crds").to_string_lossy(),
+            ],
+        );
+        kubectl(
+            &kc,
+            &[
+                "apply",
+                "-f",
+                &repo("examples/accounts/single-team.yaml").to_string_lossy(),
             ],
         );
     })
@@ -200,6 +214,10 @@ async fn start() -> Stack {
             "200ms",
             "--backoff-max",
             "5s",
+            "--cluster-id",
+            CLUSTER_ID,
+            "--keyring-namespace",
+            KEYRING_NAMESPACE,
         ])
         .env("KUBECONFIG", &kubeconfig)
         .env("RUST_LOG", "keyfront=debug,info")
@@ -261,8 +279,8 @@ async fn operator_binary_rotates_and_cleans_up_against_the_doubles() {
         async || ready(&objects, "downloads").await,
     )
     .await;
-    let fast_uid = objects.get("fast").await.unwrap().uid().unwrap();
-    let downloads_uid = objects.get("downloads").await.unwrap().uid().unwrap();
+    let fast_uid = names::owner_token(CLUSTER_ID, "default", "fast");
+    let downloads_uid = names::owner_token(CLUSTER_ID, "default", "downloads");
 
     // Watch rotations: every sample, the Secret's key is in the group and live at the edge.
     let mut seen = BTreeSet::new();
@@ -370,6 +388,31 @@ async fn operator_binary_rotates_and_cleans_up_against_the_doubles() {
         kept.owner_references().is_empty(),
         "{:?}",
         kept.owner_references()
+    );
+    // Keyrings live in the operator's namespace only: Delete removed fast's, Retain kept
+    // downloads' (so the object created again resumes its keys).
+    let keyrings: Api<Secret> = Api::namespaced(client.clone(), KEYRING_NAMESPACE);
+    assert!(
+        keyrings
+            .get_opt(&names::keyring_secret_name(&fast_uid))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        keyrings
+            .get_opt(&names::keyring_secret_name(&downloads_uid))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let in_tenant_namespace = secrets
+        .list(&kube::api::ListParams::default().labels("keyfront.dev/role=keyring"))
+        .await
+        .unwrap();
+    assert!(
+        in_tenant_namespace.items.is_empty(),
+        "a keyring in the tenant namespace"
     );
 
     // SIGTERM: the operator finishes what it is doing and exits 0.

@@ -8,21 +8,37 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use keyfront::api::{KeyAlgorithm, KeyState, SigningKeyGroupSpec};
+use keyfront::api::{CloudFrontAccountSpec, KeyAlgorithm, KeyState, SigningKeyGroupSpec};
 use keyfront::cloudfront::{
     ActiveKeyGroup, BehaviorSelector, BehaviorTrust, DeploymentStatus, Distribution, Etag,
     KeyGroup, KeyGroupConfig, PublicKey, Tagged,
 };
 use keyfront::keys::PrivateKeyPem;
 use keyfront::reconcile::keyring::{KeyRecord, Keyring};
-use keyfront::reconcile::observe::{
-    AppSecret, DistributionState, KeyGroupState, Observed, OwnedAppSecret, StoredKeyring,
+use keyfront::reconcile::observed::{
+    AppSecret, DistributionState, KeyGroupState, Observed, OwnedAppSecret, StoredKeyring, Subject,
 };
-use keyfront::reconcile::plan::{self, Plan, Step, Subject};
+use keyfront::reconcile::plan::{self, Plan, Step};
 use keyfront::reconcile::{names, reasons};
+use keyfront::tenancy::NamespaceFacts;
 use serde_json::json;
 
 const UID: &str = "0b0b0b0b-1111-2222-3333-444444444444";
+
+/// The owner token of `default/media` in cluster `c`.
+fn owner() -> String {
+    names::owner_token("c", "default", "media")
+}
+
+/// An account admitting every namespace, distribution and behavior, honouring the public
+/// opt-in: the rotation rules below are tested apart from the grant rules.
+fn open_account() -> CloudFrontAccountSpec {
+    serde_json::from_value(json!({
+        "allowedNamespaces": {"from": "All"},
+        "distributions": [{"id": "*", "defaultCacheBehavior": true, "pathPatterns": ["*"], "allowPublicOnDetach": true}],
+    }))
+    .unwrap()
+}
 const KG: &str = "kg-1";
 const POLL: Duration = Duration::from_secs(15);
 
@@ -57,6 +73,7 @@ fn key(serial: u32, state: KeyState, id: Option<&str>) -> KeyRecord {
         activated_at: (state == KeyState::Active).then(t0),
         retired_at: None,
         revoked: false,
+        private_key_lost: false,
         private_key: Some(PrivateKeyPem::new(fixture(&format!("ec-{serial}.pem")))),
     }
 }
@@ -83,6 +100,7 @@ impl Case {
         Self {
             subject: Subject {
                 uid: UID.into(),
+                owner: owner(),
                 namespace: "default".into(),
                 name: "media".into(),
                 generation: Some(1),
@@ -93,6 +111,11 @@ impl Case {
             },
             spec: spec(json!([])),
             observed: Observed {
+                account: Some(open_account()),
+                namespace: NamespaceFacts {
+                    name: "default".into(),
+                    labels: BTreeMap::new(),
+                },
                 keyring: None,
                 app_secret: AppSecret::Missing,
                 key_group: KeyGroupState::Missing,
@@ -114,7 +137,6 @@ impl Case {
                 ..Keyring::default()
             },
             resource_version: Some("1".into()),
-            owner_referenced: true,
         });
         self
     }
@@ -139,7 +161,7 @@ impl Case {
                 id: KG.into(),
                 config: KeyGroupConfig {
                     name: "default-media".into(),
-                    comment: Some(names::owned_comment(UID, None)),
+                    comment: Some(names::owned_comment(&owner(), None)),
                     items: items.iter().map(|s| s.to_string()).collect(),
                 },
                 last_modified_time: t0(),
@@ -163,7 +185,7 @@ impl Case {
             hash_algorithm: Some("SHA256".into()),
             private_key: record.private_key.clone(),
             labels: plan::app_secret_labels(&settings),
-            annotations: plan::app_secret_annotations(&settings, UID),
+            annotations: plan::app_secret_annotations(&settings, &owner()),
             owner_referenced: true,
         });
         self
@@ -280,16 +302,20 @@ fn published_a_created_key_whose_answer_was_lost_is_found_by_name_and_fingerprin
         id: "K1".into(),
         name,
         encoded_key: fixture(pem),
-        comment: Some(names::comment_marker(UID)),
+        comment: Some(names::comment_marker(&owner())),
         created_time: t0(),
     };
     // Same name, other key material: not ours to record.
-    case.observed.listed_public_keys =
-        Some(vec![listed(names::public_key_name(UID, 1), "ec-2.pub.pem")]);
+    case.observed.listed_public_keys = Some(vec![listed(
+        names::public_key_name(&owner(), 1),
+        "ec-2.pub.pem",
+    )]);
     let plan = case.plan();
     assert_eq!(record(&plan, 1).public_key_id, None);
-    case.observed.listed_public_keys =
-        Some(vec![listed(names::public_key_name(UID, 1), "ec-1.pub.pem")]);
+    case.observed.listed_public_keys = Some(vec![listed(
+        names::public_key_name(&owner(), 1),
+        "ec-1.pub.pem",
+    )]);
     let plan = case.plan();
     assert_eq!(record(&plan, 1).public_key_id.as_deref(), Some("K1"));
     assert_eq!(record(&plan, 1).state, KeyState::Published);
@@ -538,7 +564,6 @@ fn distributions_are_attached_only_once_a_key_is_active_and_in_the_secret() {
                     ..Keyring::default()
                 },
                 resource_version: Some("1".into()),
-                owner_referenced: true,
             }),
             ..case.observed
         },
@@ -650,9 +675,9 @@ fn a_lost_keyring_is_rebuilt_from_the_secret_and_cloudfront() {
     case.observed.keyring = None;
     case.observed.listed_public_keys = Some(vec![PublicKey {
         id: "K1".into(),
-        name: names::public_key_name(UID, 1),
+        name: names::public_key_name(&owner(), 1),
         encoded_key: record.public_key_pem.clone(),
-        comment: Some(names::comment_marker(UID)),
+        comment: Some(names::comment_marker(&owner())),
         created_time: t0(),
     }]);
     let plan = case.plan();
@@ -691,4 +716,256 @@ fn active_waits_for_a_distribution_whose_edge_still_trusts_the_group_while_detac
         plan.keyring.attachments.contains_key("E1"),
         "forgotten before the edge let go"
     );
+}
+
+// ---- grants: what the CloudFrontAccount lets the object do ----
+
+/// A Ready object signing with K1, attached to E1's default behavior only, with the grant
+/// given as the account's `distributions`.
+fn attached_under(grant: serde_json::Value) -> Case {
+    let mut case = Case::new()
+        .keys(vec![key(1, KeyState::Active, Some("K1"))])
+        .group(&["K1"])
+        .signing_with(1)
+        .distribution("E1", &[KG], &["K1"], true);
+    case.attached("E1", true);
+    case.spec =
+        spec(json!([{"id": "E1", "defaultCacheBehavior": true, "allowPublicOnDetach": true}]));
+    case.observed.account = Some(
+        serde_json::from_value(
+            json!({"allowedNamespaces": {"from": "All"}, "distributions": grant}),
+        )
+        .unwrap(),
+    );
+    case
+}
+
+fn finding_message(plan: &Plan, reason: &str) -> String {
+    plan.findings
+        .iter()
+        .find(|f| f.reason == reason)
+        .map(|f| f.message.clone())
+        .unwrap_or_else(|| panic!("no {reason} finding in {:?}", plan.findings))
+}
+
+#[test]
+fn grant_a_missing_account_stops_everything_and_reaches_no_cloudfront() {
+    let mut case = Case::new();
+    case.observed.account = None;
+    let plan = case.plan();
+    assert!(kinds(&plan).is_empty(), "{:?}", kinds(&plan));
+    assert!(finding_message(&plan, reasons::ACCOUNT_NOT_FOUND).contains("\"default\""));
+    let admission = plan::admission(&case.spec, &case.observed);
+    assert!(!plan::reaches_cloudfront(&admission, false));
+    assert!(
+        !plan::reaches_cloudfront(&admission, true),
+        "no credentials to act with"
+    );
+}
+
+#[test]
+fn grant_a_namespace_the_account_does_not_admit_generates_no_key() {
+    let mut case = Case::new();
+    case.observed.account = Some(
+        serde_json::from_value(
+            json!({"allowedNamespaces": {"from": "Names", "names": ["team-a"]}}),
+        )
+        .unwrap(),
+    );
+    let plan = case.plan();
+    assert!(kinds(&plan).is_empty(), "{:?}", kinds(&plan));
+    let message = finding_message(&plan, reasons::NAMESPACE_NOT_ALLOWED);
+    assert!(
+        message.contains("\"default\"") && message.contains("team-a"),
+        "{message}"
+    );
+    let admission = plan::admission(&case.spec, &case.observed);
+    assert!(!plan::reaches_cloudfront(&admission, false));
+}
+
+#[test]
+fn grant_a_distribution_not_granted_is_named_and_never_written() {
+    let mut case = Case::new()
+        .keys(vec![key(1, KeyState::Active, Some("K1"))])
+        .group(&["K1"])
+        .signing_with(1)
+        .distribution("E1", &[], &[], true)
+        .distribution("E2", &[], &[], true);
+    case.spec = spec(json!([
+        {"id": "E1", "defaultCacheBehavior": true},
+        {"id": "E2", "defaultCacheBehavior": true},
+    ]));
+    case.observed.account = Some(
+        serde_json::from_value(json!({
+            "allowedNamespaces": {"from": "All"},
+            "distributions": [{"id": "E2", "defaultCacheBehavior": true}],
+        }))
+        .unwrap(),
+    );
+    let plan = case.plan();
+    assert_eq!(
+        kinds(&plan),
+        ["SaveKeyring", "SetTrust(E2:[[\"kg-1\"]])"],
+        "the granted entry proceeds"
+    );
+    let message = finding_message(&plan, reasons::DISTRIBUTION_NOT_ALLOWED);
+    assert!(
+        message.contains("E1") && message.contains("\"default\""),
+        "{message}"
+    );
+    assert!(!plan.keyring.attachments.contains_key("E1"));
+}
+
+#[test]
+fn grant_a_behavior_not_granted_is_named_and_never_attached() {
+    let mut case = Case::new()
+        .keys(vec![key(1, KeyState::Active, Some("K1"))])
+        .group(&["K1"])
+        .signing_with(1)
+        .distribution("E1", &[], &[], true);
+    case.spec = spec(json!([{"id": "E1", "defaultCacheBehavior": true}]));
+    case.observed.account = Some(
+        serde_json::from_value(json!({
+            "allowedNamespaces": {"from": "All"},
+            "distributions": [{"id": "E1", "pathPatterns": ["/video/*"]}],
+        }))
+        .unwrap(),
+    );
+    let plan = case.plan();
+    assert!(
+        !kinds(&plan).iter().any(|k| k.starts_with("SetTrust")),
+        "{:?}",
+        kinds(&plan)
+    );
+    assert!(
+        finding_message(&plan, reasons::BEHAVIOR_NOT_ALLOWED).contains("default cache behavior")
+    );
+}
+
+#[test]
+fn grant_narrowed_later_detaches_where_it_is_safe() {
+    // Another group still protects the behavior, so detaching leaves it private.
+    let mut case = attached_under(json!([]));
+    case = case.distribution("E1", &["theirs", KG], &["K1"], true);
+    let plan = case.plan();
+    assert!(
+        kinds(&plan).contains(&"SetTrust(E1:[[\"theirs\"]])".to_owned()),
+        "{:?}",
+        kinds(&plan)
+    );
+    assert!(has_finding(&plan, reasons::DISTRIBUTION_NOT_ALLOWED));
+
+    // The namespace itself is no longer admitted: keyfront only winds down (no new key even
+    // when a rotation is due), detaching under the same rule.
+    let mut case = attached_under(json!([{"id": "E1", "defaultCacheBehavior": true}]))
+        .distribution("E1", &["theirs", KG], &["K1"], true);
+    case.observed.account.as_mut().unwrap().allowed_namespaces =
+        serde_json::from_value(json!({"from": "Names", "names": ["team-a"]})).unwrap();
+    case.now = at(24 * 60);
+    let plan = case.plan();
+    assert!(
+        kinds(&plan).contains(&"SetTrust(E1:[[\"theirs\"]])".to_owned()),
+        "{:?}",
+        kinds(&plan)
+    );
+    assert!(
+        !kinds(&plan).contains(&"StageKey".to_owned()),
+        "{:?}",
+        kinds(&plan)
+    );
+    assert!(has_finding(&plan, reasons::NAMESPACE_NOT_ALLOWED));
+}
+
+#[test]
+fn grant_the_public_opt_in_is_honoured_only_where_the_account_allows_it() {
+    // The tenant opted in, the account does not honour it: the behavior stays protected.
+    let plan = attached_under(json!([])).plan();
+    assert!(
+        !kinds(&plan).iter().any(|k| k.starts_with("SetTrust")),
+        "{:?}",
+        kinds(&plan)
+    );
+    let message = finding_message(&plan, reasons::DETACH_WOULD_MAKE_PUBLIC);
+    assert!(
+        message.contains("does not honour allowPublicOnDetach"),
+        "{message}"
+    );
+
+    // Even keyfront's own record of an earlier opt-in does not outlive the grant.
+    let mut case = attached_under(json!([{"id": "E1", "defaultCacheBehavior": true}]));
+    case.spec = spec(json!([]));
+    let plan = case.plan();
+    assert!(has_finding(&plan, reasons::DETACH_WOULD_MAKE_PUBLIC));
+
+    // Both say yes: the detach goes through.
+    let mut case = attached_under(
+        json!([{"id": "E1", "defaultCacheBehavior": true, "allowPublicOnDetach": true}]),
+    );
+    case.spec = spec(json!([]));
+    assert!(kinds(&case.plan()).contains(&"SetTrust(E1:[[]])".to_owned()));
+}
+
+#[test]
+fn deletion_without_an_account_lets_go_only_if_nothing_was_created() {
+    let mut case = Case::new();
+    case.subject.deleting = true;
+    case.observed.account = None;
+    assert_eq!(
+        kinds(&case.plan()),
+        ["ReleaseSecrets(delete=true)", "RemoveFinalizer"]
+    );
+    let mut case = case.keys(vec![key(1, KeyState::Active, Some("K1"))]);
+    case.subject.deleting = true;
+    let plan = case.plan();
+    assert!(kinds(&plan).is_empty(), "{:?}", kinds(&plan));
+    assert!(has_finding(&plan, reasons::ACCOUNT_NOT_FOUND));
+}
+
+#[test]
+fn a_lost_keyring_keeps_unrecorded_keys_in_the_group_for_their_grace() {
+    // K1 active (its Secret survives), K2 retiring at the time the keyring was lost.
+    let k1 = key(1, KeyState::Active, Some("K1"));
+    let k2 = key(2, KeyState::Retiring, Some("K2"));
+    let listed = |k: &KeyRecord| PublicKey {
+        id: k.public_key_id.clone().unwrap(),
+        name: names::public_key_name(&owner(), k.serial),
+        encoded_key: k.public_key_pem.clone(),
+        comment: Some(names::comment_marker(&owner())),
+        created_time: t0(),
+    };
+    let mut case = Case::new()
+        .keys(vec![k1.clone()])
+        .group(&["K1", "K2"])
+        .signing_with(1);
+    case.observed.keyring = None;
+    case.observed.listed_public_keys = Some(vec![listed(&k1), listed(&k2)]);
+    case.now = at(30);
+    let plan = case.plan();
+    let kept = plan.keyring.by_public_key_id("K2").unwrap();
+    assert_eq!(kept.state, KeyState::Retiring);
+    assert!(kept.private_key_lost && kept.private_key.is_none());
+    assert_eq!(
+        kept.retired_at,
+        Some(at(30)),
+        "the grace counts from when it was found"
+    );
+    assert_eq!(kinds(&plan), ["SaveKeyring"], "K2 stays in the group");
+    assert_eq!(plan.keyring.next_serial, 3);
+
+    // Within the grace (12 minutes) it stays; after it, it leaves.
+    let mut later = Case {
+        now: at(41),
+        ..case
+    };
+    later.observed.keyring = Some(StoredKeyring {
+        keyring: plan.keyring.clone(),
+        resource_version: Some("2".into()),
+    });
+    assert!(
+        kinds(&later.plan()).is_empty(),
+        "{:?}",
+        kinds(&later.plan())
+    );
+    later.now = at(43);
+    assert_eq!(kinds(&later.plan()), ["UpdateKeyGroup[\"K1\"]"]);
 }

@@ -8,9 +8,14 @@
 //! names): a malformed value must never stop the controller from deserializing an object it
 //! still has to clean up.
 
+mod account;
 mod duration;
 mod names;
 
+pub use account::{
+    AccountQuotas, AccountUsage, AssumeRole, CloudFrontAccount, CloudFrontAccountSpec,
+    CloudFrontAccountStatus, DEFAULT_ACCOUNT, DistributionGrant, NamespaceFrom, NamespaceGrant,
+};
 pub use duration::{DurationError, parse_duration};
 pub use names::{default_key_group_name, default_secret_name};
 
@@ -58,6 +63,9 @@ const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SigningKeyGroupSpec {
+    /// The cluster-scoped `CloudFrontAccount` whose credentials and grants apply. Immutable.
+    #[serde(default)]
+    pub account_ref: AccountRef,
     /// The CloudFront key group this object owns.
     #[serde(default)]
     pub key_group: KeyGroupSpec,
@@ -78,6 +86,29 @@ pub struct SigningKeyGroupSpec {
     /// What happens to CloudFront objects and the key when this object is deleted.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+}
+
+/// Which `CloudFrontAccount` a `SigningKeyGroup` uses.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.name == oldSelf.name").message("spec.accountRef.name is immutable: the key group lives in that account"))]
+pub struct AccountRef {
+    /// Name of the `CloudFrontAccount`; defaults to `default`.
+    #[serde(default = "default_account_name")]
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+fn default_account_name() -> String {
+    DEFAULT_ACCOUNT.to_owned()
+}
+
+impl Default for AccountRef {
+    fn default() -> Self {
+        Self {
+            name: default_account_name(),
+        }
+    }
 }
 
 /// The CloudFront key group.

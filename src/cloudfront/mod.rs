@@ -3,9 +3,13 @@
 //!
 //! Owns: the shape of what keyfront asks of CloudFront. Implementations: [`sdk::SdkCloudFront`]
 //! (production, `aws-sdk-cloudfront`) and [`crate::emulator::Emulator`] (in-process model).
+//! [`CloudFrontAccounts`] hands out a client per `CloudFrontAccount` and tenant namespace:
+//! [`sdk::SdkAccounts`] assumes the account's role (the session named after the namespace);
+//! any single client is also an "every account is this one" provider, for in-process tests.
 //! Must not: decide anything. Which key to add, when to detach and whether a behavior may go
 //! public are decisions of the reconciler; this layer only carries them out.
 
+pub mod accounts;
 mod error;
 pub mod sdk;
 
@@ -14,6 +18,41 @@ pub use error::{CloudFrontError, ErrorKind};
 use std::future::Future;
 
 use jiff::Timestamp;
+
+use crate::api::AssumeRole;
+
+/// How to act in one account on behalf of one tenant namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AccountAccess {
+    /// The `CloudFrontAccount` name.
+    pub account: String,
+    /// The role to assume; `None`: keyfront's own credentials.
+    pub assume_role: Option<AssumeRole>,
+    /// The tenant namespace, carried in the STS session name so CloudTrail shows who acted.
+    pub namespace: String,
+}
+
+/// Hands out a CloudFront client for an account.
+pub trait CloudFrontAccounts: Send + Sync {
+    type Client: CloudFront + Send + Sync;
+    fn connect(&self, access: &AccountAccess) -> impl Future<Output = Result<Self::Client>> + Send;
+
+    /// The AWS account ID these credentials act in, when the provider can tell (STS).
+    fn caller_account(
+        &self,
+        _access: &AccountAccess,
+    ) -> impl Future<Output = Result<Option<String>>> + Send {
+        async { Ok(None) }
+    }
+}
+
+/// One client for every account (the in-process emulator, test taps).
+impl<C: CloudFront + Clone + Send + Sync> CloudFrontAccounts for C {
+    type Client = C;
+    async fn connect(&self, _access: &AccountAccess) -> Result<C> {
+        Ok(self.clone())
+    }
+}
 
 /// Result of a CloudFront call.
 pub type Result<T, E = CloudFrontError> = std::result::Result<T, E>;

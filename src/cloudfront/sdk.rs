@@ -1,15 +1,8 @@
 //! The production [`CloudFront`] implementation on `aws-sdk-cloudfront`.
 //!
-//! Credentials come from `aws-config`'s default chain (IRSA web identity, EKS Pod Identity,
-//! environment, shared profile, IMDS). The endpoint can be overridden so the same adapter talks
-//! to `keyfront emulator`. Timeouts bound every call; the SDK's standard retry mode retries
-//! throttling and transient failures with jittered exponential backoff.
+//! Clients are built per account by [`super::accounts::SdkAccounts`] (credentials, endpoint,
+//! timeouts, retry). This module maps each operation and its errors.
 
-use std::time::Duration;
-
-use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
 use aws_sdk_cloudfront::Client;
 use aws_sdk_cloudfront::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudfront::primitives::DateTime;
@@ -22,18 +15,6 @@ use super::{
     Tagged,
 };
 
-/// CloudFront is a global service; its API is signed for us-east-1.
-pub const DEFAULT_REGION: &str = "us-east-1";
-
-/// How to reach CloudFront.
-#[derive(Debug, Clone, Default)]
-pub struct SdkSettings {
-    /// Endpoint override, e.g. `http://127.0.0.1:18080` for the emulator.
-    pub endpoint: Option<String>,
-    /// Signing region; CloudFront uses us-east-1.
-    pub region: Option<String>,
-}
-
 /// [`CloudFront`] over the AWS SDK.
 #[derive(Debug, Clone)]
 pub struct SdkCloudFront {
@@ -41,39 +22,13 @@ pub struct SdkCloudFront {
 }
 
 impl SdkCloudFront {
-    /// Wraps a client built elsewhere (tests build one with static credentials).
+    /// Wraps a client built elsewhere ([`super::accounts::SdkAccounts`], tests).
     pub fn new(client: Client) -> Self {
         Self { client }
     }
-
-    /// Builds a client from the default credential chain and the given settings.
-    pub async fn from_environment(settings: &SdkSettings) -> Self {
-        let region = settings
-            .region
-            .clone()
-            .unwrap_or_else(|| DEFAULT_REGION.to_owned());
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(aws_config::Region::new(region))
-            .timeout_config(default_timeouts())
-            .retry_config(RetryConfig::standard().with_max_attempts(4));
-        if let Some(endpoint) = &settings.endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
-        Self::new(Client::new(&loader.load().await))
-    }
 }
 
-/// Bounds for one call: connecting, one attempt, and the whole call including retries.
-pub fn default_timeouts() -> TimeoutConfig {
-    TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .read_timeout(Duration::from_secs(20))
-        .operation_attempt_timeout(Duration::from_secs(30))
-        .operation_timeout(Duration::from_secs(90))
-        .build()
-}
-
-fn map_err<E, R>(operation: &'static str, err: SdkError<E, R>) -> CloudFrontError
+pub(super) fn map_err<E, R>(operation: &'static str, err: SdkError<E, R>) -> CloudFrontError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,

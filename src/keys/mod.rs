@@ -119,6 +119,20 @@ pub fn fingerprint(public_key_pem: &str) -> Result<String, KeyError> {
     Ok(hex_sha256(&der))
 }
 
+/// The algorithm of a PEM public key, from its SubjectPublicKeyInfo.
+pub fn public_key_algorithm(public_key_pem: &str) -> Result<KeyAlgorithm, KeyError> {
+    use rsa::pkcs8::der::DecodePem as _;
+    const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
+    const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+    let spki = rsa::pkcs8::spki::SubjectPublicKeyInfoOwned::from_pem(public_key_pem.trim())
+        .map_err(|_| KeyError::PublicKeyUnreadable)?;
+    match spki.algorithm.oid.to_string().as_str() {
+        RSA_ENCRYPTION => Ok(KeyAlgorithm::Rsa2048),
+        EC_PUBLIC_KEY => Ok(KeyAlgorithm::EcdsaP256),
+        _ => Err(KeyError::PublicKeyUnreadable),
+    }
+}
+
 fn hex_sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
@@ -135,6 +149,10 @@ mod tests {
     fn generated_keys_load_in_the_signer_and_fingerprint_from_their_public_pem() {
         for algorithm in [KeyAlgorithm::Rsa2048, KeyAlgorithm::EcdsaP256] {
             let pair = generate(algorithm).unwrap();
+            assert_eq!(
+                public_key_algorithm(&pair.public_key_pem).unwrap(),
+                algorithm
+            );
             let header = match algorithm {
                 KeyAlgorithm::Rsa2048 => "-----BEGIN RSA PRIVATE KEY-----",
                 KeyAlgorithm::EcdsaP256 => "-----BEGIN PRIVATE KEY-----",

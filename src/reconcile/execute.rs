@@ -12,9 +12,9 @@ use kube::{Api, Resource as _, ResourceExt as _};
 use serde_json::json;
 
 use super::keyring::{KeyRecord, Keyring};
-use super::observe::{AppSecret, Observed};
+use super::observed::{AppSecret, Observed, Subject};
 use super::plan::{
-    Plan, Settings, Step, Subject, app_secret_annotations, app_secret_labels, hash_algorithm,
+    Plan, Settings, Step, app_secret_annotations, app_secret_labels, hash_algorithm,
 };
 use super::{Context, Error, KubeOperation, names, reasons};
 use crate::api::{KeyState, SigningKeyGroup};
@@ -36,9 +36,10 @@ fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
-/// Runs `plan.steps` for `object`.
-pub async fn execute<C: CloudFront>(
-    ctx: &Context<C>,
+/// Runs `plan.steps` for `object`, with `cloudfront` connected to the object's account.
+pub async fn execute<A, C: CloudFront>(
+    ctx: &Context<A>,
+    cloudfront: Option<&C>,
     object: &SigningKeyGroup,
     subject: &Subject,
     plan: &Plan,
@@ -47,6 +48,7 @@ pub async fn execute<C: CloudFront>(
     let mut done = Executed::default();
     let objects: Api<SigningKeyGroup> = Api::namespaced(ctx.client.clone(), &subject.namespace);
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &subject.namespace);
+    let keyrings: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.config.keyring_namespace);
     for step in &plan.steps {
         let event = match step {
             Step::AddFinalizer => {
@@ -83,11 +85,19 @@ pub async fn execute<C: CloudFront>(
                         activated_at: None,
                         retired_at: None,
                         revoked: false,
+                        private_key_lost: false,
                         private_key: Some(pair.private_key),
                     });
                     staged = Some((serial, pair.fingerprint));
                 }
-                save_keyring(&secrets, object, subject, &keyring, observed).await?;
+                save_keyring(
+                    &keyrings,
+                    &ctx.config.keyring_namespace,
+                    subject,
+                    &keyring,
+                    observed,
+                )
+                .await?;
                 staged.map(|(serial, fingerprint)| {
                     (
                         EventType::Normal,
@@ -101,13 +111,12 @@ pub async fn execute<C: CloudFront>(
                     .keyring
                     .record(*serial)
                     .ok_or(Error::UnknownKey { serial: *serial })?;
-                let name = names::public_key_name(&subject.uid, *serial);
-                let created = ctx
-                    .cloudfront
+                let name = names::public_key_name(&subject.owner, *serial);
+                let created = reach(cloudfront)?
                     .create_public_key(&NewPublicKey {
                         name: name.clone(),
                         encoded_key: record.public_key_pem.clone(),
-                        comment: Some(names::comment_marker(&subject.uid)),
+                        comment: Some(names::comment_marker(&subject.owner)),
                         caller_reference: name.clone(),
                     })
                     .await;
@@ -123,7 +132,7 @@ pub async fn execute<C: CloudFront>(
                 }
             }
             Step::CreateKeyGroup { config } => {
-                match ctx.cloudfront.create_key_group(config).await {
+                match reach(cloudfront)?.create_key_group(config).await {
                     Ok(group) => Some((
                         EventType::Normal,
                         reasons::KEY_GROUP_CREATED,
@@ -139,7 +148,7 @@ pub async fn execute<C: CloudFront>(
                 }
             }
             Step::UpdateKeyGroup { id, config, etag } => {
-                ctx.cloudfront
+                reach(cloudfront)?
                     .update_key_group(id, config, etag)
                     .await
                     .map_err(Error::cloudfront("UpdateKeyGroup"))?;
@@ -154,7 +163,7 @@ pub async fn execute<C: CloudFront>(
                 behaviors,
                 etag,
             } => {
-                ctx.cloudfront
+                reach(cloudfront)?
                     .set_trusted_key_groups(distribution_id, behaviors, etag)
                     .await
                     .map_err(Error::cloudfront("UpdateDistribution"))?;
@@ -198,8 +207,8 @@ pub async fn execute<C: CloudFront>(
                 })
             }
             Step::DeletePublicKey { id } => {
-                let deleted = match ctx.cloudfront.get_public_key(id).await {
-                    Ok(key) => match ctx.cloudfront.delete_public_key(id, &key.etag).await {
+                let deleted = match reach(cloudfront)?.get_public_key(id).await {
+                    Ok(key) => match reach(cloudfront)?.delete_public_key(id, &key.etag).await {
                         Ok(()) => true,
                         Err(e) if e.kind == ErrorKind::NotFound => false,
                         Err(e) => return Err(Error::cloudfront("DeletePublicKey")(e)),
@@ -216,7 +225,7 @@ pub async fn execute<C: CloudFront>(
                 })
             }
             Step::DeleteKeyGroup { id, etag } => {
-                match ctx.cloudfront.delete_key_group(id, etag).await {
+                match reach(cloudfront)?.delete_key_group(id, etag).await {
                     Ok(()) => Some((
                         EventType::Normal,
                         reasons::KEY_GROUP_DELETED,
@@ -227,34 +236,33 @@ pub async fn execute<C: CloudFront>(
                 }
             }
             Step::ReleaseSecrets { delete } => {
-                let mut names_to_release = Vec::new();
-                if observed.keyring.is_some() {
-                    names_to_release.push(names::keyring_secret_name(&subject.uid));
-                }
+                let mut released = Vec::new();
                 if matches!(observed.app_secret, AppSecret::Owned(_)) {
-                    names_to_release.push(super::plan::secret_name(&object.spec, subject));
-                }
-                for name in &names_to_release {
+                    let name = super::plan::secret_name(&object.spec, subject);
                     if *delete {
-                        match secrets.delete(name, &DeleteParams::default()).await {
-                            Ok(_) => {}
-                            Err(e) if is_not_found(&e) => {}
-                            Err(e) => return Err(kube_error(KubeOperation::DeleteSecret)(e)),
-                        }
+                        delete_secret(&secrets, &name).await?;
                     } else {
-                        orphan_secret(&secrets, name, &subject.uid).await?;
+                        orphan_secret(&secrets, &name, &subject.uid).await?;
                     }
+                    released.push(format!("{}/{name}", subject.namespace));
+                }
+                // With Retain the keyring stays too: the object created again under the same
+                // name resumes its keys (the keyring is named by identity, not UID).
+                if *delete && observed.keyring.is_some() {
+                    let name = names::keyring_secret_name(&subject.owner);
+                    delete_secret(&keyrings, &name).await?;
+                    released.push(format!("{}/{name}", ctx.config.keyring_namespace));
                 }
                 let verb = if *delete {
                     "deleted"
                 } else {
-                    "kept (deletionPolicy: Retain)"
+                    "kept, with the keyring (deletionPolicy: Retain)"
                 };
-                (!names_to_release.is_empty()).then(|| {
+                (!released.is_empty()).then(|| {
                     (
                         EventType::Normal,
                         reasons::SECRETS_RELEASED,
-                        format!("Secrets {} {verb}", names_to_release.join(", ")),
+                        format!("Secrets {} {verb}", released.join(", ")),
                     )
                 })
             }
@@ -292,6 +300,13 @@ pub async fn execute<C: CloudFront>(
     Ok(done)
 }
 
+/// The account's client, which the plan only asks for when the grant let observe reach it.
+fn reach<C>(cloudfront: Option<&C>) -> Result<&C, Error> {
+    cloudfront.ok_or(Error::Internal(
+        "a CloudFront step without access to its account",
+    ))
+}
+
 /// Replaces the finalizer list, failing with a conflict if the object changed since it was
 /// read (so another writer's finalizer is never dropped).
 async fn set_finalizers(
@@ -319,17 +334,17 @@ fn owner_reference(
 }
 
 async fn save_keyring(
-    secrets: &Api<Secret>,
-    object: &SigningKeyGroup,
+    keyrings: &Api<Secret>,
+    namespace: &str,
     subject: &Subject,
     keyring: &Keyring,
     observed: &Observed,
 ) -> Result<(), Error> {
-    let name = names::keyring_secret_name(&subject.uid);
+    let name = names::keyring_secret_name(&subject.owner);
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(name.clone()),
-            namespace: Some(subject.namespace.clone()),
+            namespace: Some(namespace.to_owned()),
             resource_version: observed
                 .keyring
                 .as_ref()
@@ -341,11 +356,15 @@ async fn save_keyring(
                 ),
                 (names::ROLE_LABEL.to_owned(), "keyring".to_owned()),
             ])),
-            annotations: Some(BTreeMap::from([(
-                names::OWNER_UID_ANNOTATION.to_owned(),
-                subject.uid.clone(),
-            )])),
-            owner_references: Some(owner_reference(object)),
+            // No ownerReference: owners cannot cross namespaces, and the keyring must outlive
+            // a force-deleted object so that its restore resumes the same keys.
+            annotations: Some(BTreeMap::from([
+                (names::OWNER_ANNOTATION.to_owned(), subject.owner.clone()),
+                (
+                    names::OWNER_OBJECT_ANNOTATION.to_owned(),
+                    format!("{}/{}", subject.namespace, subject.name),
+                ),
+            ])),
             ..ObjectMeta::default()
         },
         type_: Some("Opaque".into()),
@@ -353,14 +372,22 @@ async fn save_keyring(
         ..Secret::default()
     };
     if observed.keyring.is_some() {
-        secrets
+        keyrings
             .replace(&name, &PostParams::default(), &secret)
             .await
     } else {
-        secrets.create(&PostParams::default(), &secret).await
+        keyrings.create(&PostParams::default(), &secret).await
     }
     .map_err(kube_error(KubeOperation::WriteSecret))?;
     Ok(())
+}
+
+async fn delete_secret(secrets: &Api<Secret>, name: &str) -> Result<(), Error> {
+    match secrets.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(kube_error(KubeOperation::DeleteSecret)(e)),
+    }
 }
 
 async fn write_app_secret(
@@ -402,7 +429,7 @@ async fn write_app_secret(
             namespace: Some(subject.namespace.clone()),
             resource_version: resource_version.clone(),
             labels: Some(app_secret_labels(settings)),
-            annotations: Some(app_secret_annotations(settings, &subject.uid)),
+            annotations: Some(app_secret_annotations(settings, &subject.owner)),
             owner_references: Some(owner_reference(object)),
             ..ObjectMeta::default()
         },
@@ -447,7 +474,7 @@ async fn orphan_secret(secrets: &Api<Secret>, name: &str, uid: &str) -> Result<(
     Ok(())
 }
 
-impl<C> Context<C> {
+impl<A> Context<A> {
     /// Publishes an Event about `object`; a failure to record it is logged, not fatal.
     pub async fn publish(
         &self,

@@ -1,5 +1,7 @@
 //! The keyring: keyfront's durable record of every key of one `SigningKeyGroup`, kept in a
-//! Secret of its own (`keyfront-keyring-<uid>`), apart from the Secret apps mount.
+//! Secret of its own (`keyfront-keyring-<owner token>`) in the operator's keyring namespace
+//! (`--keyring-namespace`), never in the tenant's: tenants can neither read the staged and
+//! retiring private keys nor edit the record that decides deletions and public detaches.
 //!
 //! Owns: the shape of that record and its encoding as Secret data: `keyring.json` (states,
 //! IDs, timestamps, public keys; no private material) and one `key-<serial>.pem` per key.
@@ -41,6 +43,10 @@ pub struct KeyRecord {
     /// Revoked by annotation: leaves the group as soon as it is not the active key.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub revoked: bool,
+    /// Found in the key group without a record (the keyring was lost): its private key is
+    /// gone, so it is only ever Retiring, kept for its grace and then removed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub private_key_lost: bool,
     #[serde(skip)]
     pub private_key: Option<PrivateKeyPem>,
 }
@@ -125,7 +131,7 @@ impl Keyring {
             reason: e.to_string(),
         })?;
         let mut data = BTreeMap::from([(RECORD_FILE.to_owned(), ByteString(record))]);
-        for key in &self.keys {
+        for key in self.keys.iter().filter(|k| !k.private_key_lost) {
             let private = key
                 .private_key
                 .as_ref()
@@ -145,7 +151,7 @@ impl Keyring {
             serde_json::from_slice(&record.0).map_err(|e| KeyringError::InvalidRecord {
                 reason: e.to_string(),
             })?;
-        for key in &mut keyring.keys {
+        for key in keyring.keys.iter_mut().filter(|k| !k.private_key_lost) {
             let pem = data
                 .get(&private_key_file(key.serial))
                 .and_then(|b| String::from_utf8(b.0.clone()).ok())
@@ -174,6 +180,7 @@ mod tests {
             activated_at: Some(Timestamp::UNIX_EPOCH),
             retired_at: None,
             revoked: false,
+            private_key_lost: false,
             private_key: Some(PrivateKeyPem::new(format!("private {serial}"))),
         }
     }
@@ -190,6 +197,22 @@ mod tests {
         let json = String::from_utf8(data["keyring.json"].0.clone()).unwrap();
         assert!(!json.contains("private"), "{json}");
         assert_eq!(data["key-2.pem"].0, b"private 2");
+        assert_eq!(Keyring::from_secret_data(&data).unwrap(), keyring);
+    }
+
+    #[test]
+    fn a_key_found_without_its_private_key_is_recorded_without_one() {
+        let mut lost = record(2);
+        lost.state = KeyState::Retiring;
+        lost.private_key_lost = true;
+        lost.private_key = None;
+        let keyring = Keyring {
+            next_serial: 3,
+            keys: vec![record(1), lost],
+            ..Keyring::default()
+        };
+        let data = keyring.to_secret_data().unwrap();
+        assert!(!data.contains_key("key-2.pem"));
         assert_eq!(Keyring::from_secret_data(&data).unwrap(), keyring);
     }
 

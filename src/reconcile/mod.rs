@@ -3,10 +3,13 @@
 //!
 //! Each pass runs one direction, and the loop repeats passes until nothing is left to do now:
 //!
-//! 1. [`observe`] (client required): the keyring and app-facing Secrets, the key group, the
-//!    distributions; public keys only when something is unaccounted for.
-//! 2. [`plan`] (no client required): the rotation protocol as a pure function of the object,
-//!    the observation and `now` → ordered [`plan::Step`]s, findings, and when to look again.
+//! 1. [`observe`] (client required): the `CloudFrontAccount` and Namespace (the grant), the
+//!    keyring (in the operator's namespace) and app-facing Secret, and — only when the grant
+//!    lets the object reach CloudFront — the key group and the granted distributions; public
+//!    keys only when something is unaccounted for. Types in [`observed`].
+//! 2. [`plan`] (no client required): the grant ([`crate::tenancy`]) and the rotation
+//!    protocol as a pure function of the object, the observation and `now` → ordered
+//!    [`plan::Step`]s, findings, and when to look again.
 //! 3. [`execute`] (client required): one side effect per step, stopping at the first failure.
 //! 4. [`status`] (no client required): conditions, keys and times, patched only when changed.
 //!
@@ -14,10 +17,13 @@
 //! there. [`keyring`] is the durable record; [`names`] the deterministic names that make
 //! CloudFront creations findable again.
 
+pub mod account;
+mod error;
 pub mod execute;
 pub mod keyring;
 pub mod names;
 pub mod observe;
+pub mod observed;
 pub mod plan;
 pub mod reasons;
 pub mod status;
@@ -25,21 +31,27 @@ pub mod status;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{EventType, Recorder};
 use kube::{Api, ResourceExt as _};
 use serde_json::json;
 
-use crate::api::{SigningKeyGroup, SigningKeyGroupStatus};
+use crate::api::{CloudFrontAccount, SigningKeyGroup, SigningKeyGroupStatus};
 use crate::clock::Clock;
-use crate::cloudfront::{CloudFront, CloudFrontError, ErrorKind};
-use keyring::KeyringError;
-use plan::Subject;
+use crate::cloudfront::{AccountAccess, CloudFrontAccounts};
+use crate::tenancy::{Admission, NamespaceFacts};
+pub use error::{Error, KubeOperation};
+use observed::Subject;
 
-/// How the reconciler paces itself.
+/// How the reconciler paces itself, and where it keeps what it owns.
 #[derive(Debug, Clone)]
 pub struct ReconcilerConfig {
+    /// This cluster's identity in shared AWS accounts (`--cluster-id`): part of every owner
+    /// token ([`names::owner_token`]).
+    pub cluster_id: String,
+    /// The operator's own namespace, where every keyring Secret lives (`--keyring-namespace`).
+    pub keyring_namespace: String,
     /// How often to look while CloudFront deploys a change keyfront waits for.
     pub propagation_poll: Duration,
     /// Look again at least this often even when nothing is due.
@@ -51,6 +63,8 @@ pub struct ReconcilerConfig {
 impl Default for ReconcilerConfig {
     fn default() -> Self {
         Self {
+            cluster_id: "default".into(),
+            keyring_namespace: "keyfront-system".into(),
             propagation_poll: Duration::from_secs(15),
             resync: Duration::from_secs(3600),
             max_passes: 16,
@@ -59,128 +73,17 @@ impl Default for ReconcilerConfig {
 }
 
 /// What every reconcile shares.
-pub struct Context<C> {
+pub struct Context<A> {
     pub client: kube::Client,
-    pub cloudfront: C,
+    /// CloudFront clients per account.
+    pub accounts: A,
     pub clock: Arc<dyn Clock>,
     pub recorder: Recorder,
     pub config: ReconcilerConfig,
 }
 
-/// Which Kubernetes request failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KubeOperation {
-    ReadObject,
-    PatchObject,
-    WriteStatus,
-    ReadSecret,
-    WriteSecret,
-    DeleteSecret,
-}
-
-impl std::fmt::Display for KubeOperation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::ReadObject => "reading the SigningKeyGroup",
-            Self::PatchObject => "updating the SigningKeyGroup's finalizers",
-            Self::WriteStatus => "writing the SigningKeyGroup's status",
-            Self::ReadSecret => "reading a Secret",
-            Self::WriteSecret => "writing a Secret",
-            Self::DeleteSecret => "deleting a Secret",
-        })
-    }
-}
-
-/// Why a reconcile stopped early. Messages never carry key material: Secrets are written with
-/// their data but errors are built from status codes and names only.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("CloudFront {operation} failed")]
-    CloudFront {
-        operation: &'static str,
-        #[source]
-        source: CloudFrontError,
-    },
-    #[error("Kubernetes request failed while {operation}")]
-    Kube {
-        operation: KubeOperation,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("the keyring Secret exists but is not marked as this SigningKeyGroup's")]
-    KeyringNotOwned,
-    #[error("the keyring Secret cannot be read")]
-    Keyring(#[source] KeyringError),
-    #[error("key generation failed")]
-    Key(#[source] crate::keys::KeyError),
-    #[error("key {serial} is not in the keyring")]
-    UnknownKey { serial: u32 },
-    #[error("internal error: {0}")]
-    Internal(&'static str),
-}
-
-impl Error {
-    pub(crate) fn cloudfront(operation: &'static str) -> impl FnOnce(CloudFrontError) -> Self {
-        move |source| Self::CloudFront { operation, source }
-    }
-
-    /// A write lost a race (stale ETag or resourceVersion): plan again at once.
-    pub fn is_conflict(&self) -> bool {
-        match self {
-            Self::CloudFront { source, .. } => source.kind == ErrorKind::PreconditionFailed,
-            Self::Kube {
-                source: kube::Error::Api(s),
-                ..
-            } => s.code == 409,
-            _ => false,
-        }
-    }
-
-    /// Whether waiting may help (as opposed to a fault someone must fix).
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::CloudFront { source, .. } => source.is_retryable(),
-            Self::Kube { .. } | Self::Key(_) | Self::Internal(_) => true,
-            Self::KeyringNotOwned | Self::Keyring(_) | Self::UnknownKey { .. } => false,
-        }
-    }
-
-    /// Short label used as the `Ready` reason and in logs.
-    pub fn category(&self) -> &'static str {
-        match self {
-            Self::CloudFront { source, .. } => match source.kind {
-                ErrorKind::NotFound => "CloudFrontNotFound",
-                ErrorKind::PreconditionFailed => "CloudFrontConflict",
-                ErrorKind::AlreadyExists => "CloudFrontAlreadyExists",
-                ErrorKind::InUse => "CloudFrontResourceInUse",
-                ErrorKind::QuotaExceeded => "CloudFrontQuotaExceeded",
-                ErrorKind::Throttled => "CloudFrontThrottled",
-                ErrorKind::AccessDenied => "CloudFrontAccessDenied",
-                ErrorKind::Invalid => "CloudFrontRejected",
-                ErrorKind::Transient => "CloudFrontUnavailable",
-            },
-            Self::Kube { .. } => "KubernetesError",
-            Self::KeyringNotOwned | Self::Keyring(_) | Self::UnknownKey { .. } => "KeyringInvalid",
-            Self::Key(_) => "KeyGenerationFailed",
-            Self::Internal(_) => "InternalError",
-        }
-    }
-
-    /// The message with its causes, for conditions and Events.
-    pub fn detail(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
-    }
-}
-
-/// Facts about the object the plan needs.
-pub fn subject_of(object: &SigningKeyGroup) -> Subject {
+/// Facts about the object the plan needs; `cluster_id` makes its owner token.
+pub fn subject_of(object: &SigningKeyGroup, cluster_id: &str) -> Subject {
     let annotation = |key: &str| {
         object
             .annotations()
@@ -188,10 +91,13 @@ pub fn subject_of(object: &SigningKeyGroup) -> Subject {
             .filter(|v| !v.is_empty())
             .cloned()
     };
+    let namespace = object.namespace().unwrap_or_default();
+    let name = object.name_any();
     Subject {
         uid: object.uid().unwrap_or_default(),
-        namespace: object.namespace().unwrap_or_default(),
-        name: object.name_any(),
+        owner: names::owner_token(cluster_id, &namespace, &name),
+        namespace,
+        name,
         generation: object.metadata.generation,
         deleting: object.metadata.deletion_timestamp.is_some(),
         has_finalizer: object.finalizers().iter().any(|f| f == names::FINALIZER),
@@ -218,15 +124,98 @@ impl From<Outcome> for kube::runtime::controller::Action {
     }
 }
 
+/// Reads the object's world: the account and Namespace (for the grant), its Secrets, and —
+/// only when the grant lets it reach CloudFront — CloudFront, through a client connected to
+/// its account. Returns the observation and that client.
+async fn observe_all<A: CloudFrontAccounts>(
+    ctx: &Context<A>,
+    object: &SigningKeyGroup,
+    subject: &Subject,
+) -> Result<(observed::Observed, Option<A::Client>), Error> {
+    let account_name = &object.spec.account_ref.name;
+    let account = Api::<CloudFrontAccount>::all(ctx.client.clone())
+        .get_opt(account_name)
+        .await
+        .map_err(|source| Error::Kube {
+            operation: KubeOperation::ReadAccount,
+            source,
+        })?;
+    let namespace = Api::<Namespace>::all(ctx.client.clone())
+        .get_opt(&subject.namespace)
+        .await
+        .map_err(|source| Error::Kube {
+            operation: KubeOperation::ReadNamespace,
+            source,
+        })?;
+    let app: Api<Secret> = Api::namespaced(ctx.client.clone(), &subject.namespace);
+    let keyring: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.config.keyring_namespace);
+    let secret_name = plan::secret_name(&object.spec, subject);
+    let (keyring, app_secret) = observe::observe_secrets(
+        &observe::SecretScopes {
+            app: &app,
+            keyring: &keyring,
+        },
+        subject,
+        &secret_name,
+    )
+    .await?;
+    let mut observed = observed::Observed {
+        account: account.as_ref().map(|a| a.spec.clone()),
+        namespace: NamespaceFacts {
+            name: subject.namespace.clone(),
+            labels: namespace
+                .and_then(|n| n.metadata.labels)
+                .unwrap_or_default(),
+        },
+        ..empty_observation()
+    };
+    observed.keyring = keyring;
+    observed.app_secret = app_secret;
+    let admission = plan::admission(&object.spec, &observed);
+    let Some(account) =
+        account.filter(|_| plan::reaches_cloudfront(&admission, observed.keyring.is_some()))
+    else {
+        return Ok((observed, None));
+    };
+    let cloudfront = ctx
+        .accounts
+        .connect(&AccountAccess {
+            account: account_name.clone(),
+            assume_role: account.spec.assume_role.clone(),
+            namespace: subject.namespace.clone(),
+        })
+        .await
+        .map_err(Error::cloudfront("AssumeRole"))?;
+    // Only granted distributions are read; ungranted ones are never touched, not even read.
+    let granted: Vec<String> = match &admission {
+        Admission::Admitted(grants) => object
+            .spec
+            .distributions
+            .iter()
+            .filter(|d| grants.distribution(&d.id).is_some())
+            .map(|d| d.id.clone())
+            .collect(),
+        _ => Vec::new(),
+    };
+    observe::observe_cloudfront(
+        &cloudfront,
+        subject,
+        &plan::key_group_name(&object.spec, subject),
+        &granted,
+        &mut observed,
+    )
+    .await?;
+    Ok((observed, Some(cloudfront)))
+}
+
 /// Reconciles one object: passes until nothing is left to do now, then the status.
 #[tracing::instrument(skip_all, fields(namespace = %object.namespace().unwrap_or_default(), name = %object.name_any()))]
-pub async fn reconcile<C: CloudFront>(
+pub async fn reconcile<A: CloudFrontAccounts>(
     object: Arc<SigningKeyGroup>,
-    ctx: Arc<Context<C>>,
+    ctx: Arc<Context<A>>,
 ) -> Result<Outcome, Error> {
     let namespace = object.namespace().unwrap_or_default();
     let objects: Api<SigningKeyGroup> = Api::namespaced(ctx.client.clone(), &namespace);
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut announced_error: Vec<String> = Vec::new();
     for _ in 0..ctx.config.max_passes {
         let Some(current) = objects
@@ -242,26 +231,9 @@ pub async fn reconcile<C: CloudFront>(
         if current.uid() != object.uid() {
             return Ok(Outcome::AwaitChange);
         }
-        let subject = subject_of(&current);
-        let kg_name = plan::key_group_name(&current.spec, &subject);
-        let secret_name = plan::secret_name(&current.spec, &subject);
-        let ids: Vec<String> = current
-            .spec
-            .distributions
-            .iter()
-            .map(|d| d.id.clone())
-            .collect();
-        let observed = observe::observe(
-            &ctx.cloudfront,
-            &secrets,
-            &subject,
-            &kg_name,
-            &secret_name,
-            &ids,
-        )
-        .await;
+        let subject = subject_of(&current, &ctx.config.cluster_id);
         let now = ctx.clock.now();
-        let observed = match observed {
+        let (observed, cloudfront) = match observe_all(&ctx, &current, &subject).await {
             Ok(o) => o,
             Err(error) => {
                 let empty = plan::plan(
@@ -311,7 +283,16 @@ pub async fn reconcile<C: CloudFront>(
             return Ok(Outcome::Requeue(wait));
         }
         tracing::debug!(steps = ?plan.steps.iter().map(step_name).collect::<Vec<_>>(), "executing");
-        match execute::execute(&ctx, &current, &subject, &plan, &observed).await {
+        match execute::execute(
+            &ctx,
+            cloudfront.as_ref(),
+            &current,
+            &subject,
+            &plan,
+            &observed,
+        )
+        .await
+        {
             Ok(done) => {
                 for notice in &plan.notices {
                     let type_ = if notice.warning {
@@ -364,11 +345,13 @@ fn step_name(step: &plan::Step) -> &'static str {
     }
 }
 
-fn empty_observation() -> observe::Observed {
-    observe::Observed {
+fn empty_observation() -> observed::Observed {
+    observed::Observed {
+        account: None,
+        namespace: NamespaceFacts::default(),
         keyring: None,
-        app_secret: observe::AppSecret::Missing,
-        key_group: observe::KeyGroupState::Missing,
+        app_secret: observed::AppSecret::Missing,
+        key_group: observed::KeyGroupState::Missing,
         listed_public_keys: None,
         public_keys_present: Default::default(),
         distributions: Default::default(),
@@ -376,12 +359,12 @@ fn empty_observation() -> observe::Observed {
 }
 
 /// Writes the status if it changed, and announces each newly failing condition once.
-async fn finish<C>(
-    ctx: &Context<C>,
+async fn finish<A>(
+    ctx: &Context<A>,
     object: &SigningKeyGroup,
     subject: &Subject,
     plan: &plan::Plan,
-    observed: Option<&observe::Observed>,
+    observed: Option<&observed::Observed>,
     error: Option<&Error>,
     announced: &mut Vec<String>,
 ) {

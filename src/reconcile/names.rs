@@ -1,17 +1,28 @@
 //! Names and ownership markers keyfront derives from a `SigningKeyGroup`.
 //!
+//! Identity: every CloudFront object and the keyring are marked with an *owner token* derived
+//! from the operator's `--cluster-id` and the object's namespace and name — not its UID — so
+//! an object restored from backup, or deleted with `Retain` and created again, resumes its own
+//! keys, and two clusters sharing an AWS account (with different cluster IDs) never touch each
+//! other's objects. The token is a hash so that every name and comment fits CloudFront's 128
+//! characters whatever the namespace and name.
+//!
 //! CloudFront public keys and key groups take no tags, so ownership is written into `Name`
-//! (public keys: derived from the object's UID and a serial) and `Comment` (both: a marker
-//! naming the UID). A crash between "create" and "record the ID" is recovered by finding the
-//! object again under these names.
+//! (public keys: the owner token and a serial) and `Comment` (both: a marker naming the token).
+//! A crash between "create" and "record the ID" is recovered by finding the object again
+//! under these names.
+
+use sha2::{Digest as _, Sha256};
 
 /// Label on every Secret keyfront writes.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Value of [`MANAGED_BY_LABEL`].
 pub const MANAGED_BY: &str = "keyfront";
-/// Annotation on keyfront's Secrets naming the UID of the owning `SigningKeyGroup`; it stays
-/// when a Secret is orphaned by `deletionPolicy: Retain`.
-pub const OWNER_UID_ANNOTATION: &str = "keyfront.dev/owner-uid";
+/// Annotation on keyfront's Secrets holding the owner token of the `SigningKeyGroup` they
+/// belong to; it stays when a Secret is orphaned by `deletionPolicy: Retain`.
+pub const OWNER_ANNOTATION: &str = "keyfront.dev/owner";
+/// Annotation on the keyring naming the `SigningKeyGroup` (`namespace/name`) for people.
+pub const OWNER_OBJECT_ANNOTATION: &str = "keyfront.dev/owner-object";
 /// Label distinguishing the keyring Secret (never mounted by apps) from the app-facing one.
 pub const ROLE_LABEL: &str = "keyfront.dev/role";
 /// Finalizer guarding CloudFront cleanup.
@@ -21,74 +32,93 @@ pub const ROTATE_ANNOTATION: &str = "keyfront.dev/rotate";
 /// `kubectl annotate skg/x keyfront.dev/revoke-key=<public key id>`: remove that key now.
 pub const REVOKE_ANNOTATION: &str = "keyfront.dev/revoke-key";
 
-/// The prefix of every CloudFront `Comment` keyfront writes for the object with this UID.
-pub fn comment_marker(uid: &str) -> String {
-    format!("keyfront:{uid}")
+/// The owner token of the object `namespace/name` in the cluster `cluster_id`: 32 hex
+/// characters (128 bits) of SHA-256, so names stay short and collisions are out of reach.
+pub fn owner_token(cluster_id: &str, namespace: &str, name: &str) -> String {
+    let digest = Sha256::digest(format!("{cluster_id}/{namespace}/{name}").as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The prefix of every CloudFront `Comment` keyfront writes for the object with this owner.
+pub fn comment_marker(owner: &str) -> String {
+    format!("keyfront:{owner}")
 }
 
 /// A comment carrying the ownership marker, then the user's text if any. CloudFront allows
 /// 128 characters; the schema keeps the user's part short enough.
-pub fn owned_comment(uid: &str, user_comment: Option<&str>) -> String {
+pub fn owned_comment(owner: &str, user_comment: Option<&str>) -> String {
     match user_comment.filter(|c| !c.is_empty()) {
-        Some(text) => format!("{} {text}", comment_marker(uid)),
-        None => comment_marker(uid),
+        Some(text) => format!("{} {text}", comment_marker(owner)),
+        None => comment_marker(owner),
     }
 }
 
-/// Whether a CloudFront comment marks the object as owned by the `SigningKeyGroup` `uid`.
-pub fn is_owned_comment(comment: Option<&str>, uid: &str) -> bool {
+/// Whether a CloudFront comment marks the object as owned by `owner`.
+pub fn is_owned_comment(comment: Option<&str>, owner: &str) -> bool {
     comment.is_some_and(|c| {
-        let marker = comment_marker(uid);
+        let marker = comment_marker(owner);
         c == marker || c.starts_with(&format!("{marker} "))
     })
 }
 
-/// The name prefix of every public key of the object with this UID.
-pub fn public_key_prefix(uid: &str) -> String {
-    format!("keyfront-{uid}-")
+/// The name prefix of every public key of the object with this owner token.
+pub fn public_key_prefix(owner: &str) -> String {
+    format!("keyfront-{owner}-")
 }
 
-/// The deterministic CloudFront public key name of key `serial` (at most 56 characters).
-pub fn public_key_name(uid: &str, serial: u32) -> String {
-    format!("{}{serial}", public_key_prefix(uid))
+/// The deterministic CloudFront public key name of key `serial` (at most 52 characters).
+pub fn public_key_name(owner: &str, serial: u32) -> String {
+    format!("{}{serial}", public_key_prefix(owner))
 }
 
 /// The serial encoded in a public key name of this object, if the name is one.
-pub fn serial_of_public_key(uid: &str, name: &str) -> Option<u32> {
-    name.strip_prefix(&public_key_prefix(uid))?.parse().ok()
+pub fn serial_of_public_key(owner: &str, name: &str) -> Option<u32> {
+    name.strip_prefix(&public_key_prefix(owner))?.parse().ok()
 }
 
-/// The name of the Secret holding keyfront's record of every key (never mounted by apps).
-pub fn keyring_secret_name(uid: &str) -> String {
-    format!("keyfront-keyring-{uid}")
+/// The name of the Secret, in the operator's keyring namespace, holding keyfront's record of
+/// every key of one object (never mounted by apps, never in a tenant's namespace).
+pub fn keyring_secret_name(owner: &str) -> String {
+    format!("keyfront-keyring-{owner}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const UID: &str = "6f0c2b8e-1f6a-4c61-9d6b-5b2b1f7f2f10";
-
     #[test]
-    fn public_key_names_round_trip_and_fit_cloudfront() {
-        let name = public_key_name(UID, 4_000_000_000);
-        assert!(name.len() <= 128);
-        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
-        assert_eq!(serial_of_public_key(UID, &name), Some(4_000_000_000));
-        assert_eq!(serial_of_public_key("other", &name), None);
+    fn the_owner_token_is_the_identity_not_the_uid() {
+        let a = owner_token("prod-eu", "team-a", "media");
+        assert_eq!(a, owner_token("prod-eu", "team-a", "media"));
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, owner_token("prod-us", "team-a", "media"));
+        assert_ne!(a, owner_token("prod-eu", "team-b", "media"));
     }
 
     #[test]
-    fn ownership_needs_the_exact_uid_marker() {
-        let comment = owned_comment(UID, Some("signed URLs for video"));
-        assert!(comment.len() <= 128 - 80 + "signed URLs for video".len());
-        assert!(is_owned_comment(Some(&comment), UID));
-        assert!(is_owned_comment(Some(&comment_marker(UID)), UID));
+    fn names_and_comments_fit_cloudfront_for_the_longest_objects() {
+        let owner = owner_token(&"c".repeat(200), &"n".repeat(63), &"m".repeat(253));
+        let name = public_key_name(&owner, u32::MAX);
+        assert!(name.len() <= 128, "{name}");
+        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        assert_eq!(serial_of_public_key(&owner, &name), Some(u32::MAX));
+        assert_eq!(serial_of_public_key("other", &name), None);
+        // The schema caps the user's comment at 80 characters.
+        assert!(owned_comment(&owner, Some(&"x".repeat(80))).len() <= 128);
+        assert!(keyring_secret_name(&owner).len() <= 63);
+    }
+
+    #[test]
+    fn ownership_needs_the_exact_marker() {
+        let owner = owner_token("c", "default", "media");
+        let comment = owned_comment(&owner, Some("signed URLs for video"));
+        assert!(is_owned_comment(Some(&comment), &owner));
+        assert!(is_owned_comment(Some(&comment_marker(&owner)), &owner));
         assert!(!is_owned_comment(
-            Some(&format!("{}0", comment_marker(UID))),
-            UID
+            Some(&format!("{}0", comment_marker(&owner))),
+            &owner
         ));
-        assert!(!is_owned_comment(Some("made by hand"), UID));
-        assert!(!is_owned_comment(None, UID));
+        assert!(!is_owned_comment(Some("made by hand"), &owner));
+        assert!(!is_owned_comment(None, &owner));
     }
 }

@@ -1,6 +1,10 @@
 //! Observe (client required): read what the plan needs from Kubernetes and CloudFront, and
 //! nothing else.
 //!
+//! Two halves: [`observe_secrets`] (the keyring, in the operator's namespace, and the app
+//! Secret, in the tenant's) and [`observe_cloudfront`], which the reconciler calls only when
+//! the account grant lets this object reach CloudFront at all.
+//!
 //! Steady state costs one CloudFront read for the key group and one per distribution. Public
 //! keys are listed only when something is unaccounted for: a key created but not yet recorded,
 //! a lost keyring, or cleanup.
@@ -11,102 +15,23 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
 use super::keyring::Keyring;
-use super::names::{self, OWNER_UID_ANNOTATION};
-use super::plan::Subject;
+use super::names::{self, OWNER_ANNOTATION};
+use super::observed::{
+    AppSecret, DistributionState, KeyGroupState, Observed, OwnedAppSecret, StoredKeyring, Subject,
+};
 use super::{Error, KubeOperation};
-use crate::cloudfront::{CloudFront, Distribution, ErrorKind, KeyGroup, PublicKey, Tagged};
+use crate::cloudfront::{CloudFront, ErrorKind, KeyGroup, Tagged};
 use crate::keys::PrivateKeyPem;
-
-/// The app-facing Secret as found.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AppSecret {
-    Missing,
-    /// Exists but is not keyfront's for this object: never overwritten.
-    Foreign,
-    Owned(OwnedAppSecret),
-}
-
-/// The parts of keyfront's app-facing Secret the plan compares with what it should be.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OwnedAppSecret {
-    pub resource_version: Option<String>,
-    pub key_pair_id: Option<String>,
-    pub public_key_pem: Option<String>,
-    pub hash_algorithm: Option<String>,
-    pub private_key: Option<PrivateKeyPem>,
-    pub labels: BTreeMap<String, String>,
-    pub annotations: BTreeMap<String, String>,
-    /// Has an ownerReference to the `SigningKeyGroup`.
-    pub owner_referenced: bool,
-}
-
-/// The keyring Secret as found.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredKeyring {
-    pub keyring: Keyring,
-    pub resource_version: Option<String>,
-    pub owner_referenced: bool,
-}
-
-/// The CloudFront key group as found.
-#[derive(Debug, Clone, PartialEq)]
-pub enum KeyGroupState {
-    Missing,
-    /// A key group with the wanted name exists and is not marked as this object's.
-    Taken {
-        id: String,
-    },
-    Owned(Tagged<KeyGroup>),
-}
-
-impl KeyGroupState {
-    pub fn owned(&self) -> Option<&Tagged<KeyGroup>> {
-        match self {
-            Self::Owned(group) => Some(group),
-            _ => None,
-        }
-    }
-}
-
-/// A distribution as found.
-#[derive(Debug, Clone, PartialEq)]
-pub enum DistributionState {
-    Found(Tagged<Distribution>),
-    NotFound,
-}
-
-/// Everything the plan looks at, gathered in one pass.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Observed {
-    /// `None` when there is no keyring Secret yet (or any more).
-    pub keyring: Option<StoredKeyring>,
-    pub app_secret: AppSecret,
-    pub key_group: KeyGroupState,
-    /// This object's public keys found by listing, when a listing was needed.
-    pub listed_public_keys: Option<Vec<PublicKey>>,
-    /// Recorded public keys outside the key group: whether each still exists.
-    pub public_keys_present: BTreeMap<String, bool>,
-    pub distributions: BTreeMap<String, DistributionState>,
-}
-
-impl Observed {
-    pub fn keyring(&self) -> Keyring {
-        self.keyring
-            .as_ref()
-            .map(|k| k.keyring.clone())
-            .unwrap_or_default()
-    }
-}
 
 fn owner_referenced(meta: &kube::api::ObjectMeta, uid: &str) -> bool {
     meta.owner_references.iter().flatten().any(|r| r.uid == uid)
 }
 
-fn owned_by(meta: &kube::api::ObjectMeta, uid: &str) -> bool {
+fn owned_by(meta: &kube::api::ObjectMeta, owner: &str) -> bool {
     meta.annotations
         .as_ref()
-        .and_then(|a| a.get(OWNER_UID_ANNOTATION))
-        .is_some_and(|v| v == uid)
+        .and_then(|a| a.get(OWNER_ANNOTATION))
+        .is_some_and(|v| v == owner)
 }
 
 fn text(secret: &Secret, key: &str) -> Option<String> {
@@ -124,33 +49,35 @@ async fn get_secret(api: &Api<Secret>, name: &str) -> Result<Option<Secret>, Err
     })
 }
 
-/// Reads the object's world. `key_group_name` is the CloudFront name to look for when no ID
-/// is recorded; `secret_name` the app-facing Secret; `distribution_ids` those in the spec.
-pub async fn observe<C: CloudFront>(
-    cloudfront: &C,
-    secrets: &Api<Secret>,
+/// Where the object's Secrets live: the app Secret in the tenant's namespace, the keyring in
+/// the operator's.
+pub struct SecretScopes<'a> {
+    pub app: &'a Api<Secret>,
+    pub keyring: &'a Api<Secret>,
+}
+
+/// The Kubernetes half of an observation: the keyring and the app-facing Secret.
+pub async fn observe_secrets(
+    scopes: &SecretScopes<'_>,
     subject: &Subject,
-    key_group_name: &str,
     secret_name: &str,
-    distribution_ids: &[String],
-) -> Result<Observed, Error> {
-    let uid = subject.uid.as_str();
-    let keyring = match get_secret(secrets, &names::keyring_secret_name(uid)).await? {
-        Some(secret) if owned_by(&secret.metadata, uid) => {
+) -> Result<(Option<StoredKeyring>, AppSecret), Error> {
+    let owner = subject.owner.as_str();
+    let keyring = match get_secret(scopes.keyring, &names::keyring_secret_name(owner)).await? {
+        Some(secret) if owned_by(&secret.metadata, owner) => {
             let keyring = Keyring::from_secret_data(&secret.data.clone().unwrap_or_default())
                 .map_err(Error::Keyring)?;
             Some(StoredKeyring {
                 keyring,
                 resource_version: secret.metadata.resource_version.clone(),
-                owner_referenced: owner_referenced(&secret.metadata, uid),
             })
         }
         Some(_) => return Err(Error::KeyringNotOwned),
         None => None,
     };
-    let app_secret = match get_secret(secrets, secret_name).await? {
+    let app_secret = match get_secret(scopes.app, secret_name).await? {
         None => AppSecret::Missing,
-        Some(secret) if owned_by(&secret.metadata, uid) => AppSecret::Owned(OwnedAppSecret {
+        Some(secret) if owned_by(&secret.metadata, owner) => AppSecret::Owned(OwnedAppSecret {
             resource_version: secret.metadata.resource_version.clone(),
             key_pair_id: text(&secret, "key_pair_id"),
             public_key_pem: text(&secret, "public_key.pem"),
@@ -158,25 +85,38 @@ pub async fn observe<C: CloudFront>(
             private_key: text(&secret, "private_key.pem").map(PrivateKeyPem::new),
             labels: secret.metadata.labels.clone().unwrap_or_default(),
             annotations: secret.metadata.annotations.clone().unwrap_or_default(),
-            owner_referenced: owner_referenced(&secret.metadata, uid),
+            owner_referenced: owner_referenced(&secret.metadata, &subject.uid),
         }),
         Some(_) => AppSecret::Foreign,
     };
+    Ok((keyring, app_secret))
+}
 
-    let recorded = keyring.as_ref().map(|k| &k.keyring);
+/// The CloudFront half of an observation, filled into `observed`: the key group (found by
+/// the recorded ID, else by `key_group_name`), public keys when something is unaccounted for,
+/// and `distribution_ids` plus every distribution the keyring remembers attaching to.
+pub async fn observe_cloudfront<C: CloudFront>(
+    cloudfront: &C,
+    subject: &Subject,
+    key_group_name: &str,
+    distribution_ids: &[String],
+    observed: &mut Observed,
+) -> Result<(), Error> {
+    let owner = subject.owner.as_str();
+    let recorded = observed.keyring.as_ref().map(|k| &k.keyring);
     let key_group = find_key_group(
         cloudfront,
-        uid,
+        owner,
         key_group_name,
         recorded.and_then(|k| k.key_group_id.as_deref()),
     )
     .await?;
 
     let needs_listing = subject.deleting
-        || keyring.is_none()
+        || recorded.is_none()
         || recorded.is_some_and(|k| k.keys.iter().any(|r| r.public_key_id.is_none()));
     let listed_public_keys = if needs_listing {
-        let prefix = names::public_key_prefix(uid);
+        let prefix = names::public_key_prefix(owner);
         let all = cloudfront
             .list_public_keys()
             .await
@@ -185,7 +125,7 @@ pub async fn observe<C: CloudFront>(
             all.into_iter()
                 .filter(|k| {
                     k.name.starts_with(&prefix)
-                        && names::is_owned_comment(k.comment.as_deref(), uid)
+                        && names::is_owned_comment(k.comment.as_deref(), owner)
                 })
                 .collect(),
         )
@@ -224,24 +164,21 @@ pub async fn observe<C: CloudFront>(
         distributions.insert(id.to_owned(), state);
     }
 
-    Ok(Observed {
-        keyring,
-        app_secret,
-        key_group,
-        listed_public_keys,
-        public_keys_present,
-        distributions,
-    })
+    observed.key_group = key_group;
+    observed.listed_public_keys = listed_public_keys;
+    observed.public_keys_present = public_keys_present;
+    observed.distributions = distributions;
+    Ok(())
 }
 
 async fn find_key_group<C: CloudFront>(
     cloudfront: &C,
-    uid: &str,
+    owner: &str,
     name: &str,
     recorded_id: Option<&str>,
 ) -> Result<KeyGroupState, Error> {
     let classify = |group: Tagged<KeyGroup>| {
-        if names::is_owned_comment(group.value.config.comment.as_deref(), uid) {
+        if names::is_owned_comment(group.value.config.comment.as_deref(), owner) {
             KeyGroupState::Owned(group)
         } else {
             KeyGroupState::Taken {

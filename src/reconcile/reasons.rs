@@ -23,6 +23,10 @@ pub const DELETING: &str = "Deleting";
 
 // Refusals and failures.
 pub const INVALID_SPEC: &str = "InvalidSpec";
+pub const ACCOUNT_NOT_FOUND: &str = "AccountNotFound";
+pub const NAMESPACE_NOT_ALLOWED: &str = "NamespaceNotAllowed";
+pub const DISTRIBUTION_NOT_ALLOWED: &str = "DistributionNotAllowed";
+pub const BEHAVIOR_NOT_ALLOWED: &str = "CacheBehaviorNotAllowed";
 pub const SECRET_CONFLICT: &str = "SecretConflict";
 pub const KEY_GROUP_NAME_TAKEN: &str = "KeyGroupNameTaken";
 pub const KEY_GROUP_FULL: &str = "KeyGroupFull";

@@ -4,8 +4,8 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use super::observe::{DistributionState, Observed};
-use super::plan::{Finding, Plan, Subject, next_rotation};
+use super::observed::{DistributionState, Observed, Subject};
+use super::plan::{Finding, Plan, next_rotation};
 use super::reasons;
 use crate::api::{
     DistributionStatus, KeyState, KeyStatus, SigningKeyGroupSpec, SigningKeyGroupStatus,
@@ -70,7 +70,7 @@ pub fn status(inputs: &StatusInputs<'_>) -> SigningKeyGroupStatus {
         .iter()
         .map(|r| KeyStatus {
             id: r.public_key_id.clone(),
-            name: super::names::public_key_name(&inputs.subject.uid, r.serial),
+            name: super::names::public_key_name(&inputs.subject.owner, r.serial),
             fingerprint: r.fingerprint.clone(),
             state: r.state,
             created_at: Time(r.created_at),

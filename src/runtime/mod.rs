@@ -4,7 +4,10 @@
 //! Owns: how reconciles are scheduled. Must not: decide anything about keys; that is
 //! [`crate::reconcile`]. Watches are narrow: `SigningKeyGroup`s (all namespaces or the ones
 //! given) and only the *metadata* of Secrets labelled `app.kubernetes.io/managed-by=keyfront`,
-//! so no Secret data, and no unrelated Secret, is ever cached.
+//! so no Secret data, and no unrelated Secret, is ever cached. `CloudFrontAccount`s and
+//! Namespaces are watched too, so a changed grant (an account edited, a Namespace relabelled)
+//! re-triggers exactly the SigningKeyGroups it concerns — those naming the account, those in
+//! the Namespace — without polling. A second controller keeps each account's status.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,15 +16,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::{FutureExt as _, StreamExt as _};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::runtime::controller::{self, Action};
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, ResourceExt as _};
 
-use crate::api::SigningKeyGroup;
+use crate::api::{CloudFrontAccount, SigningKeyGroup};
 use crate::clock::SystemClock;
-use crate::cloudfront::CloudFront;
+use crate::cloudfront::CloudFrontAccounts;
 use crate::reconcile::{self, Context, ReconcilerConfig, names};
 
 /// Per-object exponential backoff with jitter, reset by a successful reconcile.
@@ -79,9 +83,22 @@ pub struct OperatorSettings {
     pub health_listen: Option<SocketAddr>,
 }
 
-struct Operator<C> {
-    ctx: Arc<Context<C>>,
+struct Operator<A> {
+    ctx: Arc<Context<A>>,
     backoff: Backoff,
+}
+
+/// The SigningKeyGroups in the cache that `select` picks, as reconcile requests.
+fn affected(
+    store: &Store<SigningKeyGroup>,
+    select: impl Fn(&SigningKeyGroup) -> bool,
+) -> Vec<ObjectRef<SigningKeyGroup>> {
+    store
+        .state()
+        .iter()
+        .filter(|o| select(o))
+        .map(|o| ObjectRef::from_obj(o.as_ref()))
+        .collect()
 }
 
 fn object_key(object: &SigningKeyGroup) -> String {
@@ -93,9 +110,9 @@ fn object_key(object: &SigningKeyGroup) -> String {
 }
 
 /// Runs the operator until `shutdown` resolves; reconciles in flight then finish.
-pub async fn run<C: CloudFront + 'static>(
+pub async fn run<A: CloudFrontAccounts + 'static>(
     client: kube::Client,
-    cloudfront: C,
+    accounts: A,
     settings: OperatorSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -106,7 +123,7 @@ pub async fn run<C: CloudFront + 'static>(
     let operator = Arc::new(Operator {
         ctx: Arc::new(Context {
             client: client.clone(),
-            cloudfront,
+            accounts,
             clock: Arc::new(SystemClock),
             recorder: Recorder::new(client.clone(), reporter),
             config: settings.reconciler.clone(),
@@ -152,12 +169,30 @@ pub async fn run<C: CloudFront + 'static>(
             namespace = namespace.as_deref().unwrap_or("<all>"),
             "watching SigningKeyGroups"
         );
-        Controller::new(objects, watcher::Config::default())
+        let controller = Controller::new(objects, watcher::Config::default());
+        let (by_account, by_namespace) = (controller.store(), controller.store());
+        controller
             .owns(secrets, owned_secrets)
+            .watches(
+                Api::<CloudFrontAccount>::all(client.clone()),
+                watcher::Config::default(),
+                move |account| {
+                    let name = account.name_any();
+                    affected(&by_account, |o| o.spec.account_ref.name == name)
+                },
+            )
+            .watches(
+                Api::<Namespace>::all(client.clone()),
+                watcher::Config::default(),
+                move |namespace| {
+                    let name = namespace.name_any();
+                    affected(&by_namespace, |o| o.namespace().as_deref() == Some(&name))
+                },
+            )
             .with_config(controller::Config::default().concurrency(settings.concurrency))
             .graceful_shutdown_on(shutdown.clone())
             .run(
-                |object, operator: Arc<Operator<C>>| async move {
+                |object, operator: Arc<Operator<A>>| async move {
                     let key = object_key(&object);
                     let result = reconcile::reconcile(object, operator.ctx.clone()).await;
                     if result.is_ok() {
@@ -184,7 +219,26 @@ pub async fn run<C: CloudFront + 'static>(
                 }
             })
     });
-    futures::future::join_all(controllers).await;
+    let account_status = Controller::new(
+        Api::<CloudFrontAccount>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .graceful_shutdown_on(shutdown.clone())
+    .run(
+        |account, operator: Arc<Operator<A>>| async move {
+            reconcile::account::reconcile_account(account, operator.ctx.clone())
+                .await
+                .map(Action::from)
+        },
+        |_, _, operator| Action::requeue(operator.ctx.config.resync.min(Duration::from_secs(300))),
+        operator.clone(),
+    )
+    .for_each(|result| async move {
+        if let Err(error) = result {
+            tracing::debug!(%error, "account controller event");
+        }
+    });
+    futures::future::join(futures::future::join_all(controllers), account_status).await;
     tracing::info!("stopped");
     Ok(())
 }

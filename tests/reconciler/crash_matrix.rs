@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use keyfront::reconcile::names;
-use kube::ResourceExt as _;
 use serde_json::json;
 
 use crate::harness::{World, hourly, manifest};
@@ -18,7 +17,7 @@ async fn signing_key(world: &World) -> Option<String> {
 }
 
 async fn group_size(world: &World) -> Option<usize> {
-    let uid = world.object(NAME).await?.uid()?;
+    let uid = world.owner(NAME);
     world.key_group_of(&uid).map(|(_, items)| items.len())
 }
 
@@ -47,7 +46,7 @@ async fn scenario(world: &mut World) -> [usize; 4] {
         "create never converged: {:#?}",
         world.status(NAME).await
     );
-    let uid = world.object(NAME).await.unwrap().uid().unwrap();
+    let uid = world.owner(NAME);
     world.assert_only_group_keys(&uid);
     let after_create = world.switch.effects();
 

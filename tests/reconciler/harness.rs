@@ -30,6 +30,9 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 pub const NAMESPACE: &str = "default";
+/// The operator's namespace, where keyrings live.
+pub const KEYRING_NAMESPACE: &str = "keyfront-system";
+pub const CLUSTER_ID: &str = "test-cluster";
 /// How long the emulator takes to deploy a distribution change.
 pub const PROPAGATION: Duration = Duration::from_secs(60);
 
@@ -316,10 +319,30 @@ impl World {
     pub fn with_quotas(seed: u64, quotas: Quotas) -> Self {
         let _ = log_buffer();
         let api = ApiDouble::new();
-        api.create_from_yaml(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("crds/signingkeygroups.keyfront.dev.yaml"),
-        )
+        for crd in [
+            "signingkeygroups.keyfront.dev.yaml",
+            "cloudfrontaccounts.keyfront.dev.yaml",
+        ] {
+            api.create_from_yaml(
+                &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("crds")
+                    .join(crd),
+            )
+            .unwrap();
+        }
+        api.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": KEYRING_NAMESPACE}}))
+            .unwrap();
+        // These tests are about the rotation protocol: one account admitting every namespace,
+        // distribution and behavior, honouring the public opt-in. Grants have their own tests.
+        api.create(json!({
+            "apiVersion": "keyfront.dev/v1alpha1",
+            "kind": "CloudFrontAccount",
+            "metadata": {"name": "default"},
+            "spec": {
+                "allowedNamespaces": {"from": "All"},
+                "distributions": [{"id": "*", "defaultCacheBehavior": true, "pathPatterns": ["*"], "allowPublicOnDetach": true}],
+            },
+        }))
         .unwrap();
         let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
         let emulator = Emulator::new(
@@ -341,6 +364,8 @@ impl World {
             switch: Arc::default(),
             calls: Arc::default(),
             config: ReconcilerConfig {
+                cluster_id: CLUSTER_ID.into(),
+                keyring_namespace: KEYRING_NAMESPACE.into(),
                 propagation_poll: Duration::from_secs(15),
                 resync: Duration::from_secs(3600),
                 max_passes: 16,
@@ -374,7 +399,7 @@ impl World {
                 },
             ),
             client,
-            cloudfront: Tap {
+            accounts: Tap {
                 inner: self.emulator.clone(),
                 switch: self.switch.clone(),
                 calls: self.calls.clone(),
@@ -429,6 +454,15 @@ impl World {
 
     pub fn secrets(&self) -> Api<Secret> {
         Api::namespaced(self.admin(), NAMESPACE)
+    }
+
+    /// The owner token keyfront marks `name`'s keyring and CloudFront objects with.
+    pub fn owner(&self, name: &str) -> String {
+        names::owner_token(CLUSTER_ID, NAMESPACE, name)
+    }
+
+    pub fn keyrings(&self) -> Api<Secret> {
+        Api::namespaced(self.admin(), KEYRING_NAMESPACE)
     }
 
     pub async fn object(&self, name: &str) -> Option<SigningKeyGroup> {
@@ -556,58 +590,62 @@ impl World {
             .map(|s| s["key_pair_id"].clone())
     }
 
-    /// The app Secret's data, if keyfront's marker for `uid` is on it.
-    async fn owned_app_secret(&self, name: &str, uid: &str) -> Option<BTreeMap<String, String>> {
+    /// The app Secret's data, if keyfront's marker for `owner` is on it.
+    async fn owned_app_secret(&self, name: &str, owner: &str) -> Option<BTreeMap<String, String>> {
         let secret = self.secrets().get_opt(name).await.unwrap()?;
         let owned = secret
             .annotations()
-            .get(names::OWNER_UID_ANNOTATION)
-            .is_some_and(|v| v == uid);
+            .get(names::OWNER_ANNOTATION)
+            .is_some_and(|v| v == owner);
         if !owned {
             return None;
         }
         self.app_secret(name).await
     }
 
-    pub async fn keyring_secret(&self, uid: &str) -> Option<Secret> {
-        self.secrets()
-            .get_opt(&names::keyring_secret_name(uid))
+    pub async fn keyring_secret(&self, owner: &str) -> Option<Secret> {
+        self.keyrings()
+            .get_opt(&names::keyring_secret_name(owner))
             .await
             .unwrap()
     }
 
-    /// The owned key group of `uid`, found by its marker.
-    pub fn key_group_of(&self, uid: &str) -> Option<(String, Vec<String>)> {
+    /// The owned key group of `owner`, found by its marker.
+    pub fn key_group_of(&self, owner: &str) -> Option<(String, Vec<String>)> {
         let model = self.emulator.model();
         model
             .list_key_groups()
             .into_iter()
-            .find(|g| names::is_owned_comment(g.config.comment.as_deref(), uid))
+            .find(|g| names::is_owned_comment(g.config.comment.as_deref(), owner))
             .map(|g| (g.id.clone(), g.config.items.clone()))
     }
 
-    /// CloudFront public keys named for `uid`.
-    pub fn public_keys_of(&self, uid: &str) -> BTreeMap<String, String> {
+    /// CloudFront public keys named for `owner`.
+    pub fn public_keys_of(&self, owner: &str) -> BTreeMap<String, String> {
         let model = self.emulator.model();
         model
             .list_public_keys()
             .into_iter()
-            .filter(|k| names::serial_of_public_key(uid, &k.config.name).is_some())
+            .filter(|k| names::serial_of_public_key(owner, &k.config.name).is_some())
             .map(|k| (k.id.clone(), k.config.encoded_key.clone()))
             .collect()
     }
 
-    /// Every private key stored for `uid` (keyring and app Secret), by public fingerprint.
-    async fn stored_private_keys(&self, uid: &str, secret_name: &str) -> BTreeMap<String, String> {
+    /// Every private key stored for `owner` (keyring and app Secret), by public fingerprint.
+    async fn stored_private_keys(
+        &self,
+        owner: &str,
+        secret_name: &str,
+    ) -> BTreeMap<String, String> {
         let mut pems = Vec::new();
-        if let Some(keyring) = self.keyring_secret(uid).await {
+        if let Some(keyring) = self.keyring_secret(owner).await {
             for (k, v) in keyring.data.unwrap_or_default() {
                 if k.ends_with(".pem") {
                     pems.push(String::from_utf8(v.0).unwrap());
                 }
             }
         }
-        if let Some(app) = self.owned_app_secret(secret_name, uid).await
+        if let Some(app) = self.owned_app_secret(secret_name, owner).await
             && let Some(pem) = app.get("private_key.pem")
         {
             pems.push(pem.clone());
@@ -627,14 +665,16 @@ impl World {
         let Some(object) = self.object(name).await else {
             return;
         };
-        let uid = object.uid().unwrap();
-        let secret_name =
-            keyfront::reconcile::plan::secret_name(&object.spec, &reconcile::subject_of(&object));
+        let owner = self.owner(&object.name_any());
+        let secret_name = keyfront::reconcile::plan::secret_name(
+            &object.spec,
+            &reconcile::subject_of(&object, CLUSTER_ID),
+        );
         let now = self.clock.now();
-        let stored = self.stored_private_keys(&uid, &secret_name).await;
+        let stored = self.stored_private_keys(&owner, &secret_name).await;
         self.history.private_keys.extend(stored.values().cloned());
-        let public_keys = self.public_keys_of(&uid);
-        let group = self.key_group_of(&uid);
+        let public_keys = self.public_keys_of(&owner);
+        let group = self.key_group_of(&owner);
         let items: BTreeSet<String> = group
             .as_ref()
             .map(|(_, items)| items.iter().cloned().collect())
@@ -654,7 +694,7 @@ impl World {
             );
         }
         // I2
-        let app = self.owned_app_secret(&secret_name, &uid).await;
+        let app = self.owned_app_secret(&secret_name, &owner).await;
         let signing_id = app
             .as_ref()
             .filter(|s| {
@@ -774,20 +814,20 @@ impl World {
             .collect()
     }
 
-    /// I3: nothing of `uid` is left in CloudFront, and no distribution trusts a group of it.
-    pub fn assert_no_orphans(&self, uid: &str) {
-        assert_eq!(self.key_group_of(uid), None, "I3: key group left behind");
+    /// I3: nothing of `owner` is left in CloudFront, and no distribution trusts a group of it.
+    pub fn assert_no_orphans(&self, owner: &str) {
+        assert_eq!(self.key_group_of(owner), None, "I3: key group left behind");
         assert!(
-            self.public_keys_of(uid).is_empty(),
+            self.public_keys_of(owner).is_empty(),
             "I3: public keys left behind: {:?}",
-            self.public_keys_of(uid)
+            self.public_keys_of(owner)
         );
     }
 
-    /// After convergence: the public keys of `uid` are exactly the group's items.
-    pub fn assert_only_group_keys(&self, uid: &str) {
-        let (_, items) = self.key_group_of(uid).expect("a key group");
-        let keys: BTreeSet<String> = self.public_keys_of(uid).into_keys().collect();
+    /// After convergence: the public keys of `owner` are exactly the group's items.
+    pub fn assert_only_group_keys(&self, owner: &str) {
+        let (_, items) = self.key_group_of(owner).expect("a key group");
+        let keys: BTreeSet<String> = self.public_keys_of(owner).into_keys().collect();
         let items: BTreeSet<String> = items.into_iter().collect();
         assert_eq!(keys, items, "I3: public keys outside the group");
     }

@@ -21,7 +21,7 @@ async fn create_reaches_ready_with_the_secret_key_group_and_trust_in_place() {
         .await;
     world.until_ready("media").await;
     let object = world.object("media").await.unwrap();
-    let uid = object.uid().unwrap();
+    let uid = world.owner("media");
     assert!(object.finalizers().contains(&names::FINALIZER.to_owned()));
 
     let secret = world
@@ -93,7 +93,7 @@ async fn rotations_keep_at_most_five_keys_and_retire_after_the_grace() {
             .await;
         assert!(changed, "no rotation: {:#?}", world.status("media").await);
     }
-    let uid = world.object("media").await.unwrap().uid().unwrap();
+    let uid = world.owner("media");
     // The last retiring key lives out its 12-minute grace, then only the active key is left,
     // well before the next rotation is due.
     let (_, items) = world.key_group_of(&uid).unwrap();
@@ -136,7 +136,7 @@ async fn ready_with_distribution(world: &mut World, allow_public: bool) -> Strin
                 .all(|d| d.deployed)
         })
         .await;
-    world.object("media").await.unwrap().uid().unwrap()
+    world.owner("media")
 }
 
 async fn signing_key(world: &World) -> String {
@@ -267,7 +267,7 @@ async fn a_rotation_that_would_need_a_sixth_key_waits_and_says_why() {
     let mut world = World::new();
     world.apply(manifest("media", hourly(), json!([]))).await;
     world.until_ready("media").await;
-    let uid = world.object("media").await.unwrap().uid().unwrap();
+    let uid = world.owner("media");
     for n in 1..=4 {
         let old = signing_key(&world).await;
         world
@@ -402,7 +402,8 @@ async fn retain_keeps_cloudfront_and_the_secret_but_lets_go_of_them() {
     object["spec"]["deletionPolicy"] = json!("Retain");
     world.apply(object).await;
     world.until_ready("media").await;
-    let uid = world.object("media").await.unwrap().uid().unwrap();
+    let uid = world.owner("media");
+    let object_uid = world.object("media").await.unwrap().uid().unwrap();
     let group = world.key_group_of(&uid);
     let secret_before = world.app_secret("media-cloudfront-key").await;
     world.delete("media").await;
@@ -414,7 +415,10 @@ async fn retain_keeps_cloudfront_and_the_secret_but_lets_go_of_them() {
     );
     let secret = world.secrets().get("media-cloudfront-key").await.unwrap();
     assert!(
-        secret.owner_references().iter().all(|r| r.uid != uid),
+        secret
+            .owner_references()
+            .iter()
+            .all(|r| r.uid != object_uid),
         "the kept Secret still has an ownerReference and would be garbage-collected"
     );
 }
@@ -424,7 +428,7 @@ async fn cleanup_works_from_an_invalid_spec() {
     let mut world = World::new();
     world.apply(manifest("media", hourly(), json!([]))).await;
     world.until_ready("media").await;
-    let uid = world.object("media").await.unwrap().uid().unwrap();
+    let uid = world.owner("media");
     // Admission refuses a bad duration, so break the stored object behind its back.
     world
         .api

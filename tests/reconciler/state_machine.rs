@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use keyfront::emulator::faults::{FaultKind, ScriptedFault};
 use keyfront::reconcile::{names, reasons};
-use kube::ResourceExt as _;
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -99,7 +98,7 @@ async fn run(ops: Vec<Op>, seed: u64) {
     world
         .apply(manifest(NAME, hourly(), distributions(false, false)))
         .await;
-    let uid = world.object(NAME).await.unwrap().uid().unwrap();
+    let uid = world.owner(NAME);
     for op in ops {
         match op {
             Op::Reconcile => {

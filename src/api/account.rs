@@ -1,0 +1,180 @@
+//! The `CloudFrontAccount` API (`keyfront.dev/v1alpha1`, cluster-scoped, short name `cfa`): the
+//! cluster admin's statement of which credentials keyfront uses for an AWS account, which
+//! namespaces may use it, and which distributions (and cache behaviors) each may attach to.
+//!
+//! Deny by default: an account admits no namespace unless `allowedNamespaces` says so, and no
+//! distribution unless it is listed. What the grant means is decided in [`crate::tenancy`].
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The account a `SigningKeyGroup` uses when `spec.accountRef` is absent.
+pub const DEFAULT_ACCOUNT: &str = "default";
+
+/// CloudFront's default quotas, used when the account does not state its own.
+pub const DEFAULT_PUBLIC_KEY_QUOTA: u32 = 10;
+pub const DEFAULT_KEY_GROUP_QUOTA: u32 = 10;
+
+/// An AWS account keyfront may act in, and what each namespace may do there.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "keyfront.dev",
+    version = "v1alpha1",
+    kind = "CloudFrontAccount",
+    plural = "cloudfrontaccounts",
+    shortname = "cfa",
+    status = "CloudFrontAccountStatus",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Account","type":"string","jsonPath":".status.accountId"}"#,
+    printcolumn = r#"{"name":"Role","type":"string","jsonPath":".spec.assumeRole.roleArn"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudFrontAccountSpec {
+    /// Assume this IAM role for every call in this account. Absent: keyfront's own credentials
+    /// from the default chain (IRSA, EKS Pod Identity, environment, profile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assume_role: Option<AssumeRole>,
+    /// Which namespaces may use this account at all. Absent: none.
+    #[serde(default)]
+    pub allowed_namespaces: NamespaceGrant,
+    /// The only distributions SigningKeyGroups of this account may attach to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000))]
+    #[x_kube(validation = Rule::new("self.all(d, self.exists_one(e, e.id == d.id))").message("spec.distributions: each distribution id may appear only once"))]
+    pub distributions: Vec<DistributionGrant>,
+    /// CloudFront quotas of this account, for the usage shown in status.
+    #[serde(default)]
+    pub quotas: AccountQuotas,
+}
+
+/// An IAM role to assume with STS.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct AssumeRole {
+    /// For example `arn:aws:iam::210987654321:role/keyfront-media`.
+    #[schemars(regex(
+        pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]{1,512}$"
+    ))]
+    pub role_arn: String,
+    /// The external ID the role's trust policy requires, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 2, max = 1224),
+        regex(pattern = r"^[A-Za-z0-9_+=,.@:/-]+$")
+    )]
+    pub external_id: Option<String>,
+}
+
+/// Which namespaces a grant covers, in the shape of Gateway API's `allowedRoutes`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.from != 'Selector' || has(self.selector)").message("allowedNamespaces.selector is required when from is Selector").field_path(".selector"),
+    validation = Rule::new("self.from == 'Selector' || !has(self.selector)").message("allowedNamespaces.selector is only read when from is Selector").field_path(".selector"),
+    validation = Rule::new("self.from == 'Names' || !has(self.names) || size(self.names) == 0").message("allowedNamespaces.names is only read when from is Names").field_path(".names"),
+)]
+pub struct NamespaceGrant {
+    /// `All` namespaces, those matching `selector`, or those listed in `names` (the default,
+    /// which with no names admits none).
+    #[serde(default)]
+    pub from: NamespaceFrom,
+    /// A label selector on Namespaces (with `from: Selector`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+    /// Namespace names (with `from: Names`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000), inner(length(min = 1, max = 63)))]
+    pub names: Vec<String>,
+}
+
+/// The forms of [`NamespaceGrant`].
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NamespaceFrom {
+    All,
+    Selector,
+    #[default]
+    Names,
+}
+
+/// One distribution tenants may attach to, and how.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DistributionGrant {
+    /// CloudFront distribution ID, or `*` for every distribution in the account (for an
+    /// account used by one team only).
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^([A-Z0-9]+|\*)$"))]
+    pub id: String,
+    /// Narrows the account's `allowedNamespaces` for this distribution. Absent: the account's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_namespaces: Option<NamespaceGrant>,
+    /// Whether tenants may protect the default cache behavior.
+    #[serde(default)]
+    pub default_cache_behavior: bool,
+    /// The cache behaviors tenants may protect, by path pattern; `*` grants every one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100), inner(length(min = 1, max = 255)))]
+    pub path_patterns: Vec<String>,
+    /// Whether a tenant's own `allowPublicOnDetach` is honoured here at all.
+    #[serde(default)]
+    pub allow_public_on_detach: bool,
+}
+
+/// Quotas of the account, for status.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountQuotas {
+    #[serde(default = "default_public_keys")]
+    #[schemars(range(min = 1))]
+    pub public_keys: u32,
+    #[serde(default = "default_key_groups")]
+    #[schemars(range(min = 1))]
+    pub key_groups: u32,
+}
+
+fn default_public_keys() -> u32 {
+    DEFAULT_PUBLIC_KEY_QUOTA
+}
+fn default_key_groups() -> u32 {
+    DEFAULT_KEY_GROUP_QUOTA
+}
+
+impl Default for AccountQuotas {
+    fn default() -> Self {
+        Self {
+            public_keys: DEFAULT_PUBLIC_KEY_QUOTA,
+            key_groups: DEFAULT_KEY_GROUP_QUOTA,
+        }
+    }
+}
+
+/// Observed state of an account, written only by the operator.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudFrontAccountStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`: the credentials were checked with one read call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The AWS account ID, as STS tells it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    /// What the account holds against its quotas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<AccountUsage>,
+}
+
+/// Public keys and key groups in the account, and how many of them are keyfront's.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountUsage {
+    pub public_keys: u32,
+    pub public_keys_by_keyfront: u32,
+    pub public_key_quota: u32,
+    pub key_groups: u32,
+    pub key_groups_by_keyfront: u32,
+    pub key_group_quota: u32,
+}

@@ -1,0 +1,303 @@
+//! Distributions: attach the key group to the selected cache behaviors, detach it from the
+//! rest, never leaving a behavior public unless that was allowed.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::{Plan, Settings, Step, after};
+use crate::api::DistributionSpec;
+use crate::cloudfront::{BehaviorSelector, BehaviorTrust, DeploymentStatus, Distribution};
+use crate::reconcile::keyring::Attachment;
+use crate::reconcile::observed::{DistributionState, Observed, Subject};
+use crate::reconcile::reasons;
+use crate::tenancy::{DistributionAccess, Grants};
+
+/// CloudFront allows at most this many key groups on one cache behavior.
+const MAX_KEY_GROUPS_PER_BEHAVIOR: usize = 4;
+
+/// Whether a distribution trusts the key group in its configuration or, until a detach has
+/// deployed, still at the edge: either way URLs for it must verify with the signing key.
+pub(super) fn trusts(distribution: &Distribution, kg_id: &str) -> bool {
+    distribution
+        .behaviors
+        .iter()
+        .any(|b| b.trusted_key_groups.iter().any(|g| g == kg_id))
+        || distribution
+            .active_trusted_key_groups
+            .iter()
+            .any(|g| g.key_group_id == kg_id)
+}
+
+fn selectors(spec: &DistributionSpec) -> Vec<BehaviorSelector> {
+    let mut selected = Vec::new();
+    if spec.default_cache_behavior {
+        selected.push(BehaviorSelector::Default);
+    }
+    selected.extend(
+        spec.path_patterns
+            .iter()
+            .cloned()
+            .map(BehaviorSelector::PathPattern),
+    );
+    selected
+}
+
+/// Whether detaching may leave a behavior with no trusted key group (public), and if not,
+/// whose rule says no. Both the tenant's opt-in and the account's grant must say yes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PublicDetach {
+    Allowed,
+    /// The spec (or keyfront's record of it) did not opt in.
+    NotOptedIn,
+    /// The tenant opted in, but the account does not honour that for this distribution.
+    NotHonoured,
+}
+
+impl PublicDetach {
+    /// Combines the tenant's opt-in with the account's grant (absent grant: not honoured).
+    pub(super) fn decide(opted_in: bool, access: Option<&DistributionAccess>) -> Self {
+        match (opted_in, access.is_some_and(|a| a.allow_public_on_detach)) {
+            (false, _) => Self::NotOptedIn,
+            (true, false) => Self::NotHonoured,
+            (true, true) => Self::Allowed,
+        }
+    }
+}
+
+/// Removes `kg_id` from a behavior's trust, unless that would make it public without both
+/// the opt-in and the account's leave. Returns the new trust, or `Err` with the finding message.
+pub(super) fn detach(
+    trust: &BehaviorTrust,
+    kg_id: &str,
+    public: PublicDetach,
+    distribution_id: &str,
+) -> Result<BehaviorTrust, String> {
+    let remaining: Vec<String> = trust
+        .trusted_key_groups
+        .iter()
+        .filter(|g| *g != kg_id)
+        .cloned()
+        .collect();
+    if remaining.is_empty() {
+        let fix = match public {
+            PublicDetach::Allowed => None,
+            PublicDetach::NotOptedIn => Some(
+                "set allowPublicOnDetach: true on that distribution first, or trust another key group there",
+            ),
+            PublicDetach::NotHonoured => Some(
+                "its CloudFrontAccount does not honour allowPublicOnDetach for that distribution; trust another key group there, or ask a cluster admin",
+            ),
+        };
+        if let Some(fix) = fix {
+            return Err(format!(
+                "removing key group {kg_id} from the {} of distribution {distribution_id} would make it public; keeping it ({fix})",
+                trust.behavior
+            ));
+        }
+    }
+    Ok(BehaviorTrust {
+        behavior: trust.behavior.clone(),
+        trusted_key_groups: remaining,
+    })
+}
+
+/// Whether any behavior of the distribution's configuration trusts the key group.
+pub(super) fn configured_to_trust(distribution: &Distribution, kg_id: &str) -> bool {
+    distribution
+        .behaviors
+        .iter()
+        .any(|b| b.trusted_key_groups.iter().any(|g| g == kg_id))
+}
+
+/// Detaches the key group from every behavior of `dist` that trusts it and is not in `keep`.
+pub(super) fn detach_all_but(
+    plan: &mut Plan,
+    dist: &Distribution,
+    kg_id: &str,
+    keep: &[BehaviorSelector],
+    public: PublicDetach,
+) -> Vec<BehaviorTrust> {
+    let mut changes = Vec::new();
+    for trust in &dist.behaviors {
+        if keep.contains(&trust.behavior) || !trust.trusted_key_groups.iter().any(|g| g == kg_id) {
+            continue;
+        }
+        match detach(trust, kg_id, public, &dist.id) {
+            Ok(change) => changes.push(change),
+            Err(message) => plan.find(
+                reasons::DISTRIBUTIONS_READY,
+                reasons::DETACH_WOULD_MAKE_PUBLIC,
+                message,
+            ),
+        }
+    }
+    changes
+}
+
+/// Attach the key group to the selected behaviors the account grants, detach it from the
+/// rest: behaviors no longer selected or granted, and distributions no longer listed or
+/// granted. A distribution that is not granted is never written to unless keyfront's own
+/// record says it attached there (then only to detach).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn plan_distributions(
+    plan: &mut Plan,
+    subject: &Subject,
+    settings: &Settings,
+    observed: &Observed,
+    grants: &Grants,
+    kg_id: &str,
+    signing_key_in_place: bool,
+    now: Timestamp,
+    poll: Duration,
+) {
+    let mut pending = BTreeSet::new();
+    let mut deploying = BTreeSet::new();
+    let mut granted: BTreeSet<&String> = BTreeSet::new();
+    for spec in &settings.distributions {
+        let Some(access) = grants.distribution(&spec.id) else {
+            plan.find(
+                reasons::DISTRIBUTIONS_READY,
+                reasons::DISTRIBUTION_NOT_ALLOWED,
+                format!(
+                    "distribution {} is not granted to namespace {:?} by CloudFrontAccount {:?}; keyfront does not touch it",
+                    spec.id, subject.namespace, grants.account
+                ),
+            );
+            continue;
+        };
+        granted.insert(&spec.id);
+        let Some(DistributionState::Found(dist)) = observed.distributions.get(&spec.id) else {
+            plan.find(
+                reasons::DISTRIBUTIONS_READY,
+                reasons::DISTRIBUTION_NOT_FOUND,
+                format!(
+                    "distribution {} does not exist in this AWS account",
+                    spec.id
+                ),
+            );
+            continue;
+        };
+        let mut selected = Vec::new();
+        for selector in selectors(spec) {
+            if access.behavior_allowed(&selector) {
+                selected.push(selector);
+            } else {
+                plan.find(
+                    reasons::DISTRIBUTIONS_READY,
+                    reasons::BEHAVIOR_NOT_ALLOWED,
+                    format!(
+                        "the {selector} of distribution {} is not granted to namespace {:?} by CloudFrontAccount {:?}; keyfront does not attach there",
+                        spec.id, subject.namespace, grants.account
+                    ),
+                );
+            }
+        }
+        let mut changes = Vec::new();
+        for selector in &selected {
+            let Some(trust) = dist.value.behavior(selector) else {
+                plan.find(
+                    reasons::DISTRIBUTIONS_READY,
+                    reasons::BEHAVIOR_NOT_FOUND,
+                    format!("distribution {} has no {selector}", spec.id),
+                );
+                continue;
+            };
+            if trust.trusted_key_groups.iter().any(|g| g == kg_id) {
+                continue;
+            }
+            if !signing_key_in_place {
+                pending.insert(spec.id.clone());
+                continue;
+            }
+            if trust.trusted_key_groups.len() >= MAX_KEY_GROUPS_PER_BEHAVIOR {
+                plan.find(
+                    reasons::DISTRIBUTIONS_READY,
+                    reasons::TOO_MANY_KEY_GROUPS,
+                    format!(
+                        "the {selector} of distribution {} already trusts {MAX_KEY_GROUPS_PER_BEHAVIOR} key groups, CloudFront's limit",
+                        spec.id
+                    ),
+                );
+                continue;
+            }
+            let mut trusted = trust.trusted_key_groups.clone();
+            trusted.push(kg_id.to_owned());
+            changes.push(BehaviorTrust {
+                behavior: selector.clone(),
+                trusted_key_groups: trusted,
+            });
+        }
+        let public = PublicDetach::decide(spec.allow_public_on_detach, Some(&access));
+        changes.extend(detach_all_but(plan, &dist.value, kg_id, &selected, public));
+        if !changes.is_empty() || configured_to_trust(&dist.value, kg_id) {
+            plan.keyring.attachments.insert(
+                spec.id.clone(),
+                Attachment {
+                    allow_public_on_detach: public == PublicDetach::Allowed,
+                },
+            );
+        }
+        if !changes.is_empty() {
+            pending.insert(spec.id.clone());
+            plan.steps.push(Step::SetTrust {
+                distribution_id: spec.id.clone(),
+                behaviors: changes,
+                etag: dist.etag.clone(),
+            });
+        } else if dist.value.status == DeploymentStatus::InProgress {
+            deploying.insert(spec.id.clone());
+        }
+    }
+    // Distributions keyfront attached to that the spec no longer lists or the account no
+    // longer grants: detach, still under the public rule, now with the grant as it is.
+    let forgotten: Vec<(String, Attachment)> = plan
+        .keyring
+        .attachments
+        .iter()
+        .filter(|(id, _)| !granted.contains(id))
+        .map(|(id, a)| (id.clone(), a.clone()))
+        .collect();
+    for (id, attachment) in forgotten {
+        let Some(DistributionState::Found(dist)) = observed.distributions.get(&id) else {
+            plan.keyring.attachments.remove(&id);
+            continue;
+        };
+        let public = PublicDetach::decide(
+            attachment.allow_public_on_detach,
+            grants.distribution(&id).as_ref(),
+        );
+        let changes = detach_all_but(plan, &dist.value, kg_id, &[], public);
+        // Remembered until the edge, too, has stopped trusting the group.
+        if !trusts(&dist.value, kg_id) {
+            plan.keyring.attachments.remove(&id);
+        } else if !changes.is_empty() {
+            plan.steps.push(Step::SetTrust {
+                distribution_id: id.clone(),
+                behaviors: changes,
+                etag: dist.etag.clone(),
+            });
+        }
+    }
+    if !pending.is_empty() {
+        plan.wait(
+            reasons::DISTRIBUTIONS_READY,
+            reasons::PROGRESSING,
+            format!(
+                "attaching the key group to distributions {}",
+                Vec::from_iter(pending).join(", ")
+            ),
+        );
+    } else if !deploying.is_empty() {
+        plan.wake(after(now, poll));
+        plan.wait(
+            reasons::DISTRIBUTIONS_READY,
+            reasons::DEPLOYING,
+            format!(
+                "distributions {} are deploying",
+                Vec::from_iter(deploying).join(", ")
+            ),
+        );
+    }
+}

@@ -1,0 +1,403 @@
+//! Keys: the keyring's bookkeeping from what was observed, when to stage the next key, and
+//! when a published key may become the one apps sign with.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::distributions::trusts;
+use super::{Notice, Plan, Settings, after};
+use crate::api::{KeyAlgorithm, KeyState, MAX_KEYS_PER_GROUP};
+use crate::reconcile::keyring::{KeyRecord, Keyring};
+use crate::reconcile::names;
+use crate::reconcile::observed::{AppSecret, DistributionState, Observed, Subject};
+use crate::reconcile::reasons;
+
+/// When a Retiring key may leave the group (revoked keys: at once).
+pub fn leave_time(record: &KeyRecord, grace: Duration) -> Option<Timestamp> {
+    if record.state != KeyState::Retiring {
+        return None;
+    }
+    if record.revoked {
+        return Some(Timestamp::MIN);
+    }
+    Some(after(record.retired_at.unwrap_or(record.created_at), grace))
+}
+
+/// When the active key is due to be replaced.
+pub fn next_rotation(keyring: &Keyring, interval: Duration) -> Option<Timestamp> {
+    let active = keyring.active()?;
+    Some(after(
+        active.activated_at.unwrap_or(active.created_at),
+        interval,
+    ))
+}
+
+/// A lost keyring with keyfront's Secret still in place: the Secret's key is the active key.
+pub(super) fn adopt_active_key_from_app_secret(
+    plan: &mut Plan,
+    subject: &Subject,
+    observed: &Observed,
+    now: Timestamp,
+) {
+    if observed.keyring.is_some() {
+        return;
+    }
+    let AppSecret::Owned(secret) = &observed.app_secret else {
+        return;
+    };
+    let (Some(id), Some(public), Some(private)) = (
+        &secret.key_pair_id,
+        &secret.public_key_pem,
+        &secret.private_key,
+    ) else {
+        return;
+    };
+    let Ok(fingerprint) = crate::keys::fingerprint(public) else {
+        return;
+    };
+    let listed = observed.listed_public_keys.as_deref().unwrap_or_default();
+    let Some(found) = listed.iter().find(|k| &k.id == id) else {
+        return;
+    };
+    let serial = names::serial_of_public_key(&subject.owner, &found.name).unwrap_or(0);
+    let algorithm = if private.expose().contains("RSA PRIVATE KEY") {
+        KeyAlgorithm::Rsa2048
+    } else {
+        KeyAlgorithm::EcdsaP256
+    };
+    plan.keyring.keys.push(KeyRecord {
+        serial,
+        algorithm,
+        state: KeyState::Active,
+        public_key_id: Some(id.clone()),
+        public_key_pem: public.clone(),
+        fingerprint,
+        created_at: now,
+        live_at: Some(now),
+        activated_at: Some(now),
+        retired_at: None,
+        revoked: false,
+        private_key_lost: false,
+        private_key: Some(private.clone()),
+    });
+    plan.keyring.next_serial = plan.keyring.next_serial.max(serial + 1);
+}
+
+/// A Staged key whose public key a listing found (the create's answer was lost): record it.
+pub(super) fn record_found_public_keys(plan: &mut Plan, subject: &Subject, observed: &Observed) {
+    let Some(listed) = &observed.listed_public_keys else {
+        return;
+    };
+    for record in &mut plan.keyring.keys {
+        if record.public_key_id.is_some() {
+            continue;
+        }
+        let found = listed.iter().find(|k| {
+            names::serial_of_public_key(&subject.owner, &k.name) == Some(record.serial)
+                && crate::keys::fingerprint(&k.encoded_key).ok().as_ref()
+                    == Some(&record.fingerprint)
+        });
+        if let Some(found) = found {
+            record.public_key_id = Some(found.id.clone());
+            if record.state == KeyState::Staged {
+                record.state = KeyState::Published;
+            }
+        }
+    }
+    // Serials of found keys are taken, even if unrecorded.
+    for k in listed {
+        if let Some(serial) = names::serial_of_public_key(&subject.owner, &k.name) {
+            plan.keyring.next_serial = plan.keyring.next_serial.max(serial + 1);
+        }
+    }
+}
+
+/// Keys of this object found in its key group that no record accounts for (the keyring was
+/// lost): URLs signed with them may still be in use, so they count as Retiring from now and
+/// keep their full grace, never removed at once. Their private keys are gone with the keyring.
+pub(super) fn record_unaccounted_keys_as_retiring(
+    plan: &mut Plan,
+    subject: &Subject,
+    observed: &Observed,
+    in_group: &BTreeSet<String>,
+    now: Timestamp,
+) {
+    let Some(listed) = &observed.listed_public_keys else {
+        return;
+    };
+    for key in listed {
+        if !in_group.contains(&key.id) || plan.keyring.by_public_key_id(&key.id).is_some() {
+            continue;
+        }
+        let (Some(serial), Ok(fingerprint), Ok(algorithm)) = (
+            names::serial_of_public_key(&subject.owner, &key.name),
+            crate::keys::fingerprint(&key.encoded_key),
+            crate::keys::public_key_algorithm(&key.encoded_key),
+        ) else {
+            continue;
+        };
+        plan.keyring.keys.push(KeyRecord {
+            serial,
+            algorithm,
+            state: KeyState::Retiring,
+            public_key_id: Some(key.id.clone()),
+            public_key_pem: key.encoded_key.clone(),
+            fingerprint,
+            created_at: key.created_time,
+            live_at: None,
+            activated_at: None,
+            retired_at: Some(now),
+            revoked: false,
+            private_key_lost: true,
+            private_key: None,
+        });
+        plan.keyring.next_serial = plan.keyring.next_serial.max(serial.saturating_add(1));
+    }
+    plan.keyring.keys.sort_by_key(|k| k.serial);
+}
+
+/// A recorded public key that CloudFront no longer has: forget the key (after deletion, or
+/// after someone deleted it by hand; either way it can no longer verify anything).
+pub(super) fn forget_deleted_keys(plan: &mut Plan, observed: &Observed) {
+    plan.keyring.keys.retain(|r| {
+        r.public_key_id
+            .as_ref()
+            .is_none_or(|id| observed.public_keys_present.get(id) != Some(&false))
+    });
+}
+
+/// The app-facing Secret names a Published key: it was activated (the Secret is written
+/// first, so a crash in between is recovered here with a later, safer timestamp).
+pub(super) fn record_activation(plan: &mut Plan, observed: &Observed, now: Timestamp) {
+    let AppSecret::Owned(secret) = &observed.app_secret else {
+        return;
+    };
+    let Some(id) = &secret.key_pair_id else {
+        return;
+    };
+    let is_published = plan
+        .keyring
+        .keys
+        .iter()
+        .any(|r| r.public_key_id.as_ref() == Some(id) && r.state == KeyState::Published);
+    if !is_published {
+        return;
+    }
+    for record in &mut plan.keyring.keys {
+        if record.public_key_id.as_ref() == Some(id) {
+            record.state = KeyState::Active;
+            record.activated_at = Some(now);
+        } else if record.state == KeyState::Active {
+            record.state = KeyState::Retiring;
+            record.retired_at = Some(now);
+        }
+    }
+}
+
+pub(super) fn handle_revoke_request(plan: &mut Plan, subject: &Subject, now: Timestamp) {
+    let Some(target) = &subject.revoke_request else {
+        return;
+    };
+    if plan.keyring.handled_revoke.as_ref() == Some(target) {
+        return;
+    }
+    plan.keyring.handled_revoke = Some(target.clone());
+    match plan
+        .keyring
+        .keys
+        .iter_mut()
+        .find(|r| r.public_key_id.as_ref() == Some(target))
+    {
+        Some(record) => {
+            record.revoked = true;
+            if record.state == KeyState::Published {
+                record.state = KeyState::Retiring;
+                record.retired_at = Some(now);
+            }
+            plan.notices.push(Notice {
+                warning: false,
+                reason: reasons::KEY_REVOKED,
+                message: format!(
+                    "public key {target} revoked: it leaves the key group as soon as another key is active"
+                ),
+            });
+        }
+        None => plan.notices.push(Notice {
+            warning: true,
+            reason: reasons::REVOKE_KEY_NOT_FOUND,
+            message: format!(
+                "keyfront.dev/revoke-key names {target}, which is not a key of this SigningKeyGroup"
+            ),
+        }),
+    }
+}
+
+/// Decides whether to stage a new key now; records a due-but-blocked rotation as a finding.
+pub(super) fn plan_rotation(
+    plan: &mut Plan,
+    subject: &Subject,
+    settings: &Settings,
+    keys_in_group: usize,
+    now: Timestamp,
+    grace: Duration,
+) -> Option<KeyAlgorithm> {
+    let pending = plan
+        .keyring
+        .keys
+        .iter()
+        .any(|r| matches!(r.state, KeyState::Staged | KeyState::Published) && !r.revoked);
+    let requested = subject
+        .rotate_request
+        .as_ref()
+        .filter(|v| plan.keyring.handled_rotate.as_ref() != Some(*v))
+        .cloned();
+    let due_at = next_rotation(&plan.keyring, settings.interval);
+    let why = match plan.keyring.active() {
+        None => Some("no key is active yet"),
+        Some(a) if a.revoked => Some("the active key was revoked"),
+        Some(_) if requested.is_some() => Some("a rotation was requested by annotation"),
+        Some(_) if due_at.is_some_and(|t| t <= now) => Some("the rotation interval has passed"),
+        Some(_) => None,
+    };
+    if let Some(t) = due_at.filter(|t| *t > now) {
+        plan.wake(t);
+    }
+    let why = why?;
+    if pending {
+        if let Some(v) = requested {
+            // The rotation already under way satisfies the request.
+            plan.keyring.handled_rotate = Some(v);
+        }
+        plan.wait(
+            reasons::ROTATING,
+            reasons::ROTATION_IN_PROGRESS,
+            format!("rotating because {why}"),
+        );
+        return None;
+    }
+    if keys_in_group >= MAX_KEYS_PER_GROUP {
+        let earliest = plan
+            .keyring
+            .keys
+            .iter()
+            .filter_map(|r| leave_time(r, grace))
+            .filter(|t| *t > now)
+            .min();
+        // Signing still works, so Ready stays as it is; Rotating says why nothing happens.
+        plan.wait(
+            reasons::ROTATING,
+            reasons::KEY_GROUP_FULL,
+            format!(
+                "rotation is due because {why}, but the key group already holds {MAX_KEYS_PER_GROUP} keys; waiting until a retiring key may leave{}",
+                earliest.map(|t| format!(" at {t}")).unwrap_or_default()
+            ),
+        );
+        if let Some(t) = earliest {
+            plan.wake(t);
+        }
+        return None;
+    }
+    if let Some(v) = requested {
+        plan.keyring.handled_rotate = Some(v);
+    }
+    Some(settings.algorithm)
+}
+
+/// Public keys of this object that are outside the key group and not wanted in it.
+pub(super) fn public_keys_to_delete(
+    plan: &Plan,
+    subject: &Subject,
+    observed: &Observed,
+    in_group: &BTreeSet<String>,
+    desired: &[String],
+) -> Vec<String> {
+    let mut ids: BTreeSet<String> = BTreeSet::new();
+    for r in &plan.keyring.keys {
+        if let Some(id) = &r.public_key_id
+            && r.state == KeyState::Retiring
+            && !desired.contains(id)
+            && !in_group.contains(id)
+            && observed.public_keys_present.get(id) == Some(&true)
+        {
+            ids.insert(id.clone());
+        }
+    }
+    // Keys carrying this object's name and marker that no record accounts for.
+    if let Some(listed) = &observed.listed_public_keys {
+        let recorded = plan.keyring.public_key_ids();
+        for k in listed {
+            if !recorded.contains(k.id.as_str())
+                && !in_group.contains(&k.id)
+                && names::serial_of_public_key(&subject.owner, &k.name).is_some()
+            {
+                ids.insert(k.id.clone());
+            }
+        }
+    }
+    ids.into_iter().collect()
+}
+
+/// Picks a Published key that every distribution trusting the group verifies, once any
+/// declared wait has passed. Returns its serial if the Secret should switch to it now.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn plan_activation(
+    plan: &mut Plan,
+    settings: &Settings,
+    observed: &Observed,
+    in_group: &BTreeSet<String>,
+    kg_id: Option<&str>,
+    now: Timestamp,
+    poll: Duration,
+) -> Option<u32> {
+    let kg_id = kg_id?;
+    let trusting: Vec<_> = observed
+        .distributions
+        .values()
+        .filter_map(|d| match d {
+            DistributionState::Found(d) => Some(&d.value),
+            DistributionState::NotFound => None,
+        })
+        .filter(|d| trusts(d, kg_id))
+        .collect();
+    let candidate = plan.keyring.keys.iter_mut().find(|r| {
+        r.state == KeyState::Published
+            && !r.revoked
+            && r.public_key_id
+                .as_ref()
+                .is_some_and(|id| in_group.contains(id))
+    })?;
+    let id = candidate.public_key_id.clone()?;
+    let not_live: Vec<&str> = trusting
+        .iter()
+        .filter(|d| !d.is_key_live(kg_id, &id))
+        .map(|d| d.id.as_str())
+        .collect();
+    if !not_live.is_empty() {
+        plan.wake(after(now, poll));
+        plan.wait(
+            reasons::ROTATING,
+            reasons::WAITING_FOR_PROPAGATION,
+            format!(
+                "public key {id} is in the key group; waiting until distributions {} have deployed it",
+                not_live.join(", ")
+            ),
+        );
+        return None;
+    }
+    if !settings.min_propagation_wait.is_zero() {
+        let live_at = *candidate.live_at.get_or_insert(now);
+        let ready_at = after(live_at, settings.min_propagation_wait);
+        if ready_at > now {
+            plan.wake(ready_at);
+            plan.wait(
+                reasons::ROTATING,
+                reasons::WAITING_FOR_PROPAGATION,
+                format!("public key {id} is live; waiting for minPropagationWait until {ready_at}"),
+            );
+            return None;
+        }
+    }
+    Some(candidate.serial)
+}

@@ -1,0 +1,472 @@
+//! Plan (no client required): one pure function of the object, what was observed and `now`,
+//! returning the next side effects in order, what blocks progress, and when to look again.
+//!
+//! The rotation protocol lives here and nowhere else: Staged → Published → Active → Retiring
+//! → Deleted, with the invariants of DESIGN.md (I1–I6). Every rule reads observed state, so a
+//! crash after any side effect is recovered by planning again from what is there.
+//!
+//! One module per concern, each a chain of small named rules over the same [`Plan`]:
+//! [`keys`] (keyring bookkeeping, rotation, activation), [`key_group`] (what the group holds),
+//! [`app_secret`] (what apps mount), [`distributions`] (attach and detach), [`cleanup`]
+//! (deletion), and [`grants`] (what the `CloudFrontAccount` lets the object do at all).
+
+mod app_secret;
+mod cleanup;
+mod distributions;
+mod grants;
+mod key_group;
+mod keys;
+
+pub use app_secret::{app_secret_annotations, app_secret_labels, hash_algorithm};
+use grants::{Access, refusal};
+pub use grants::{admission, reaches_cloudfront};
+pub use keys::{leave_time, next_rotation};
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::keyring::{KeyRecord, Keyring};
+use super::observed::{AppSecret, KeyGroupState, Observed, Subject};
+use super::reasons;
+use crate::api::{
+    DeletionPolicy, DistributionSpec, DurationError, KeyAlgorithm, KeyState, SigningKeyGroupSpec,
+    default_key_group_name, default_secret_name, parse_duration,
+};
+use crate::cloudfront::{BehaviorTrust, Etag, KeyGroupConfig};
+use crate::tenancy::{Admission, Grants};
+
+/// The spec with durations parsed and defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub key_group_name: String,
+    pub key_group_comment: Option<String>,
+    pub secret_name: String,
+    pub secret_labels: BTreeMap<String, String>,
+    pub secret_annotations: BTreeMap<String, String>,
+    pub algorithm: KeyAlgorithm,
+    pub interval: Duration,
+    pub max_signed_url_lifetime: Duration,
+    pub secret_refresh_allowance: Duration,
+    pub min_propagation_wait: Duration,
+    pub distributions: Vec<DistributionSpec>,
+    pub deletion_policy: DeletionPolicy,
+}
+
+impl Settings {
+    /// How long a key stays in the group after apps stopped signing with it.
+    pub fn grace(&self) -> Duration {
+        self.secret_refresh_allowance + self.max_signed_url_lifetime
+    }
+}
+
+/// A spec the API server should have refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("spec.rotation.{field}: {source}")]
+pub struct SpecError {
+    pub field: &'static str,
+    #[source]
+    pub source: DurationError,
+}
+
+/// The CloudFront key group name, computable even from an invalid spec (cleanup needs it).
+pub fn key_group_name(spec: &SigningKeyGroupSpec, subject: &Subject) -> String {
+    spec.key_group
+        .name
+        .clone()
+        .unwrap_or_else(|| default_key_group_name(&subject.namespace, &subject.name))
+}
+
+/// The app-facing Secret name, computable even from an invalid spec.
+pub fn secret_name(spec: &SigningKeyGroupSpec, subject: &Subject) -> String {
+    spec.secret
+        .name
+        .clone()
+        .unwrap_or_else(|| default_secret_name(&subject.name))
+}
+
+/// Parses and completes the spec.
+pub fn settings(spec: &SigningKeyGroupSpec, subject: &Subject) -> Result<Settings, SpecError> {
+    let duration = |field: &'static str, value: &str| {
+        parse_duration(value).map_err(|source| SpecError { field, source })
+    };
+    let rotation = &spec.rotation;
+    let interval = duration("interval", &rotation.interval)?;
+    if interval.is_zero() {
+        return Err(SpecError {
+            field: "interval",
+            source: DurationError::Malformed {
+                value: rotation.interval.clone(),
+            },
+        });
+    }
+    Ok(Settings {
+        key_group_name: key_group_name(spec, subject),
+        key_group_comment: spec.key_group.comment.clone(),
+        secret_name: secret_name(spec, subject),
+        secret_labels: spec.secret.labels.clone(),
+        secret_annotations: spec.secret.annotations.clone(),
+        algorithm: spec.key.algorithm,
+        interval,
+        max_signed_url_lifetime: duration(
+            "maxSignedUrlLifetime",
+            &rotation.max_signed_url_lifetime,
+        )?,
+        secret_refresh_allowance: duration(
+            "secretRefreshAllowance",
+            &rotation.secret_refresh_allowance,
+        )?,
+        min_propagation_wait: duration("minPropagationWait", &rotation.min_propagation_wait)?,
+        distributions: spec.distributions.clone(),
+        deletion_policy: spec.deletion_policy,
+    })
+}
+
+/// One side effect. The executor runs a plan's steps in order and stops at the first failure.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Add keyfront's finalizer before anything exists that would need cleaning up.
+    AddFinalizer,
+    /// Write [`Plan::keyring`] to the keyring Secret; with `stage`, first generate a key pair
+    /// and add it as Staged (the private key is stored before CloudFront hears of it).
+    SaveKeyring {
+        stage: Option<KeyAlgorithm>,
+    },
+    /// Create the public key of a Staged key under its deterministic name.
+    CreatePublicKey {
+        serial: u32,
+    },
+    CreateKeyGroup {
+        config: KeyGroupConfig,
+    },
+    UpdateKeyGroup {
+        id: String,
+        config: KeyGroupConfig,
+        etag: Etag,
+    },
+    /// Replace the trusted key groups of some behaviors of one distribution.
+    SetTrust {
+        distribution_id: String,
+        behaviors: Vec<BehaviorTrust>,
+        etag: Etag,
+    },
+    /// Point the app-facing Secret at this key (activation, or repair of a drifted Secret).
+    WriteAppSecret {
+        serial: u32,
+    },
+    DeletePublicKey {
+        id: String,
+    },
+    DeleteKeyGroup {
+        id: String,
+        etag: Etag,
+    },
+    /// Delete keyfront's Secrets (`delete`) or orphan them for `deletionPolicy: Retain`.
+    ReleaseSecrets {
+        delete: bool,
+    },
+    RemoveFinalizer,
+}
+
+/// Something that holds progress up, for one condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub condition: &'static str,
+    pub reason: &'static str,
+    pub message: String,
+    /// A failure the user must act on (as opposed to waiting for CloudFront).
+    pub blocking: bool,
+}
+
+/// A one-off Event the plan asks for (not tied to a condition).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// What to do next.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The keyring as it should be recorded (bookkeeping from what was observed).
+    pub keyring: Keyring,
+    pub steps: Vec<Step>,
+    pub findings: Vec<Finding>,
+    pub notices: Vec<Notice>,
+    /// The key group contents the plan aims for.
+    pub desired_items: Vec<String>,
+    /// When something next falls due, absent new events.
+    pub wake_at: Option<Timestamp>,
+    pub settings: Option<Settings>,
+}
+
+impl Plan {
+    fn new(keyring: Keyring) -> Self {
+        Self {
+            keyring,
+            steps: Vec::new(),
+            findings: Vec::new(),
+            notices: Vec::new(),
+            desired_items: Vec::new(),
+            wake_at: None,
+            settings: None,
+        }
+    }
+
+    fn find(&mut self, condition: &'static str, reason: &'static str, message: String) {
+        self.findings.push(Finding {
+            condition,
+            reason,
+            message,
+            blocking: true,
+        });
+    }
+
+    fn wait(&mut self, condition: &'static str, reason: &'static str, message: String) {
+        self.findings.push(Finding {
+            condition,
+            reason,
+            message,
+            blocking: false,
+        });
+    }
+
+    fn wake(&mut self, at: Timestamp) {
+        self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
+    }
+
+    /// Whether the plan has side effects to carry out now.
+    pub fn has_steps(&self) -> bool {
+        !self.steps.is_empty()
+    }
+}
+
+pub(super) fn after(t: Timestamp, d: Duration) -> Timestamp {
+    let span = SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX);
+    t.saturating_add(span).unwrap_or(Timestamp::MAX)
+}
+
+/// Decides the next steps. `propagation_poll` is how often to look while CloudFront deploys.
+pub fn plan(
+    subject: &Subject,
+    spec: &SigningKeyGroupSpec,
+    observed: &Observed,
+    now: Timestamp,
+    propagation_poll: Duration,
+) -> Plan {
+    let mut plan = Plan::new(observed.keyring());
+    let admission = admission(spec, observed);
+    let grants = match &admission {
+        Admission::Admitted(grants) => grants.clone(),
+        _ => Grants::none(&spec.account_ref.name),
+    };
+    let reachable = reaches_cloudfront(&admission, observed.keyring.is_some());
+    if subject.deleting {
+        if !subject.has_finalizer {
+            return plan;
+        }
+        if reachable {
+            cleanup::plan_cleanup(
+                &mut plan,
+                subject,
+                spec,
+                observed,
+                &grants,
+                now,
+                propagation_poll,
+            );
+        } else if observed.keyring.is_none() {
+            // Nothing was ever created in CloudFront for this object: let it go.
+            plan.steps.push(Step::ReleaseSecrets {
+                delete: spec.deletion_policy == DeletionPolicy::Delete,
+            });
+            plan.steps.push(Step::RemoveFinalizer);
+        } else if let Some((reason, message)) = refusal(&admission) {
+            plan.find(reasons::READY, reason, message);
+        }
+        return plan;
+    }
+    let settings = match settings(spec, subject) {
+        Ok(s) => s,
+        Err(e) => {
+            plan.find(reasons::READY, reasons::INVALID_SPEC, e.to_string());
+            return plan;
+        }
+    };
+    if let Some((reason, message)) = refusal(&admission) {
+        plan.find(reasons::READY, reason, message);
+        if !reachable {
+            plan.settings = Some(settings);
+            return plan;
+        }
+    }
+    if !subject.has_finalizer {
+        plan.steps.push(Step::AddFinalizer);
+    }
+    if observed.app_secret == AppSecret::Foreign {
+        plan.steps.clear();
+        plan.find(
+            reasons::READY,
+            reasons::SECRET_CONFLICT,
+            format!(
+                "Secret {}/{} exists and is not managed by this SigningKeyGroup; keyfront does not overwrite it (delete it, or choose another spec.secret.name)",
+                subject.namespace, settings.secret_name
+            ),
+        );
+        plan.settings = Some(settings);
+        return plan;
+    }
+    if let KeyGroupState::Taken { id } = &observed.key_group {
+        plan.steps.clear();
+        plan.find(
+            reasons::KEY_GROUP_READY,
+            reasons::KEY_GROUP_NAME_TAKEN,
+            format!(
+                "CloudFront key group {:?} ({id}) exists and is not owned by this SigningKeyGroup; choose another spec.keyGroup.name",
+                settings.key_group_name
+            ),
+        );
+        plan.settings = Some(settings);
+        return plan;
+    }
+    let admitted = matches!(admission, Admission::Admitted(_));
+    plan_lifecycle(
+        &mut plan,
+        subject,
+        &settings,
+        observed,
+        &Access {
+            grants: &grants,
+            may_generate: admitted,
+        },
+        now,
+        propagation_poll,
+    );
+    plan.settings = Some(settings);
+    plan
+}
+
+/// The normal path: keys, key group, Secret, distributions.
+fn plan_lifecycle(
+    plan: &mut Plan,
+    subject: &Subject,
+    settings: &Settings,
+    observed: &Observed,
+    access: &Access<'_>,
+    now: Timestamp,
+    poll: Duration,
+) {
+    let group = observed.key_group.owned();
+    let observed_items: BTreeSet<String> = group
+        .map(|g| g.value.config.items.iter().cloned().collect())
+        .unwrap_or_default();
+    if let Some(g) = group {
+        plan.keyring.key_group_id = Some(g.value.id.clone());
+    }
+    keys::adopt_active_key_from_app_secret(plan, subject, observed, now);
+    keys::record_found_public_keys(plan, subject, observed);
+    keys::record_unaccounted_keys_as_retiring(plan, subject, observed, &observed_items, now);
+    keys::forget_deleted_keys(plan, observed);
+    keys::record_activation(plan, observed, now);
+    keys::handle_revoke_request(plan, subject, now);
+
+    let grace = settings.grace();
+    let leaving = |r: &KeyRecord| leave_time(r, grace).is_some_and(|t| t <= now);
+    let desired: Vec<String> = plan
+        .keyring
+        .keys
+        .iter()
+        .filter(|r| match r.state {
+            KeyState::Staged => false,
+            KeyState::Published => !r.revoked,
+            KeyState::Active => true,
+            KeyState::Retiring => !leaving(r),
+        })
+        .filter_map(|r| r.public_key_id.clone())
+        .collect();
+    for r in &plan.keyring.keys {
+        if let Some(t) = leave_time(r, grace).filter(|t| *t > now) {
+            plan.wake_at = Some(plan.wake_at.map_or(t, |w| w.min(t)));
+        }
+    }
+
+    // Rotation: a new key when there is none, when the active one is due, revoked or a
+    // rotation was requested, and only if the group has room (I6).
+    let stage = if access.may_generate {
+        keys::plan_rotation(plan, subject, settings, desired.len(), now, grace)
+    } else {
+        None
+    };
+
+    // Create public keys of Staged keys that a listing confirmed are not in CloudFront yet.
+    if observed.listed_public_keys.is_some() && access.may_generate {
+        for r in &plan.keyring.keys {
+            if r.state == KeyState::Staged && r.public_key_id.is_none() {
+                plan.steps.push(Step::CreatePublicKey { serial: r.serial });
+            }
+        }
+    }
+
+    key_group::plan_key_group(plan, subject, settings, observed, &desired);
+
+    // Public keys no longer in the group (retired, revoked, orphaned): delete them.
+    for id in keys::public_keys_to_delete(plan, subject, observed, &observed_items, &desired) {
+        plan.steps.push(Step::DeletePublicKey { id });
+    }
+
+    let kg_id = group.map(|g| g.value.id.clone());
+    let activation = keys::plan_activation(
+        plan,
+        settings,
+        observed,
+        &observed_items,
+        kg_id.as_deref(),
+        now,
+        poll,
+    );
+    let active_serial = activation.or_else(|| plan.keyring.active().map(|a| a.serial));
+    if let Some(serial) = active_serial {
+        let in_sync = activation.is_none()
+            && plan.keyring.record(serial).is_some_and(|r| {
+                app_secret::app_secret_matches(&observed.app_secret, r, settings, &subject.owner)
+            });
+        if !in_sync {
+            plan.steps.push(Step::WriteAppSecret { serial });
+        }
+    }
+    let signing_key_in_place =
+        active_serial.is_some() && matches!(observed.app_secret, AppSecret::Owned(_));
+    if let Some(kg_id) = kg_id {
+        distributions::plan_distributions(
+            plan,
+            subject,
+            settings,
+            observed,
+            access.grants,
+            &kg_id,
+            signing_key_in_place,
+            now,
+            poll,
+        );
+    }
+
+    // Persist bookkeeping (and any new key) before the CloudFront steps that rely on it.
+    let keyring_changed = observed
+        .keyring
+        .as_ref()
+        .is_none_or(|k| k.keyring != plan.keyring);
+    if stage.is_some() || keyring_changed {
+        let at = usize::from(plan.steps.first() == Some(&Step::AddFinalizer));
+        plan.steps.insert(at, Step::SaveKeyring { stage });
+    }
+    if stage.is_some() {
+        plan.wait(
+            reasons::ROTATING,
+            reasons::ROTATION_IN_PROGRESS,
+            "generating the next key".into(),
+        );
+    }
+    plan.desired_items = desired;
+}
