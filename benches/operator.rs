@@ -287,7 +287,7 @@ async fn operator_memory(unrelated: usize) -> (u64, u64, Duration) {
     let api_addr = api.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let cf_addr: SocketAddr = listener.local_addr().unwrap();
-    let router = keyfront::emulator::wire::router(emulator());
+    let router = keyfront::emulator::wire::router(emulator().into());
     tokio::spawn(async move { axum::serve(listener, router).await });
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use keyfront::clock::SystemClock;
 use keyfront::cloudfront::accounts::{SdkAccounts, SdkSettings};
+use keyfront::emulator::accounts::Aws;
 use keyfront::emulator::faults::FaultSettings;
 use keyfront::emulator::model::{ModelSettings, Quotas};
 use keyfront::emulator::{Emulator, wire};
@@ -137,6 +138,10 @@ struct EmulatorArgs {
     /// Quota: key groups per cache behavior.
     #[arg(long, default_value_t = Quotas::default().key_groups_per_behavior)]
     max_key_groups_per_behavior: usize,
+    /// Make STS AssumeRole of ROLE_ARN require this external ID, as a role's trust policy
+    /// can (`ROLE_ARN=EXTERNAL_ID`, repeatable). Other roles can be assumed freely.
+    #[arg(long = "require-external-id", value_name = "ROLE_ARN=EXTERNAL_ID")]
+    required_external_ids: Vec<String>,
     /// Start with a distribution under this ID, e.g. `E2EXAMPLE123` or
     /// `E2EXAMPLE123=/private/*,/video/*` to add path-pattern behaviors (repeatable).
     #[arg(long = "distribution")]
@@ -262,7 +267,14 @@ async fn serve_emulator(args: EmulatorArgs) -> anyhow::Result<()> {
         latency: Duration::from_millis(args.latency_ms),
         seed: args.seed,
     };
-    let emulator = Emulator::new(settings, faults, Arc::new(SystemClock));
+    let emulator = Emulator::new(settings, faults.clone(), Arc::new(SystemClock));
+    let aws = Aws::new(emulator.clone(), faults);
+    for requirement in &args.required_external_ids {
+        let (role, external_id) = requirement.split_once('=').with_context(|| {
+            format!("--require-external-id {requirement}: expected ROLE_ARN=EXTERNAL_ID")
+        })?;
+        aws.require_external_id(role, external_id);
+    }
     for spec in &args.distributions {
         let (id, patterns) = spec.split_once('=').unwrap_or((spec, ""));
         let patterns: Vec<&str> = patterns.split(',').filter(|p| !p.is_empty()).collect();
@@ -274,13 +286,13 @@ async fn serve_emulator(args: EmulatorArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    tracing::info!(address = %listener.local_addr()?, "CloudFront emulator serving API 2020-05-31");
+    tracing::info!(address = %listener.local_addr()?, "CloudFront emulator serving API 2020-05-31 and STS");
     if let Some(edge_addr) = args.edge_listen {
         let edge = tokio::net::TcpListener::bind(edge_addr)
             .await
             .with_context(|| format!("cannot listen on {edge_addr}"))?;
         tracing::info!(address = %edge.local_addr()?, "verifying edge serving distributions by Host header");
-        let service = keyfront::emulator::edge::router(emulator.clone())
+        let service = keyfront::emulator::edge::router(aws.clone())
             .into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move {
             if let Err(error) = axum::serve(edge, service).await {
@@ -288,7 +300,7 @@ async fn serve_emulator(args: EmulatorArgs) -> anyhow::Result<()> {
             }
         });
     }
-    axum::serve(listener, wire::router(emulator))
+    axum::serve(listener, wire::router(aws))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     Ok(())

@@ -55,7 +55,7 @@ async fn sdk_over_http(emulator: &Emulator) -> SdkCloudFront {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let router = wire::router(emulator.clone());
+    let router = wire::router(emulator.clone().into());
     tokio::spawn(async move { axum::serve(listener, router).await });
     let config = aws_sdk_cloudfront::Config::builder()
         .behavior_version(BehaviorVersion::latest())

@@ -118,7 +118,7 @@ impl Edge {
         if let Some(c) = cookies {
             request = request.header(header::COOKIE, c);
         }
-        let response = edge::router(self.emulator.clone())
+        let response = edge::router(self.emulator.clone().into())
             .oneshot(request.body(Body::empty()).expect("request"))
             .await
             .expect("response");

@@ -10,9 +10,9 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // tests fail loudly by design
 
 use std::collections::BTreeSet;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_cloudfront::config::{BehaviorVersion, Credentials, Region};
@@ -24,110 +24,14 @@ use keyfront::reconcile::names;
 use kube::{Api, ResourceExt as _};
 use kube_api_double::{ApiDouble, write_kubeconfig};
 
+mod e2e;
+use e2e::{
+    Process, ShowLogOnFailure, cloudfront, data, edge_get, free_port, keyfront, kubectl, ready,
+    repo, wait_for,
+};
+
 const CLUSTER_ID: &str = "e2e";
 const KEYRING_NAMESPACE: &str = "keyfront-system";
-
-/// Kills the child when the test ends, however it ends.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-fn keyfront(args: &[&str], log: &Path) -> Process {
-    let log = std::fs::File::create(log).unwrap();
-    Process(
-        Command::new(env!("CARGO_BIN_EXE_keyfront"))
-            .args(args)
-            .env("RUST_LOG", "keyfront=debug,info")
-            .env("AWS_ACCESS_KEY_ID", "AKIDEMULATOR")
-            .env("AWS_SECRET_ACCESS_KEY", "emulator")
-            .env("AWS_REGION", "us-east-1")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start keyfront"),
-    )
-}
-
-fn kubectl(kubeconfig: &Path, args: &[&str]) {
-    let out = Command::new("kubectl")
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .output()
-        .expect("kubectl is installed (bash .ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn cloudfront(addr: SocketAddr) -> SdkCloudFront {
-    let config = aws_sdk_cloudfront::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
-        .endpoint_url(format!("http://{addr}"))
-        .build();
-    SdkCloudFront::new(aws_sdk_cloudfront::Client::from_conf(config))
-}
-
-async fn wait_for(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("timed out after {timeout:?} waiting for {what}");
-}
-
-/// Prints the operator's log if the test fails, so CI shows why.
-struct ShowLogOnFailure(PathBuf);
-
-impl Drop for ShowLogOnFailure {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.0).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(60).collect();
-            eprintln!("--- operator log (last 60 lines) ---");
-            for line in tail.into_iter().rev() {
-                eprintln!("{line}");
-            }
-        }
-    }
-}
-
-async fn ready(objects: &Api<SigningKeyGroup>, name: &str) -> bool {
-    let Ok(Some(object)) = objects.get_opt(name).await else {
-        return false;
-    };
-    object.status.is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
-    })
-}
-
-fn data(secret: &Secret, key: &str) -> String {
-    String::from_utf8(secret.data.as_ref().unwrap()[key].0.clone()).unwrap()
-}
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
 
 /// The API double (in this process, over HTTP), `keyfront emulator` and `keyfront run` as
 /// separate processes, with the CRD installed by kubectl.
@@ -476,19 +380,6 @@ fn kubelet_write(dir: &Path, version: usize, secret: &Secret) {
             symlink(Path::new("..data").join(file), link).unwrap();
         }
     }
-}
-
-/// One GET through the verifying edge; returns the HTTP status.
-async fn edge_get(edge: SocketAddr, host: &str, path_and_query: &str) -> u16 {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect(edge).await.unwrap();
-    let request =
-        format!("GET {path_and_query} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let head = String::from_utf8_lossy(&response[..response.len().min(64)]).into_owned();
-    head.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 /// DESIGN.md's first measure: zero failed signed requests through repeated rotations under

@@ -66,3 +66,8 @@ fn signer_matches_botocore_and_verifies_with_cryptography() {
 fn edge_serves_only_signed_requests_over_http() {
     pytest("test_edge_over_http.py");
 }
+
+#[test]
+fn emulator_sts_agrees_with_moto_and_partitions_accounts() {
+    pytest("test_sts_contract.py");
+}

@@ -27,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use openssl::hash::MessageDigest;
 use openssl::pkey::{Id, PKey};
 
-use super::Emulator;
+use super::accounts::Aws;
 use super::model::Model;
 use crate::cloudfront::BehaviorSelector;
 
@@ -62,12 +62,12 @@ pub enum Denial {
     AddressNotAllowed,
 }
 
-/// The edge's HTTP front.
-pub fn router(emulator: Emulator) -> Router {
-    Router::new().fallback(serve).with_state(emulator)
+/// The edge's HTTP front, serving the distributions of every account.
+pub fn router(aws: Aws) -> Router {
+    Router::new().fallback(serve).with_state(aws)
 }
 
-async fn serve(State(emulator): State<Emulator>, request: Request<Body>) -> Response {
+async fn serve(State(aws): State<Aws>, request: Request<Body>) -> Response {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -78,7 +78,14 @@ async fn serve(State(emulator): State<Emulator>, request: Request<Body>) -> Resp
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "/".into());
-    let verdict = verify(&mut emulator.model(), &headers, &path_and_query, peer);
+    // Domain names are unique across accounts: the first account that knows the host decides.
+    let mut verdict = Err(Denial::UnknownHost(String::new()));
+    for emulator in aws.accounts() {
+        verdict = verify(&mut emulator.model(), &headers, &path_and_query, peer);
+        if !matches!(verdict, Err(Denial::UnknownHost(_))) {
+            break;
+        }
+    }
     match verdict {
         Ok(()) => (StatusCode::OK, "ok\n").into_response(),
         Err(denial) => {

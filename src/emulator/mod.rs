@@ -7,6 +7,7 @@
 //! Every call passes through fault injection ([`faults`]) and then one lock on the [`model`].
 //! Where the emulator knowingly differs from CloudFront is listed in `docs/emulator.md`.
 
+pub mod accounts;
 pub mod edge;
 pub mod faults;
 pub mod model;

@@ -343,6 +343,10 @@ impl Model {
         &self.settings
     }
 
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
     fn token(&mut self, prefix: char, len: usize) -> String {
         let mut s = String::with_capacity(len + 1);
         s.push(prefix);

@@ -147,17 +147,22 @@ impl Element {
 
     /// Serializes as a document whose root carries CloudFront's namespace.
     pub fn to_document(&self) -> Vec<u8> {
+        self.to_document_in(NAMESPACE)
+    }
+
+    /// Serializes as a document whose root carries `namespace` (STS has its own).
+    pub fn to_document_in(&self, namespace: &str) -> Vec<u8> {
         let mut writer = Writer::new(Vec::new());
         // Writing into a Vec cannot fail.
         let _ = writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
-        self.write(&mut writer, true);
+        self.write(&mut writer, Some(namespace));
         writer.into_inner()
     }
 
-    fn write(&self, writer: &mut Writer<Vec<u8>>, root: bool) {
+    fn write(&self, writer: &mut Writer<Vec<u8>>, namespace: Option<&str>) {
         let mut start = BytesStart::new(self.name.as_str());
-        if root {
-            start.push_attribute(("xmlns", NAMESPACE));
+        if let Some(namespace) = namespace {
+            start.push_attribute(("xmlns", namespace));
         }
         if self.children.is_empty() && self.text.is_empty() {
             let _ = writer.write_event(Event::Empty(start));
@@ -168,7 +173,7 @@ impl Element {
             let _ = writer.write_event(Event::Text(BytesText::new(&self.text)));
         }
         for child in &self.children {
-            child.write(writer, false);
+            child.write(writer, None);
         }
         let _ = writer.write_event(Event::End(BytesEnd::new(self.name.as_str())));
     }

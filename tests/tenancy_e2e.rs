@@ -1,0 +1,658 @@
+//! Tenancy end to end: the real `keyfront run` and `keyfront emulator` (serving STS too)
+//! against the API double, driven by kubectl, with three tenants and two AWS accounts.
+//!
+//! - team-a is granted distribution E1TEAMA and attaches to it;
+//! - team-b lists E1TEAMA, is refused with `DistributionNotAllowed`, and E1TEAMA's
+//!   DistributionConfig and ETag stay exactly as they were;
+//! - team-c is not admitted by the account: `NamespaceNotAllowed`, and the emulator's request
+//!   log shows no CloudFront call while it is reconciled;
+//! - team-m uses a second account through AssumeRole: its key group is in that account, not
+//!   the default one, and the request log names the session `keyfront-team-m`;
+//! - narrowing team-a's grant detaches it from E1TEAMA (another group keeps it private);
+//! - no keyring is in any tenant namespace.
+//!
+//! And a restore: the object force-deleted (finalizer cleared) and applied again resumes the
+//! same key group and key, and URLs signed before still pass the verifying edge.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // tests fail loudly by design
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use aws_sdk_cloudfront::config::{BehaviorVersion, Credentials, Region};
+use k8s_openapi::api::core::v1::Secret;
+use keyfront::api::{CloudFrontAccount, SigningKeyGroup};
+use keyfront::cloudfront::sdk::SdkCloudFront;
+use keyfront::cloudfront::{
+    BehaviorSelector, BehaviorTrust, CloudFront as _, KeyGroupConfig, NewPublicKey,
+};
+use keyfront::emulator::accounts::RequestRecord;
+use keyfront::reconcile::names;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt as _};
+use kube_api_double::{ApiDouble, write_kubeconfig};
+use serde_json::json;
+
+mod e2e;
+use e2e::{
+    Process, ShowLogOnFailure, cloudfront, data, edge_get, free_port, keyfront, kubectl, ready,
+    repo, wait_for,
+};
+
+const CLUSTER_ID: &str = "tenancy";
+const KEYRING_NAMESPACE: &str = "keyfront-system";
+const MEDIA_ROLE: &str = "arn:aws:iam::210987654321:role/keyfront-media";
+const MEDIA_EXTERNAL_ID: &str = "media-ext-1";
+
+struct Stack {
+    _dir: tempfile::TempDir,
+    double: ApiDouble,
+    kubeconfig: PathBuf,
+    cf: SdkCloudFront,
+    cf_addr: SocketAddr,
+    edge: SocketAddr,
+    operator_log: PathBuf,
+    _operator: Process,
+    _emulator: Process,
+}
+
+impl Stack {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let double = ApiDouble::new();
+        let api_addr = double.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        write_kubeconfig(&kubeconfig, api_addr).unwrap();
+        for namespace in [KEYRING_NAMESPACE, "team-a", "team-b", "team-c", "team-m"] {
+            double
+                .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))
+                .unwrap();
+        }
+        let (cf_addr, edge) = (free_port(), free_port());
+        let emulator = keyfront(
+            &[
+                "emulator",
+                "--listen",
+                &cf_addr.to_string(),
+                "--edge-listen",
+                &edge.to_string(),
+                "--propagation-delay",
+                "1",
+                "--distribution",
+                "E1TEAMA",
+                "--distribution",
+                "E2TEAMB",
+                "--require-external-id",
+                &format!("{MEDIA_ROLE}={MEDIA_EXTERNAL_ID}"),
+            ],
+            &dir.path().join("emulator.log"),
+        );
+        let cf = cloudfront(cf_addr);
+        wait_for("the emulator", Duration::from_secs(20), async || {
+            cf.list_key_groups().await.is_ok()
+        })
+        .await;
+        let stack_kubeconfig = kubeconfig.clone();
+        let accounts = dir.path().join("accounts.yaml");
+        std::fs::write(&accounts, ACCOUNTS).unwrap();
+        tokio::task::spawn_blocking(move || {
+            kubectl(
+                &stack_kubeconfig,
+                &[
+                    "apply",
+                    "--server-side",
+                    "-f",
+                    &repo("crds").to_string_lossy(),
+                ],
+            );
+            kubectl(
+                &stack_kubeconfig,
+                &["apply", "-f", &accounts.to_string_lossy()],
+            );
+        })
+        .await
+        .unwrap();
+
+        let operator_log = dir.path().join("operator.log");
+        let endpoint = format!("http://{cf_addr}");
+        let operator = Command::new(env!("CARGO_BIN_EXE_keyfront"))
+            .args([
+                "--log-format",
+                "json",
+                "run",
+                "--cloudfront-endpoint",
+                &endpoint,
+                "--sts-endpoint",
+                &endpoint,
+                "--propagation-poll",
+                "1s",
+                "--backoff-base",
+                "200ms",
+                "--backoff-max",
+                "5s",
+                "--cluster-id",
+                CLUSTER_ID,
+                "--keyring-namespace",
+                KEYRING_NAMESPACE,
+            ])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("RUST_LOG", "keyfront=debug,info")
+            .env("AWS_ACCESS_KEY_ID", "AKIDEMULATOR")
+            .env("AWS_SECRET_ACCESS_KEY", "emulator")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&operator_log).unwrap())
+            .spawn()
+            .unwrap();
+        Self {
+            _dir: dir,
+            double,
+            kubeconfig,
+            cf,
+            cf_addr,
+            edge,
+            operator_log,
+            _operator: Process(operator),
+            _emulator: emulator,
+        }
+    }
+
+    fn objects(&self, namespace: &str) -> Api<SigningKeyGroup> {
+        Api::namespaced(self.double.client(), namespace)
+    }
+
+    async fn apply(&self, yaml: &str) {
+        let file = self._dir.path().join(format!("{}.yaml", rand_name()));
+        std::fs::write(&file, yaml).unwrap();
+        let kubeconfig = self.kubeconfig.clone();
+        tokio::task::spawn_blocking(move || {
+            kubectl(&kubeconfig, &["apply", "-f", &file.to_string_lossy()]);
+        })
+        .await
+        .unwrap();
+    }
+
+    /// A condition's (status, reason) on `namespace/name`.
+    async fn condition(
+        &self,
+        namespace: &str,
+        name: &str,
+        type_: &str,
+    ) -> Option<(String, String)> {
+        let object = self.objects(namespace).get_opt(name).await.unwrap()?;
+        object
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == type_)
+            .map(|c| (c.status, c.reason))
+    }
+
+    async fn requests(&self) -> Vec<RequestRecord> {
+        let body = http_get(self.cf_addr, "/_emulator/requests").await;
+        let records: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+        records
+            .into_iter()
+            .map(|r| RequestRecord {
+                account: r["account"].as_str().unwrap().into(),
+                caller: r["caller"].as_str().unwrap().into(),
+                operation: r["operation"].as_str().unwrap().into(),
+            })
+            .collect()
+    }
+
+    /// Waits until the emulator has seen no call for `quiet`.
+    async fn until_quiet(&self, quiet: Duration) -> usize {
+        let mut seen = self.requests().await.len();
+        loop {
+            tokio::time::sleep(quiet).await;
+            let now = self.requests().await.len();
+            if now == seen {
+                return now;
+            }
+            seen = now;
+        }
+    }
+
+    /// A CloudFront client acting in the media account, through STS like keyfront.
+    async fn media_account(&self) -> SdkCloudFront {
+        let endpoint = format!("http://{}", self.cf_addr);
+        let base = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+            .endpoint_url(&endpoint)
+            .load()
+            .await;
+        let role = aws_config::sts::AssumeRoleProvider::builder(MEDIA_ROLE)
+            .session_name("tenancy-test")
+            .external_id(MEDIA_EXTERNAL_ID)
+            .configure(&base)
+            .build()
+            .await;
+        let config = aws_sdk_cloudfront::config::Builder::from(&base)
+            .credentials_provider(role)
+            .build();
+        SdkCloudFront::new(aws_sdk_cloudfront::Client::from_conf(config))
+    }
+}
+
+fn rand_name() -> String {
+    format!("m{:016x}", rand::random::<u64>())
+}
+
+/// GET on a loopback HTTP server; returns the body.
+async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8(response).unwrap();
+    text.split_once("\r\n\r\n").unwrap().1.to_owned()
+}
+
+/// The default account grants E1TEAMA to team-a and E2TEAMB to team-b, admitting only those
+/// two namespaces; the media account (another AWS account, through a role) admits team-m.
+const ACCOUNTS: &str = r#"
+apiVersion: keyfront.dev/v1alpha1
+kind: CloudFrontAccount
+metadata:
+  name: default
+spec:
+  allowedNamespaces:
+    from: Names
+    names: ["team-a", "team-b"]
+  distributions:
+    - id: E1TEAMA
+      allowedNamespaces: {from: Names, names: ["team-a"]}
+      defaultCacheBehavior: true
+    - id: E2TEAMB
+      allowedNamespaces: {from: Names, names: ["team-b"]}
+      defaultCacheBehavior: true
+---
+apiVersion: keyfront.dev/v1alpha1
+kind: CloudFrontAccount
+metadata:
+  name: media
+spec:
+  assumeRole:
+    roleArn: arn:aws:iam::210987654321:role/keyfront-media
+    externalId: media-ext-1
+  allowedNamespaces:
+    from: Names
+    names: ["team-m"]
+"#;
+
+fn object(namespace: &str, name: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: keyfront.dev/v1alpha1\nkind: SigningKeyGroup\nmetadata:\n  name: {name}\n  namespace: {namespace}\nspec:\n  key:\n    algorithm: ECDSAP256\n{extra}"
+    )
+}
+
+const ATTACH_E1: &str = "  distributions:\n    - id: E1TEAMA\n      defaultCacheBehavior: true\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_get_only_what_their_account_grants() {
+    let stack = Stack::start().await;
+    let _show_log = ShowLogOnFailure(stack.operator_log.clone());
+
+    // The platform team's own key group already protects E1TEAMA, so detaching team-a later
+    // never makes it public.
+    let platform_key = stack
+        .cf
+        .create_public_key(&NewPublicKey {
+            name: "platform-key".into(),
+            encoded_key: std::fs::read_to_string(repo("tests/fixtures/keys/ec-1.pub.pem")).unwrap(),
+            comment: None,
+            caller_reference: "platform-key".into(),
+        })
+        .await
+        .unwrap();
+    let platform = stack
+        .cf
+        .create_key_group(&KeyGroupConfig {
+            name: "platform".into(),
+            comment: None,
+            items: vec![platform_key.value.id.clone()],
+        })
+        .await
+        .unwrap();
+    let e1 = stack.cf.get_distribution("E1TEAMA").await.unwrap();
+    stack
+        .cf
+        .set_trusted_key_groups(
+            "E1TEAMA",
+            &[BehaviorTrust {
+                behavior: BehaviorSelector::Default,
+                trusted_key_groups: vec![platform.value.id.clone()],
+            }],
+            &e1.etag,
+        )
+        .await
+        .unwrap();
+
+    // team-a: granted, attaches.
+    stack.apply(&object("team-a", "site", ATTACH_E1)).await;
+    let team_a = stack.objects("team-a");
+    wait_for("team-a/site Ready", Duration::from_secs(60), async || {
+        ready(&team_a, "site").await
+    })
+    .await;
+    let team_a_owner = names::owner_token(CLUSTER_ID, "team-a", "site");
+    let team_a_group = stack
+        .cf
+        .list_key_groups()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|g| names::is_owned_comment(g.config.comment.as_deref(), &team_a_owner))
+        .expect("team-a's key group")
+        .id;
+    wait_for(
+        "E1TEAMA to trust team-a",
+        Duration::from_secs(30),
+        async || {
+            let d = stack.cf.get_distribution("E1TEAMA").await.unwrap().value;
+            d.behaviors[0].trusted_key_groups.contains(&team_a_group)
+                && d.status == keyfront::cloudfront::DeploymentStatus::Deployed
+        },
+    )
+    .await;
+
+    // team-b lists team-a's distribution: refused by name, and E1TEAMA is never written.
+    let raw = raw_client(stack.cf_addr);
+    let before = raw
+        .get_distribution_config()
+        .id("E1TEAMA")
+        .send()
+        .await
+        .unwrap();
+    stack.apply(&object("team-b", "steal", ATTACH_E1)).await;
+    wait_for(
+        "team-b/steal refused",
+        Duration::from_secs(60),
+        async || {
+            stack
+                .condition("team-b", "steal", "DistributionsReady")
+                .await
+                == Some(("False".into(), "DistributionNotAllowed".into()))
+        },
+    )
+    .await;
+    assert_eq!(
+        stack.condition("team-b", "steal", "Ready").await,
+        Some(("False".into(), "DistributionNotAllowed".into()))
+    );
+    let steal = stack.objects("team-b").get("steal").await.unwrap();
+    let message = steal.status.unwrap().conditions[0].message.clone();
+    assert!(
+        message.contains("E1TEAMA") && message.contains("team-b"),
+        "{message}"
+    );
+    stack.until_quiet(Duration::from_secs(2)).await;
+    let after = raw
+        .get_distribution_config()
+        .id("E1TEAMA")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.e_tag, before.e_tag, "E1TEAMA was written");
+    assert_eq!(after.distribution_config, before.distribution_config);
+
+    // team-c is not admitted: no key, no CloudFront call at all.
+    let quiet_at = stack.until_quiet(Duration::from_secs(2)).await;
+    stack.apply(&object("team-c", "nope", ATTACH_E1)).await;
+    wait_for("team-c/nope refused", Duration::from_secs(30), async || {
+        stack.condition("team-c", "nope", "Ready").await
+            == Some(("False".into(), "NamespaceNotAllowed".into()))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let during: Vec<RequestRecord> = stack.requests().await.split_off(quiet_at);
+    assert!(
+        during.is_empty(),
+        "CloudFront calls while team-c was refused: {during:?}"
+    );
+    assert!(
+        Api::<Secret>::namespaced(stack.double.client(), "team-c")
+            .get_opt("nope-cloudfront-key")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // team-m works in the media account through AssumeRole.
+    stack
+        .apply(&object(
+            "team-m",
+            "media",
+            "  accountRef:\n    name: media\n",
+        ))
+        .await;
+    let team_m = stack.objects("team-m");
+    wait_for("team-m/media Ready", Duration::from_secs(60), async || {
+        ready(&team_m, "media").await
+    })
+    .await;
+    let team_m_owner = names::owner_token(CLUSTER_ID, "team-m", "media");
+    let owned = |groups: &[keyfront::cloudfront::KeyGroup]| {
+        groups
+            .iter()
+            .any(|g| names::is_owned_comment(g.config.comment.as_deref(), &team_m_owner))
+    };
+    let media = stack.media_account().await;
+    assert!(
+        owned(&media.list_key_groups().await.unwrap()),
+        "not in the media account"
+    );
+    assert!(
+        !owned(&stack.cf.list_key_groups().await.unwrap()),
+        "in the default account"
+    );
+    let session = "arn:aws:sts::210987654321:assumed-role/keyfront-media/keyfront-team-m";
+    assert!(
+        stack
+            .requests()
+            .await
+            .iter()
+            .any(|r| r.caller == session && r.operation == "CreateKeyGroup"),
+        "the request log does not name the tenant's session"
+    );
+    let accounts: Api<CloudFrontAccount> = Api::all(stack.double.client());
+    wait_for(
+        "the media account's status",
+        Duration::from_secs(30),
+        async || {
+            accounts
+                .get("media")
+                .await
+                .unwrap()
+                .status
+                .is_some_and(|s| s.account_id.as_deref() == Some("210987654321"))
+        },
+    )
+    .await;
+
+    // Narrowing team-a's grant: keyfront detaches (the platform group keeps E1 private).
+    stack
+        .apply(&ACCOUNTS.split("---").next().unwrap().replace(
+            "allowedNamespaces: {from: Names, names: [\"team-a\"]}",
+            "allowedNamespaces: {from: Names, names: [\"team-z\"]}",
+        ))
+        .await;
+    wait_for(
+        "E1TEAMA to let go of team-a",
+        Duration::from_secs(60),
+        async || {
+            let d = stack.cf.get_distribution("E1TEAMA").await.unwrap().value;
+            d.behaviors[0].trusted_key_groups == vec![platform.value.id.clone()]
+        },
+    )
+    .await;
+    wait_for(
+        "team-a/site to say why",
+        Duration::from_secs(30),
+        async || {
+            stack
+                .condition("team-a", "site", "DistributionsReady")
+                .await
+                == Some(("False".into(), "DistributionNotAllowed".into()))
+        },
+    )
+    .await;
+
+    // Keyrings live in the operator's namespace only.
+    for namespace in ["team-a", "team-b", "team-c", "team-m"] {
+        let keyrings = Api::<Secret>::namespaced(stack.double.client(), namespace)
+            .list(&ListParams::default().labels("keyfront.dev/role=keyring"))
+            .await
+            .unwrap();
+        assert!(keyrings.items.is_empty(), "a keyring in {namespace}");
+    }
+    let keyrings = Api::<Secret>::namespaced(stack.double.client(), KEYRING_NAMESPACE)
+        .list(&ListParams::default().labels("keyfront.dev/role=keyring"))
+        .await
+        .unwrap();
+    assert_eq!(
+        keyrings.items.len(),
+        3,
+        "team-a, team-b and team-m each have one"
+    );
+}
+
+fn raw_client(addr: SocketAddr) -> aws_sdk_cloudfront::Client {
+    aws_sdk_cloudfront::Client::from_conf(
+        aws_sdk_cloudfront::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+            .endpoint_url(format!("http://{addr}"))
+            .build(),
+    )
+}
+
+/// Signs `path` on `host` with the key in `secret`, valid for 10 minutes.
+fn sign(secret: &Secret, host: &str, path: &str) -> String {
+    let signer = keyfront::signer::Signer::from_pem(
+        data(secret, "private_key.pem").as_bytes(),
+        &data(secret, "key_pair_id"),
+        None,
+    )
+    .unwrap();
+    let url = format!("https://{host}{path}");
+    let expires = jiff::Timestamp::now().as_second() + 600;
+    let signed = signer
+        .sign_url(&url, &keyfront::signer::Policy::canned(&url, expires))
+        .unwrap();
+    signed[signed.find(path).unwrap()..].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_object_resumes_its_own_key_group_and_keys() {
+    let stack = Stack::start().await;
+    let _show_log = ShowLogOnFailure(stack.operator_log.clone());
+    let manifest = object("team-a", "site", ATTACH_E1);
+    stack.apply(&manifest).await;
+    let objects = stack.objects("team-a");
+    wait_for("team-a/site Ready", Duration::from_secs(60), async || {
+        ready(&objects, "site").await
+    })
+    .await;
+    let host = raw_client(stack.cf_addr)
+        .get_distribution()
+        .id("E1TEAMA")
+        .send()
+        .await
+        .unwrap()
+        .distribution
+        .unwrap()
+        .domain_name;
+    wait_for(
+        "the edge to protect E1TEAMA",
+        Duration::from_secs(30),
+        async || edge_get(stack.edge, &host, "/unsigned").await == 403,
+    )
+    .await;
+    let secrets: Api<Secret> = Api::namespaced(stack.double.client(), "team-a");
+    let secret = secrets.get("site-cloudfront-key").await.unwrap();
+    let signed_before = sign(&secret, &host, "/video/1.ts");
+    wait_for(
+        "the signed URL to pass",
+        Duration::from_secs(30),
+        async || edge_get(stack.edge, &host, &signed_before).await == 200,
+    )
+    .await;
+    let before = objects.get("site").await.unwrap();
+    let group_before = before
+        .status
+        .as_ref()
+        .unwrap()
+        .key_group_id
+        .clone()
+        .unwrap();
+
+    // Lost: the object goes without its finalizer running (as a namespace wiped and restored
+    // from backup would); its Secret is garbage-collected with it.
+    objects
+        .patch(
+            "site",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    objects.delete("site", &Default::default()).await.unwrap();
+    wait_for(
+        "the object and its Secret to go",
+        Duration::from_secs(30),
+        async || {
+            objects.get_opt("site").await.unwrap().is_none()
+                && secrets
+                    .get_opt("site-cloudfront-key")
+                    .await
+                    .unwrap()
+                    .is_none()
+        },
+    )
+    .await;
+
+    // Restored from the same manifest: a new UID, the same identity.
+    stack.apply(&manifest).await;
+    wait_for(
+        "team-a/site Ready again",
+        Duration::from_secs(60),
+        async || ready(&objects, "site").await,
+    )
+    .await;
+    let after = objects.get("site").await.unwrap();
+    assert_ne!(after.uid(), before.uid());
+    assert_eq!(
+        after.status.as_ref().unwrap().key_group_id.as_ref(),
+        Some(&group_before)
+    );
+    let restored = secrets.get("site-cloudfront-key").await.unwrap();
+    assert_eq!(data(&restored, "key_pair_id"), data(&secret, "key_pair_id"));
+    let owner = names::owner_token(CLUSTER_ID, "team-a", "site");
+    let groups: Vec<_> = stack
+        .cf
+        .list_key_groups()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|g| names::is_owned_comment(g.config.comment.as_deref(), &owner))
+        .collect();
+    assert_eq!(groups.len(), 1, "a second key group: {groups:?}");
+    let keys: Vec<String> = stack
+        .cf
+        .list_public_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|k| names::serial_of_public_key(&owner, &k.name).is_some())
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(keys, groups[0].config.items, "an orphaned public key");
+    assert_eq!(edge_get(stack.edge, &host, &signed_before).await, 200);
+}
