@@ -969,3 +969,32 @@ fn a_lost_keyring_keeps_unrecorded_keys_in_the_group_for_their_grace() {
     later.now = at(43);
     assert_eq!(kinds(&later.plan()), ["UpdateKeyGroup[\"K1\"]"]);
 }
+
+#[test]
+fn a_lost_keyring_and_secret_stage_a_new_key_beside_the_found_ones() {
+    let k1 = key(1, KeyState::Active, Some("K1"));
+    let mut case = Case::new().keys(vec![k1.clone()]).group(&["K1"]);
+    case.observed.keyring = None;
+    case.observed.listed_public_keys = Some(vec![PublicKey {
+        id: "K1".into(),
+        name: names::public_key_name(&owner(), 1),
+        encoded_key: k1.public_key_pem.clone(),
+        comment: Some(names::comment_marker(&owner())),
+        created_time: t0(),
+    }]);
+    let plan = case.plan();
+    assert_eq!(
+        kinds(&plan),
+        ["StageKey"],
+        "K1 stays; only a new key is made"
+    );
+    assert_eq!(
+        plan.keyring.by_public_key_id("K1").unwrap().state,
+        KeyState::Retiring
+    );
+    assert_eq!(
+        plan.desired_items,
+        ["K1"],
+        "pods signing with K1 keep working"
+    );
+}

@@ -3,6 +3,7 @@
 //!
 //! - `lifecycle`: create, rotate, annotations, deletion, one behaviour per test.
 //! - `runtime_errors`: what CloudFront or the cluster refuses becomes a condition and an Event.
+//! - `keyring_loss`: the keyring lost mid-rotation; retiring keys keep their grace.
 //! - `crash_matrix`: a crash after every side effect of create, rotate, revoke and delete.
 //! - `state_machine`: random operation sequences (proptest) against a reference model.
 
@@ -12,6 +13,8 @@
 mod crash_matrix;
 #[path = "reconciler/harness.rs"]
 mod harness;
+#[path = "reconciler/keyring_loss.rs"]
+mod keyring_loss;
 #[path = "reconciler/lifecycle.rs"]
 mod lifecycle;
 #[path = "reconciler/runtime_errors.rs"]

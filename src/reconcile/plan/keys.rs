@@ -34,6 +34,20 @@ pub fn next_rotation(keyring: &Keyring, interval: Duration) -> Option<Timestamp>
     ))
 }
 
+/// A keyring being (re)built: the annotations already on the object were acted on by the
+/// record that was lost (or predate the object's first key), so they are not replayed — a
+/// replayed `rotate` would rotate again, a replayed `revoke-key` warn about a key long gone.
+pub(super) fn take_annotations_as_handled_when_rebuilding(
+    plan: &mut Plan,
+    subject: &Subject,
+    observed: &Observed,
+) {
+    if observed.keyring.is_none() {
+        plan.keyring.handled_rotate = subject.rotate_request.clone();
+        plan.keyring.handled_revoke = subject.revoke_request.clone();
+    }
+}
+
 /// A lost keyring with keyfront's Secret still in place: the Secret's key is the active key.
 pub(super) fn adopt_active_key_from_app_secret(
     plan: &mut Plan,

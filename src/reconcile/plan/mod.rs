@@ -365,6 +365,7 @@ fn plan_lifecycle(
     if let Some(g) = group {
         plan.keyring.key_group_id = Some(g.value.id.clone());
     }
+    keys::take_annotations_as_handled_when_rebuilding(plan, subject, observed);
     keys::adopt_active_key_from_app_secret(plan, subject, observed, now);
     keys::record_found_public_keys(plan, subject, observed);
     keys::record_unaccounted_keys_as_retiring(plan, subject, observed, &observed_items, now);
