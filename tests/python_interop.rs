@@ -7,20 +7,10 @@
 
 #![allow(clippy::expect_used, clippy::panic)] // tests fail loudly by design
 
-use std::path::PathBuf;
 use std::process::Command;
 
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("KEYFRONT_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    if venv.exists() {
-        venv
-    } else {
-        PathBuf::from("python3")
-    }
-}
+mod e2e;
+use e2e::python;
 
 fn pytest(file: &str) {
     let python = python();

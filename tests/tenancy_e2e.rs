@@ -36,6 +36,7 @@ use kube_api_double::{ApiDouble, write_kubeconfig};
 use serde_json::json;
 
 mod e2e;
+use e2e::rbac::{self, Place};
 use e2e::{
     Process, ShowLogOnFailure, cloudfront, data, edge_get, free_port, keyfront, kubectl, ready,
     repo, wait_for,
@@ -519,6 +520,41 @@ async fn tenants_get_only_what_their_account_grants() {
         keyrings.items.len(),
         3,
         "team-a, team-b and team-m each have one"
+    );
+
+    // Every request the operator sent is one the chart's roles are checked to grant.
+    let mut operator_calls = 0;
+    for call in stack.double.audit() {
+        if !call.over_http
+            || call
+                .user_agent
+                .as_deref()
+                .is_some_and(|a| a.starts_with("kubectl"))
+        {
+            continue;
+        }
+        operator_calls += 1;
+        let place = match call.namespace.as_deref() {
+            _ if [
+                "namespaces",
+                "cloudfrontaccounts",
+                "cloudfrontaccounts/status",
+            ]
+            .contains(&call.resource.as_str()) =>
+            {
+                Place::Cluster
+            }
+            Some(KEYRING_NAMESPACE) => Place::Keyring,
+            _ => Place::Tenant,
+        };
+        assert!(
+            rbac::in_table(&call.group, &call.resource, &call.verb, place),
+            "the operator called {call:?}, which tests/e2e/rbac.rs (and so the chart) does not grant"
+        );
+    }
+    assert!(
+        operator_calls > 50,
+        "only {operator_calls} operator calls were audited"
     );
 }
 

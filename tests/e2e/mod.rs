@@ -2,6 +2,9 @@
 //! ports, kubectl and SDK clients against the doubles, waiting, and the verifying edge.
 
 #![allow(dead_code)] // each test binary uses the part it needs
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // tests fail loudly by design
+
+pub mod rbac;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -127,4 +130,18 @@ pub async fn edge_get(edge: SocketAddr, host: &str, path_and_query: &str) -> u16
     stream.read_to_end(&mut response).await.unwrap();
     let head = String::from_utf8_lossy(&response[..response.len().min(64)]).into_owned();
     head.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// The Python with `tests/python/requirements.txt` (and helm-sdkpy) installed:
+/// `$KEYFRONT_PYTHON`, else `.venv/bin/python` (made by `.ci/run`), else `python3`.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("KEYFRONT_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
 }

@@ -23,6 +23,25 @@ use crate::store::{PatchKind, Propagation, StatusError, Store, Target, WatchEven
 pub struct Shared {
     pub store: Arc<Mutex<Store>>,
     pub bookmark_interval: Duration,
+    pub audit: Arc<Mutex<Vec<AuditRecord>>>,
+}
+
+/// Marks requests that came over a socket ([`crate::ApiDouble::serve`]), not in-process.
+#[derive(Clone, Copy, Debug)]
+pub struct OverHttp;
+
+/// One resource request, as an API server's audit log would show it (what RBAC decides on).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`.
+    pub verb: String,
+    pub group: String,
+    /// The plural, with `/status` for the status subresource.
+    pub resource: String,
+    pub namespace: Option<String>,
+    pub user_agent: Option<String>,
+    /// Came over HTTP (another process), not from an in-process client.
+    pub over_http: bool,
 }
 
 impl Shared {
@@ -50,6 +69,7 @@ fn error(e: StatusError) -> Response {
 /// The one handler: routes by path shape, like the API server's path parser.
 pub async fn handle(
     State(shared): State<Shared>,
+    remote: Option<axum::Extension<OverHttp>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -85,10 +105,18 @@ pub async fn handle(
             &crate::openapi::document(&shared.lock().registry, group, version),
         ),
         ["api", "v1", rest @ ..] => {
-            resource(shared, "", "v1", rest, method, &headers, &query, body).await
+            let over_http = remote.is_some();
+            resource(
+                shared, "", "v1", rest, method, &headers, &query, body, over_http,
+            )
+            .await
         }
         ["apis", group, version, rest @ ..] => {
-            resource(shared, group, version, rest, method, &headers, &query, body).await
+            let over_http = remote.is_some();
+            resource(
+                shared, group, version, rest, method, &headers, &query, body, over_http,
+            )
+            .await
         }
         _ => error(StatusError::new(
             404,
@@ -247,17 +275,48 @@ async fn resource(
     headers: &HeaderMap,
     query: &HashMap<String, String>,
     body: Bytes,
+    over_http: bool,
 ) -> Response {
     let request = match parse_resource(&shared.lock(), group, version, rest) {
         Ok(r) => r,
         Err(e) => return error(e),
     };
+    let watching = query.get("watch").is_some_and(|w| w == "true" || w == "1");
+    let verb = match (&method, request.name) {
+        (&Method::GET, None) if watching => "watch",
+        (&Method::GET, None) => "list",
+        (&Method::GET, Some(_)) => "get",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, None) => "deletecollection",
+        (&Method::DELETE, Some(_)) => "delete",
+        _ => "unknown",
+    };
+    shared
+        .audit
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(AuditRecord {
+            verb: verb.to_owned(),
+            group: group.to_owned(),
+            resource: if request.status {
+                format!("{}/status", request.rt.plural)
+            } else {
+                request.rt.plural.clone()
+            },
+            namespace: request.namespace.map(str::to_owned),
+            user_agent: headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            over_http,
+        });
     if query.contains_key("dryRun") {
         return error(StatusError::bad_request(
             "dryRun is not supported by the kube API double",
         ));
     }
-    let watching = query.get("watch").is_some_and(|w| w == "true" || w == "1");
     let manager = manager(query, headers);
     let ok = |object: Value| (StatusCode::OK, object);
     let result: Result<(StatusCode, Value), StatusError> = match (&method, request.name) {

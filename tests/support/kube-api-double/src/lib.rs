@@ -31,6 +31,7 @@ use anyhow::Context as _;
 use axum::Router;
 use serde_json::Value;
 
+pub use http::AuditRecord;
 pub use store::{EVENT_WINDOW, StatusError};
 
 /// One in-memory API server. Clones share state.
@@ -58,6 +59,7 @@ impl ApiDouble {
             shared: http::Shared {
                 store: Arc::new(Mutex::new(store::Store::new(event_window))),
                 bookmark_interval,
+                audit: Arc::default(),
             },
         }
     }
@@ -80,11 +82,20 @@ impl ApiDouble {
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
-        let router = self.router();
+        let router = self.router().layer(axum::Extension(http::OverHttp));
         tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
         Ok(local)
+    }
+
+    /// Every resource request so far, oldest first (the audit log).
+    pub fn audit(&self) -> Vec<AuditRecord> {
+        self.shared
+            .audit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Creates every object in a multi-document YAML file (CRDs first-class).
