@@ -18,6 +18,7 @@ pub mod command;
 mod key;
 mod mounted;
 mod policy;
+pub mod verify;
 
 pub use key::SigningKey;
 pub use mounted::{MountedSigner, SECRET_FILES};
