@@ -47,6 +47,9 @@ enum Command {
     /// Sign CloudFront URLs or cookies with a key or keyfront's mounted Secret.
     #[command(subcommand)]
     Sign(keyfront::signer::command::SignCommand),
+    /// Explain a signed URL or signed cookies, and say whether CloudFront would accept them
+    /// (exit 0) or why not (exit 1).
+    Inspect(keyfront::signer::inspect::InspectArgs),
 }
 
 #[derive(Args, Debug)]
@@ -150,7 +153,7 @@ struct EmulatorArgs {
 
 fn main() -> std::process::ExitCode {
     match run(Cli::parse()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             // One line naming what is wrong; never a backtrace in front of users.
             eprintln!("keyfront: {error:#}");
@@ -159,19 +162,33 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    use std::process::ExitCode;
     telemetry::init(cli.log_format);
     // kube and the AWS SDK both link rustls with different crypto backends, so rustls cannot
     // pick one by itself: use aws-lc-rs (which the signer already uses) for every TLS client.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let done = |result: anyhow::Result<()>| result.map(|()| ExitCode::SUCCESS);
     match cli.command {
-        Command::Crd(args) => write_crds(&args),
-        Command::Run(args) => tokio::runtime::Runtime::new()?.block_on(run_operator(args)),
-        Command::Emulator(args) => tokio::runtime::Runtime::new()?.block_on(serve_emulator(args)),
-        Command::Sign(command) => keyfront::signer::command::run(
+        Command::Crd(args) => done(write_crds(&args)),
+        Command::Run(args) => done(tokio::runtime::Runtime::new()?.block_on(run_operator(args))),
+        Command::Emulator(args) => {
+            done(tokio::runtime::Runtime::new()?.block_on(serve_emulator(args)))
+        }
+        Command::Sign(command) => done(keyfront::signer::command::run(
             &command,
             &mut std::io::BufWriter::new(std::io::stdout().lock()),
-        ),
+        )),
+        Command::Inspect(args) => {
+            let accepted = tokio::runtime::Runtime::new()?.block_on(
+                keyfront::signer::inspect::run(&args, &mut std::io::stdout().lock()),
+            )?;
+            Ok(if accepted {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
     }
 }
 

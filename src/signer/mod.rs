@@ -15,6 +15,7 @@
 //! ```
 
 pub mod command;
+pub mod inspect;
 mod key;
 mod mounted;
 mod policy;
