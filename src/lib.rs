@@ -12,12 +12,14 @@
 //! - [`reconcile`]: observe → plan → execute → status for one `SigningKeyGroup`.
 //! - [`runtime`]: `keyfront run`: the kube-runtime controller around the reconciler.
 //! - [`signer`]: CloudFront signed URLs and cookies from the mounted Secret.
+//! - [`dev`]: `keyfront dev`, the whole system in one process for a first look.
 //! - [`clock`]: the time seam every decision takes `now` from.
 //! - [`telemetry`]: logging setup shared by every subcommand.
 
 pub mod api;
 pub mod clock;
 pub mod cloudfront;
+pub mod dev;
 pub mod emulator;
 pub mod keys;
 pub mod reconcile;

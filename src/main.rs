@@ -38,6 +38,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the whole system in this process — a Kubernetes API, CloudFront with its edge, the
+    /// operator and a demo — on loopback, with no cluster and no AWS account.
+    Dev(keyfront::dev::DevArgs),
     /// Run the operator: reconcile SigningKeyGroups (uses KUBECONFIG or in-cluster config).
     Run(RunArgs),
     /// Print keyfront's CustomResourceDefinitions as YAML (or write one file each).
@@ -164,7 +167,11 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     use std::process::ExitCode;
-    telemetry::init(cli.log_format);
+    let default_filter = match cli.command {
+        Command::Dev(_) => "warn",
+        _ => "info",
+    };
+    telemetry::init(cli.log_format, default_filter);
     // kube and the AWS SDK both link rustls with different crypto backends, so rustls cannot
     // pick one by itself: use aws-lc-rs (which the signer already uses) for every TLS client.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -172,6 +179,9 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
         Command::Crd(args) => done(write_crds(&args)),
         Command::Run(args) => done(tokio::runtime::Runtime::new()?.block_on(run_operator(args))),
+        Command::Dev(args) => done(
+            tokio::runtime::Runtime::new()?.block_on(keyfront::dev::run(args, shutdown_signal())),
+        ),
         Command::Emulator(args) => {
             done(tokio::runtime::Runtime::new()?.block_on(serve_emulator(args)))
         }
@@ -210,10 +220,41 @@ fn write_crds(args: &CrdArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The cluster from KUBECONFIG or the pod's service account, or one line saying how to get one.
+async fn kube_client() -> anyhow::Result<kube::Client> {
+    const FIX: &str = "set KUBECONFIG to a cluster's kubeconfig, or run keyfront in a pod; to try keyfront without a cluster, run `keyfront dev`";
+    let kubeconfig_set = std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty());
+    let default_kubeconfig = std::env::var_os("HOME")
+        .map(|home| std::path::Path::new(&home).join(".kube/config"))
+        .is_some_and(|path| path.exists());
+    let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    if !kubeconfig_set && !default_kubeconfig && !in_cluster {
+        anyhow::bail!(
+            "no Kubernetes cluster to run against: KUBECONFIG is not set, ~/.kube/config does not exist, and this is not a pod; {FIX}"
+        );
+    }
+    if let Some(missing) = std::env::var_os("KUBECONFIG")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .find(|path| !path.as_os_str().is_empty() && !path.exists())
+    {
+        anyhow::bail!(
+            "KUBECONFIG names {}, which does not exist; {FIX}",
+            missing.display()
+        );
+    }
+    kube::Client::try_default().await.map_err(|error| {
+        // The innermost cause says what is wrong; the chain above it repeats itself.
+        let mut cause: &dyn std::error::Error = &error;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        anyhow::anyhow!("cannot use the Kubernetes configuration: {cause}; {FIX}")
+    })
+}
+
 async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
-    let client = kube::Client::try_default()
-        .await
-        .context("cannot reach Kubernetes (set KUBECONFIG, or run in a cluster)")?;
+    let client = kube_client().await?;
     let keyring_namespace = args
         .keyring_namespace
         .clone()
@@ -227,6 +268,7 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         endpoint: args.cloudfront_endpoint.clone(),
         sts_endpoint: args.sts_endpoint.clone(),
         region: args.region.clone(),
+        static_credentials: None,
     })
     .await;
     tracing::info!(

@@ -1,4 +1,5 @@
-//! Logging: `tracing` to stderr as text or JSON, filtered by `RUST_LOG` (default `info`).
+//! Logging: `tracing` to stderr as text or JSON, filtered by `RUST_LOG` (default `info`, or
+//! `warn` for `keyfront dev`, whose own lines tell the story).
 
 use tracing_subscriber::EnvFilter;
 
@@ -10,9 +11,11 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber. Safe to call once per process.
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Installs the global subscriber, filtering by `RUST_LOG`, else `default_filter`. Safe to
+/// call once per process.
+pub fn init(format: LogFormat, default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

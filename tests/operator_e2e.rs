@@ -11,7 +11,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -361,27 +361,6 @@ async fn operator_binary_rotates_and_cleans_up_against_the_doubles() {
     }
 }
 
-/// Writes one version of the Secret the way the kubelet does: a fresh hidden directory, then
-/// one rename of the `..data` symlink, with stable top-level links into it.
-fn kubelet_write(dir: &Path, version: usize, secret: &Secret) {
-    use std::os::unix::fs::symlink;
-    let name = format!("..version_{version}");
-    let versioned = dir.join(&name);
-    std::fs::create_dir(&versioned).unwrap();
-    for (file, value) in secret.data.as_ref().unwrap() {
-        std::fs::write(versioned.join(file), &value.0).unwrap();
-    }
-    let tmp = dir.join("..data_tmp");
-    symlink(&name, &tmp).unwrap();
-    std::fs::rename(&tmp, dir.join("..data")).unwrap();
-    for file in keyfront::signer::SECRET_FILES {
-        let link = dir.join(file);
-        if link.symlink_metadata().is_err() {
-            symlink(Path::new("..data").join(file), link).unwrap();
-        }
-    }
-}
-
 /// DESIGN.md's first measure: zero failed signed requests through repeated rotations under
 /// continuous signing traffic, with propagation delays simulated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,7 +404,7 @@ async fn continuous_signing_through_five_rotations_is_never_rejected() {
     let mount = tempfile::tempdir().unwrap();
     let secrets: Api<Secret> = Api::namespaced(stack.double.client(), "default");
     let first = secrets.get("fast-cloudfront-key").await.unwrap();
-    kubelet_write(mount.path(), 0, &first);
+    keyfront::dev::kubelet::project(mount.path(), 0, first.data.as_ref().unwrap()).unwrap();
     let (mount_dir, kubelet_secrets) = (mount.path().to_path_buf(), secrets.clone());
     let kubelet = tokio::spawn(async move {
         let mut current = first.data.clone();
@@ -434,7 +413,8 @@ async fn continuous_signing_through_five_rotations_is_never_rejected() {
             let secret = kubelet_secrets.get("fast-cloudfront-key").await.unwrap();
             if secret.data != current {
                 current = secret.data.clone();
-                kubelet_write(&mount_dir, version, &secret);
+                keyfront::dev::kubelet::project(&mount_dir, version, secret.data.as_ref().unwrap())
+                    .unwrap();
             }
         }
     });

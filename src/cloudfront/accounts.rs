@@ -34,6 +34,9 @@ pub struct SdkSettings {
     pub sts_endpoint: Option<String>,
     /// Signing region; CloudFront uses us-east-1.
     pub region: Option<String>,
+    /// Fixed credentials (access key ID, secret) instead of the default chain: for `keyfront
+    /// dev`, whose emulator accepts any.
+    pub static_credentials: Option<(String, String)>,
 }
 
 /// Bounds for one call: connecting, one attempt, and the whole call including retries.
@@ -72,12 +75,20 @@ impl SdkAccounts {
             .region
             .clone()
             .unwrap_or_else(|| DEFAULT_REGION.to_owned());
-        let base = aws_config::defaults(BehaviorVersion::latest())
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(aws_config::Region::new(region))
             .timeout_config(default_timeouts())
-            .retry_config(RetryConfig::standard().with_max_attempts(4))
-            .load()
-            .await;
+            .retry_config(RetryConfig::standard().with_max_attempts(4));
+        if let Some((id, secret)) = &settings.static_credentials {
+            loader = loader.credentials_provider(aws_sdk_cloudfront::config::Credentials::new(
+                id.clone(),
+                secret.clone(),
+                None,
+                None,
+                "keyfront-static",
+            ));
+        }
+        let base = loader.load().await;
         let own = cloudfront_client(&base, &settings, None);
         Self {
             base,
