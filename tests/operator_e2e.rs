@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aws_sdk_cloudfront::config::{BehaviorVersion, Credentials, Region};
@@ -104,32 +104,17 @@ async fn start() -> Stack {
     .unwrap();
 
     let operator_log = dir.path().join("operator.log");
-    let mut operator = Command::new(env!("CARGO_BIN_EXE_keyfront"));
-    operator
-        .args([
-            "--log-format",
-            "json",
-            "run",
-            "--cloudfront-endpoint",
-            &format!("http://{cf_addr}"),
-            "--propagation-poll",
-            "1s",
-            "--backoff-base",
-            "200ms",
-            "--backoff-max",
-            "5s",
+    let operator = e2e::operator(
+        &kubeconfig,
+        cf_addr,
+        &[
             "--cluster-id",
             CLUSTER_ID,
             "--keyring-namespace",
             KEYRING_NAMESPACE,
-        ])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("RUST_LOG", "keyfront=debug,info")
-        .env("AWS_ACCESS_KEY_ID", "AKIDEMULATOR")
-        .env("AWS_SECRET_ACCESS_KEY", "emulator")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&operator_log).unwrap());
-    let operator = Process(operator.spawn().unwrap());
+        ],
+        &operator_log,
+    );
     Stack {
         _dir: dir,
         double,

@@ -18,7 +18,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use aws_sdk_cloudfront::config::{BehaviorVersion, Credentials, Region};
@@ -117,35 +116,17 @@ impl Stack {
         .unwrap();
 
         let operator_log = dir.path().join("operator.log");
-        let endpoint = format!("http://{cf_addr}");
-        let operator = Command::new(env!("CARGO_BIN_EXE_keyfront"))
-            .args([
-                "--log-format",
-                "json",
-                "run",
-                "--cloudfront-endpoint",
-                &endpoint,
-                "--sts-endpoint",
-                &endpoint,
-                "--propagation-poll",
-                "1s",
-                "--backoff-base",
-                "200ms",
-                "--backoff-max",
-                "5s",
+        let operator = e2e::operator(
+            &kubeconfig,
+            cf_addr,
+            &[
                 "--cluster-id",
                 CLUSTER_ID,
                 "--keyring-namespace",
                 KEYRING_NAMESPACE,
-            ])
-            .env("KUBECONFIG", &kubeconfig)
-            .env("RUST_LOG", "keyfront=debug,info")
-            .env("AWS_ACCESS_KEY_ID", "AKIDEMULATOR")
-            .env("AWS_SECRET_ACCESS_KEY", "emulator")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&operator_log).unwrap())
-            .spawn()
-            .unwrap();
+            ],
+            &operator_log,
+        );
         Self {
             _dir: dir,
             double,
@@ -154,7 +135,7 @@ impl Stack {
             cf_addr,
             edge,
             operator_log,
-            _operator: Process(operator),
+            _operator: operator,
             _emulator: emulator,
         }
     }

@@ -10,7 +10,7 @@ use super::reasons;
 use crate::api::{
     DistributionStatus, KeyState, KeyStatus, SigningKeyGroupSpec, SigningKeyGroupStatus,
 };
-use crate::cloudfront::{BehaviorSelector, DeploymentStatus};
+use crate::cloudfront::DeploymentStatus;
 use jiff::Timestamp;
 
 /// What the status is computed from.
@@ -94,22 +94,10 @@ pub fn status(inputs: &StatusInputs<'_>) -> SigningKeyGroupStatus {
                     _ => None,
                 });
             let attached = match (found, &kg_id) {
-                (Some(dist), Some(kg)) => {
-                    let mut selected = Vec::new();
-                    if d.default_cache_behavior {
-                        selected.push(BehaviorSelector::Default);
-                    }
-                    selected.extend(
-                        d.path_patterns
-                            .iter()
-                            .cloned()
-                            .map(BehaviorSelector::PathPattern),
-                    );
-                    selected.iter().all(|s| {
-                        dist.behavior(s)
-                            .is_some_and(|b| b.trusted_key_groups.iter().any(|g| g == kg))
-                    })
-                }
+                (Some(dist), Some(kg)) => super::plan::selectors(d).iter().all(|s| {
+                    dist.behavior(s)
+                        .is_some_and(|b| b.trusted_key_groups.iter().any(|g| g == kg))
+                }),
                 _ => false,
             };
             DistributionStatus {

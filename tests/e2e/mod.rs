@@ -145,3 +145,30 @@ pub fn python() -> PathBuf {
         PathBuf::from("python3")
     }
 }
+
+/// `keyfront run` as its own process against the API double at `kubeconfig` and the emulator at
+/// `cloudfront` (also its STS): fast polls and backoff, JSON logs at debug into `log`, then
+/// `extra` flags.
+pub fn operator(kubeconfig: &Path, cloudfront: SocketAddr, extra: &[&str], log: &Path) -> Process {
+    let endpoint = format!("http://{cloudfront}");
+    let child = Command::new(env!("CARGO_BIN_EXE_keyfront"))
+        .args([
+            "--log-format",
+            "json",
+            "run",
+            "--cloudfront-endpoint",
+            &endpoint,
+        ])
+        .args(["--sts-endpoint", &endpoint, "--propagation-poll", "1s"])
+        .args(["--backoff-base", "200ms", "--backoff-max", "5s"])
+        .args(extra)
+        .env("KUBECONFIG", kubeconfig)
+        .env("RUST_LOG", "keyfront=debug,info")
+        .env("AWS_ACCESS_KEY_ID", "AKIDEMULATOR")
+        .env("AWS_SECRET_ACCESS_KEY", "emulator")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    Process(child)
+}

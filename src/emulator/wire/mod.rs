@@ -159,22 +159,29 @@ fn xml_response(
     (status, headers, body.to_document()).into_response()
 }
 
-fn error_response(error: ApiError) -> Response {
+/// The `ErrorResponse` document CloudFront and STS both answer errors with.
+fn error_document(error: &ApiError) -> Element {
     let kind = if error.status >= 500 {
         "Receiver"
     } else {
         "Sender"
     };
-    let body = Element::new("ErrorResponse")
+    Element::new("ErrorResponse")
         .with(
             Element::new("Error")
                 .with_text("Type", kind)
                 .with_text("Code", error.code.as_str())
                 .with_text("Message", error.message.as_str()),
         )
-        .with_text("RequestId", request_id());
-    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST);
-    xml_response(status, None, None, &body)
+        .with_text("RequestId", request_id())
+}
+
+fn error_status(error: &ApiError) -> StatusCode {
+    StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST)
+}
+
+fn error_response(error: ApiError) -> Response {
+    xml_response(error_status(&error), None, None, &error_document(&error))
 }
 
 fn if_match(headers: &HeaderMap) -> Option<String> {

@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{Caller, format_time, request_id};
+use super::{Caller, error_document, error_status, format_time, request_id};
 use crate::emulator::model::ApiError;
 use crate::emulator::xml::Element;
 
@@ -26,23 +26,7 @@ fn document(status: StatusCode, body: &Element) -> Response {
 }
 
 fn error(error: ApiError) -> Response {
-    let kind = if error.status >= 500 {
-        "Receiver"
-    } else {
-        "Sender"
-    };
-    let body = Element::new("ErrorResponse")
-        .with(
-            Element::new("Error")
-                .with_text("Type", kind)
-                .with_text("Code", error.code.as_str())
-                .with_text("Message", error.message.as_str()),
-        )
-        .with_text("RequestId", request_id());
-    document(
-        StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST),
-        &body,
-    )
+    document(error_status(&error), &error_document(&error))
 }
 
 fn response(action: &str, result: Element) -> Response {

@@ -30,7 +30,8 @@ pub(super) fn trusts(distribution: &Distribution, kg_id: &str) -> bool {
             .any(|g| g.key_group_id == kg_id)
 }
 
-fn selectors(spec: &DistributionSpec) -> Vec<BehaviorSelector> {
+/// The cache behaviors a distribution entry selects.
+pub(crate) fn selectors(spec: &DistributionSpec) -> Vec<BehaviorSelector> {
     let mut selected = Vec::new();
     if spec.default_cache_behavior {
         selected.push(BehaviorSelector::Default);

@@ -18,6 +18,7 @@ mod key_group;
 mod keys;
 
 pub use app_secret::{app_secret_annotations, app_secret_labels, hash_algorithm};
+pub(crate) use distributions::selectors;
 use grants::{Access, refusal};
 pub use grants::{admission, reaches_cloudfront};
 pub use keys::{leave_time, next_rotation};
