@@ -4,6 +4,7 @@
 //! names only.
 
 use super::keyring::KeyringError;
+use super::reasons;
 use crate::cloudfront::{CloudFrontError, ErrorKind};
 
 /// Which Kubernetes request failed.
@@ -96,14 +97,16 @@ impl Error {
                 ErrorKind::PreconditionFailed => "CloudFrontConflict",
                 ErrorKind::AlreadyExists => "CloudFrontAlreadyExists",
                 ErrorKind::InUse => "CloudFrontResourceInUse",
-                ErrorKind::QuotaExceeded => "CloudFrontQuotaExceeded",
+                ErrorKind::QuotaExceeded => reasons::CLOUDFRONT_QUOTA_EXCEEDED,
                 ErrorKind::Throttled => "CloudFrontThrottled",
-                ErrorKind::AccessDenied => "CloudFrontAccessDenied",
-                ErrorKind::Invalid => "CloudFrontRejected",
+                ErrorKind::AccessDenied => reasons::CLOUDFRONT_ACCESS_DENIED,
+                ErrorKind::Invalid => reasons::CLOUDFRONT_REJECTED,
                 ErrorKind::Transient => "CloudFrontUnavailable",
             },
             Self::Kube { .. } => "KubernetesError",
-            Self::KeyringNotOwned | Self::Keyring(_) | Self::UnknownKey { .. } => "KeyringInvalid",
+            Self::KeyringNotOwned | Self::Keyring(_) | Self::UnknownKey { .. } => {
+                reasons::KEYRING_INVALID
+            }
             Self::Key(_) => "KeyGenerationFailed",
             Self::Internal(_) => "InternalError",
         }

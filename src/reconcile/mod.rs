@@ -404,7 +404,10 @@ async fn finish<A>(
             .status
             .as_ref()
             .and_then(|s| s.conditions.iter().find(|c| c.type_ == condition.type_));
+        // Reconciling and Stalled restate Ready for GitOps tools; Ready's own Event says it.
         if condition.status == "False"
+            && condition.type_ != reasons::RECONCILING
+            && condition.type_ != reasons::STALLED
             && !reasons::is_waiting(&condition.reason)
             && previous.is_none_or(|p| p.reason != condition.reason)
             && !announced.contains(&condition.reason)

@@ -6,6 +6,9 @@ pub const READY: &str = "Ready";
 pub const KEY_GROUP_READY: &str = "KeyGroupReady";
 pub const DISTRIBUTIONS_READY: &str = "DistributionsReady";
 pub const ROTATING: &str = "Rotating";
+/// kstatus's conditions: still working toward the spec / cannot proceed without a person.
+pub const RECONCILING: &str = "Reconciling";
+pub const STALLED: &str = "Stalled";
 
 // Healthy states.
 pub const SIGNING_KEY_ACTIVE: &str = "SigningKeyActive";
@@ -14,6 +17,8 @@ pub const DISTRIBUTIONS_ATTACHED: &str = "DistributionsAttached";
 pub const NO_DISTRIBUTIONS: &str = "NoDistributions";
 pub const IDLE: &str = "Idle";
 pub const PROGRESSING: &str = "Progressing";
+pub const RECONCILED: &str = "Reconciled";
+pub const NOT_STALLED: &str = "NotStalled";
 
 // Waiting, not failing.
 pub const ROTATION_IN_PROGRESS: &str = "RotationInProgress";
@@ -35,6 +40,11 @@ pub const BEHAVIOR_NOT_FOUND: &str = "CacheBehaviorNotFound";
 pub const TOO_MANY_KEY_GROUPS: &str = "TooManyKeyGroupsOnBehavior";
 pub const DETACH_WOULD_MAKE_PUBLIC: &str = "DetachWouldMakePublic";
 pub const REVOKE_KEY_NOT_FOUND: &str = "RevokeKeyNotFound";
+// Error categories that need a person (the others are in `Error::category`).
+pub const CLOUDFRONT_QUOTA_EXCEEDED: &str = "CloudFrontQuotaExceeded";
+pub const CLOUDFRONT_ACCESS_DENIED: &str = "CloudFrontAccessDenied";
+pub const CLOUDFRONT_REJECTED: &str = "CloudFrontRejected";
+pub const KEYRING_INVALID: &str = "KeyringInvalid";
 
 // Transitions (Events only).
 pub const KEY_STAGED: &str = "KeyStaged";
@@ -54,4 +64,29 @@ pub fn is_waiting(reason: &str) -> bool {
         reason,
         PROGRESSING | DELETING | DEPLOYING | WAITING_FOR_PROPAGATION | ROTATION_IN_PROGRESS | IDLE
     )
+}
+
+/// Whether a `Ready=False` reason needs a person to act before anything can progress (kstatus's
+/// `Stalled`). Passing failures (throttling, an unreachable API, a lost write race) do not;
+/// `AccessDenied` does once it happened on two passes in a row (`previous` is the last Ready
+/// reason), since a credential being rolled out can fix itself.
+pub fn needs_a_human(reason: &str, previous: Option<&str>) -> bool {
+    match reason {
+        INVALID_SPEC
+        | SECRET_CONFLICT
+        | KEY_GROUP_NAME_TAKEN
+        | ACCOUNT_NOT_FOUND
+        | NAMESPACE_NOT_ALLOWED
+        | DISTRIBUTION_NOT_ALLOWED
+        | BEHAVIOR_NOT_ALLOWED
+        | DISTRIBUTION_NOT_FOUND
+        | BEHAVIOR_NOT_FOUND
+        | TOO_MANY_KEY_GROUPS
+        | DETACH_WOULD_MAKE_PUBLIC
+        | "CloudFrontQuotaExceeded"
+        | "CloudFrontRejected"
+        | "KeyringInvalid" => true,
+        "CloudFrontAccessDenied" => previous == Some(reason),
+        _ => false,
+    }
 }

@@ -206,6 +206,7 @@ pub fn status(inputs: &StatusInputs<'_>) -> SigningKeyGroupStatus {
         );
         condition(inputs, reasons::READY, false, reasons::PROGRESSING, message)
     };
+    conditions.extend(gitops_conditions(inputs, &ready));
     conditions.insert(0, ready);
 
     SigningKeyGroupStatus {
@@ -218,4 +219,65 @@ pub fn status(inputs: &StatusInputs<'_>) -> SigningKeyGroupStatus {
         next_rotation_time: interval.and_then(|i| next_rotation(keyring, i)).map(Time),
         distributions,
     }
+}
+
+/// `Reconciling` and `Stalled`, as kstatus (Flux, kpt, Argo CD health) reads them: Stalled
+/// when progress needs a human (the Ready reason says which), Reconciling while keyfront is
+/// still working toward the spec (first key, rotation steps, attaching, waiting for a
+/// deployment, retrying a passing failure). Both are False otherwise.
+fn gitops_conditions(inputs: &StatusInputs<'_>, ready: &Condition) -> [Condition; 2] {
+    let plan = inputs.plan;
+    let previous_ready_reason = inputs
+        .previous
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == reasons::READY))
+        .map(|c| c.reason.as_str());
+    let stalled = ready.status == "False"
+        && !inputs.subject.deleting
+        && reasons::needs_a_human(&ready.reason, previous_ready_reason);
+    let stalled_condition = if stalled {
+        condition(
+            inputs,
+            reasons::STALLED,
+            true,
+            &ready.reason,
+            ready.message.clone(),
+        )
+    } else {
+        condition(
+            inputs,
+            reasons::STALLED,
+            false,
+            reasons::NOT_STALLED,
+            "nothing needs a person".into(),
+        )
+    };
+    let in_flight = plan
+        .findings
+        .iter()
+        .find(|f| !f.blocking && reasons::is_waiting(f.reason) && f.reason != reasons::IDLE);
+    let reconciling = if stalled {
+        None
+    } else if ready.status == "False" {
+        Some((ready.reason.clone(), ready.message.clone()))
+    } else if let Some(f) = in_flight {
+        Some((f.reason.to_owned(), f.message.clone()))
+    } else if plan.has_steps() {
+        Some((
+            reasons::PROGRESSING.to_owned(),
+            "applying changes".to_owned(),
+        ))
+    } else {
+        None
+    };
+    let reconciling_condition = match reconciling {
+        Some((reason, message)) => condition(inputs, reasons::RECONCILING, true, &reason, message),
+        None => condition(
+            inputs,
+            reasons::RECONCILING,
+            false,
+            reasons::RECONCILED,
+            "nothing left to do until the next rotation".into(),
+        ),
+    };
+    [reconciling_condition, stalled_condition]
 }

@@ -55,6 +55,26 @@ async fn create_reaches_ready_with_the_secret_key_group_and_trust_in_place() {
     assert_eq!(status.observed_generation, object.metadata.generation);
     assert!(status.next_rotation_time.is_some());
     let reasons_seen: Vec<String> = world.events().await.into_iter().map(|(r, _)| r).collect();
+    assert!(
+        !reasons_seen
+            .iter()
+            .any(|r| r == reasons::RECONCILED || r == reasons::NOT_STALLED),
+        "a healthy object announced its GitOps conditions: {reasons_seen:?}"
+    );
+    // Ready while the distribution deploys: still reconciling, until it has.
+    assert_eq!(
+        world.condition("media", reasons::RECONCILING).await,
+        Some(("True".into(), reasons::DEPLOYING.into()))
+    );
+    world.settle("media").await;
+    assert_eq!(
+        world.condition("media", reasons::RECONCILING).await,
+        Some(("False".into(), reasons::RECONCILED.into()))
+    );
+    assert_eq!(
+        world.condition("media", reasons::STALLED).await,
+        Some(("False".into(), reasons::NOT_STALLED.into()))
+    );
     for reason in [
         reasons::KEY_STAGED,
         reasons::KEY_PUBLISHED,
