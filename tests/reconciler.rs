@@ -4,6 +4,7 @@
 //! - `lifecycle`: create, rotate, annotations, deletion, one behaviour per test.
 //! - `runtime_errors`: what CloudFront or the cluster refuses becomes a condition and an Event.
 //! - `keyring_loss`: the keyring lost mid-rotation; retiring keys keep their grace.
+//! - `gitops_health`: Argo CD's health.lua on what keyfront writes (real Lua 5.1).
 //! - `crash_matrix`: a crash after every side effect of create, rotate, revoke and delete.
 //! - `state_machine`: random operation sequences (proptest) against a reference model.
 
@@ -11,6 +12,8 @@
 
 #[path = "reconciler/crash_matrix.rs"]
 mod crash_matrix;
+#[path = "reconciler/gitops_health.rs"]
+mod gitops_health;
 #[path = "reconciler/harness.rs"]
 mod harness;
 #[path = "reconciler/keyring_loss.rs"]

@@ -113,12 +113,19 @@ impl Error {
     }
 
     /// The message with its causes, for conditions and Events.
+    /// A cause that restates the message (CloudFront's errors name their operation too)
+    /// replaces it instead of repeating it.
     pub fn detail(&self) -> String {
         let mut text = self.to_string();
         let mut source = std::error::Error::source(self);
         while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
+            let said = cause.to_string();
+            if said.starts_with(&text) {
+                text = said;
+            } else {
+                text.push_str(": ");
+                text.push_str(&said);
+            }
             source = cause.source();
         }
         text
