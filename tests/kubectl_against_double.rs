@@ -61,10 +61,29 @@ async fn kubectl_applies_reads_rejects_and_deletes() {
         assert_eq!(object["spec"]["rotation"]["interval"], "720h");
         assert_eq!(object["spec"]["deletionPolicy"], "Delete");
 
+        let status = r#"{"status": {"nextRotationTime": "2030-01-02T03:04:05Z"}}"#;
+        let out = kubectl(
+            &kc,
+            &[
+                "patch",
+                "skg",
+                "media-signing",
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                status,
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
         let out = kubectl(&kc, &["get", "skg"]);
         let table = text(&out.stdout);
         assert!(
             table.contains("NEXT ROTATION") && table.contains("media-signing"),
+            "{table}"
+        );
+        // A future time reads as a time, not as kubectl's "<invalid>" age.
+        assert!(
+            table.contains("2030-01-02T03:04:05Z") && !table.contains("<invalid>"),
             "{table}"
         );
 

@@ -185,7 +185,11 @@ impl Case {
             hash_algorithm: Some("SHA256".into()),
             private_key: record.private_key.clone(),
             labels: plan::app_secret_labels(&settings),
-            annotations: plan::app_secret_annotations(&settings, &owner()),
+            annotations: plan::app_secret_annotations(
+                &settings,
+                &owner(),
+                record.public_key_id.as_deref(),
+            ),
             owner_referenced: true,
         });
         self

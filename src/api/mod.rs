@@ -48,7 +48,8 @@ const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Key Group","type":"string","jsonPath":".status.keyGroupId"}"#,
     printcolumn = r#"{"name":"Active Key","type":"string","jsonPath":".status.activeKeyId"}"#,
-    printcolumn = r#"{"name":"Next Rotation","type":"date","jsonPath":".status.nextRotationTime"}"#,
+    // A string, not a `date`: kubectl shows a date as an age, `<invalid>` for any future time.
+    printcolumn = r#"{"name":"Next Rotation","type":"string","jsonPath":".status.nextRotationTime"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     validation = Rule::new(
         "has(self.spec.keyGroup.name) || (size(self.metadata.name) <= 64 && self.metadata.name.matches('^[A-Za-z0-9_-]+$'))"

@@ -26,6 +26,7 @@ pub mod observe;
 pub mod observed;
 pub mod plan;
 pub mod reasons;
+mod secrets;
 pub mod status;
 
 use std::sync::Arc;

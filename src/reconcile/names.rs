@@ -21,6 +21,10 @@ pub const MANAGED_BY: &str = "keyfront";
 /// Annotation on keyfront's Secrets holding the owner token of the `SigningKeyGroup` they
 /// belong to; it stays when a Secret is orphaned by `deletionPolicy: Retain`.
 pub const OWNER_ANNOTATION: &str = "keyfront.dev/owner";
+/// Annotations on the app Secret for rollout tools: the key pair ID it holds, and when keyfront
+/// switched it to that key (RFC 3339).
+pub const KEY_PAIR_ID_ANNOTATION: &str = "keyfront.dev/key-pair-id";
+pub const ACTIVATED_AT_ANNOTATION: &str = "keyfront.dev/activated-at";
 /// Annotation on the keyring naming the `SigningKeyGroup` (`namespace/name`) for people.
 pub const OWNER_OBJECT_ANNOTATION: &str = "keyfront.dev/owner-object";
 /// Label distinguishing the keyring Secret (never mounted by apps) from the app-facing one.

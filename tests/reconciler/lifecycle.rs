@@ -61,6 +61,16 @@ async fn create_reaches_ready_with_the_secret_key_group_and_trust_in_place() {
             .any(|r| r == reasons::RECONCILED || r == reasons::NOT_STALLED),
         "a healthy object announced its GitOps conditions: {reasons_seen:?}"
     );
+    // Rollout hints for apps that do not reload: which key, since when.
+    let written = world.secrets().get("media-cloudfront-key").await.unwrap();
+    let annotations = written.metadata.annotations.unwrap();
+    assert_eq!(
+        annotations[names::KEY_PAIR_ID_ANNOTATION],
+        secret["key_pair_id"]
+    );
+    let activated: jiff::Timestamp = annotations[names::ACTIVATED_AT_ANNOTATION].parse().unwrap();
+    assert!(activated <= world.clock_now());
+
     // Ready while the distribution deploys: still reconciling, until it has.
     assert_eq!(
         world.condition("media", reasons::RECONCILING).await,

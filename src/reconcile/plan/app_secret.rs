@@ -16,10 +16,19 @@ pub fn app_secret_labels(settings: &Settings) -> BTreeMap<String, String> {
     labels
 }
 
-/// The app-facing Secret's annotations: the spec's plus the owner marker.
-pub fn app_secret_annotations(settings: &Settings, owner: &str) -> BTreeMap<String, String> {
+/// The app-facing Secret's annotations: the spec's, the owner marker, and the key pair ID it
+/// holds (a rollout hint: tools such as Reloader restart pods when it changes). The activation
+/// time (`keyfront.dev/activated-at`) is added when the key is written and not compared after.
+pub fn app_secret_annotations(
+    settings: &Settings,
+    owner: &str,
+    key_pair_id: Option<&str>,
+) -> BTreeMap<String, String> {
     let mut annotations = settings.secret_annotations.clone();
     annotations.insert(names::OWNER_ANNOTATION.into(), owner.into());
+    if let Some(id) = key_pair_id {
+        annotations.insert(names::KEY_PAIR_ID_ANNOTATION.into(), id.into());
+    }
     annotations
 }
 
@@ -46,6 +55,10 @@ pub(super) fn app_secret_matches(
         && s.hash_algorithm.as_deref() == Some(hash_algorithm(record.algorithm))
         && s.private_key == record.private_key
         && s.labels == app_secret_labels(settings)
-        && s.annotations == app_secret_annotations(settings, owner)
+        && {
+            let mut written = s.annotations.clone();
+            written.remove(names::ACTIVATED_AT_ANNOTATION);
+            written == app_secret_annotations(settings, owner, record.public_key_id.as_deref())
+        }
         && s.owner_referenced
 }
