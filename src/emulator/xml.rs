@@ -17,6 +17,11 @@ pub struct Element {
     pub children: Vec<Element>,
 }
 
+/// The deepest nesting a document may have. CloudFront's own documents nest about ten deep;
+/// the limit keeps a hostile body from building a tree whose (recursive) drop, comparison or
+/// serialization would overflow the stack.
+pub const MAX_DEPTH: usize = 64;
+
 /// Why a body is not acceptable XML.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("malformed XML: {0}")]
@@ -99,7 +104,14 @@ impl Element {
                 .read_event_into(&mut buf)
                 .map_err(|e| XmlError(e.to_string()))?;
             match event {
-                Event::Start(start) => stack.push(Element::new(local_name(&start)?)),
+                Event::Start(start) => {
+                    if stack.len() >= MAX_DEPTH {
+                        return Err(XmlError(format!(
+                            "elements nested deeper than {MAX_DEPTH}"
+                        )));
+                    }
+                    stack.push(Element::new(local_name(&start)?));
+                }
                 Event::Empty(start) => {
                     let element = Element::new(local_name(&start)?);
                     match stack.last_mut() {
@@ -189,6 +201,18 @@ fn local_name(start: &BytesStart<'_>) -> Result<String, XmlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deeply_nested_body_is_refused_not_a_crash() {
+        // About 700 KB of nesting, under the 2 MB body limit: once enough to overflow the
+        // stack when the tree was dropped.
+        let depth = 100_000;
+        let body = format!("{}{}", "<a>".repeat(depth), "</a>".repeat(depth));
+        let error = Element::parse(body.as_bytes()).unwrap_err();
+        assert!(error.to_string().contains("nested deeper than 64"), "{error}");
+        let at_limit = format!("{}{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
+        assert!(Element::parse(at_limit.as_bytes()).is_ok());
+    }
 
     #[test]
     fn round_trips_nested_elements_and_escaped_text() {
