@@ -139,13 +139,15 @@ impl Signer {
     }
 
     /// Whether the policy, applied to `url` (cookies: any URL), can be sent in CloudFront's
-    /// canned form: the edge rebuilds a canned policy from the request URL, so the canned form
-    /// only fits a policy whose resource is exactly that URL.
+    /// canned form: the edge rebuilds a canned policy from the request URL, so for a URL the
+    /// canned form only fits a policy whose resource is exactly that URL. Cookies take it for
+    /// any expiry-only policy, as the AWS SDK signers do (a query string is part of the URL,
+    /// not a wildcard); only a `*` the user wrote keeps the custom form, and its restriction.
     fn canned_form(policy: &Policy, url: Option<&str>) -> bool {
         policy.is_canned()
             && match url {
                 Some(url) => policy.resource == url,
-                None => !policy.resource.contains(['*', '?']),
+                None => !policy.resource.contains('*'),
             }
     }
 

@@ -56,9 +56,8 @@ test("custom policy from a file signs identically (SHA-256)", () => {
   assert.deepEqual(ourCookies, theirCookies);
 });
 
-test("canned cookies equal the JS SDK's", () => {
-  const url = URLS[0];
-  for (const algorithm of ["SHA1", "SHA256"]) {
+test("canned cookies equal the JS SDK's, query strings included", () => {
+  for (const [url, algorithm] of [[URLS[0], "SHA1"], [URLS[0], "SHA256"], [URLS[1], "SHA1"], [URLS[2], "SHA256"]]) {
     const theirs = getSignedCookies({ url, keyPairId: KEY_PAIR_ID, privateKey: pem("rsa-3.pem"), dateLessThan: new Date(EXPIRES * 1000), algorithm });
     const ours = Object.fromEntries(keyfront("cookies", "--private-key", key("rsa-3.pem"), "--key-pair-id", KEY_PAIR_ID, "--url", url, "--expires", String(EXPIRES), "--hash", algorithm.toLowerCase()).map((l) => l.split(/=(.*)/s).slice(0, 2)));
     assert.deepEqual(ours, Object.fromEntries(Object.entries(theirs).map(([k, v]) => [k, String(v)])));
