@@ -174,6 +174,39 @@ async fn valid_signatures_pass_for_rsa_sha1_rsa_sha256_and_ecdsa() {
     }
 }
 
+/// CloudFront checks ECDSA, like RSA, with SHA-1 unless `Hash-Algorithm=SHA256` says otherwise.
+#[tokio::test]
+async fn ecdsa_is_checked_with_sha1_unless_the_request_says_sha256() {
+    let edge = Edge::new().await;
+    let url = edge.url("/private/ecdsa.mp4");
+    let sha1 = edge.ecdsa.with_hash(HashAlgorithm::Sha1).unwrap();
+    let signed_sha1 = sha1
+        .sign_url(&url, &Policy::canned(&url, T0 + 60))
+        .expect("sign");
+    assert!(!signed_sha1.contains("Hash-Algorithm"), "{signed_sha1}");
+    assert_eq!(edge.status(&signed_sha1).await, StatusCode::OK);
+    let signed_sha256 = edge
+        .ecdsa
+        .sign_url(&url, &Policy::canned(&url, T0 + 60))
+        .expect("sign");
+    assert!(
+        signed_sha256.ends_with("&Hash-Algorithm=SHA256"),
+        "{signed_sha256}"
+    );
+    assert_eq!(edge.status(&signed_sha256).await, StatusCode::OK);
+    // The hash the request names is the one checked: a mismatch does not verify.
+    let sha256_said_nothing = signed_sha256.replace("&Hash-Algorithm=SHA256", "");
+    assert_eq!(
+        edge.get(&sha256_said_nothing, None, "192.0.2.10").await.1,
+        "signature does not verify"
+    );
+    let sha1_said_sha256 = format!("{signed_sha1}&Hash-Algorithm=SHA256");
+    assert_eq!(
+        edge.get(&sha1_said_sha256, None, "192.0.2.10").await.1,
+        "signature does not verify"
+    );
+}
+
 #[tokio::test]
 async fn expired_and_not_yet_valid_signatures_are_refused() {
     let edge = Edge::new().await;

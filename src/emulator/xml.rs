@@ -106,9 +106,7 @@ impl Element {
             match event {
                 Event::Start(start) => {
                     if stack.len() >= MAX_DEPTH {
-                        return Err(XmlError(format!(
-                            "elements nested deeper than {MAX_DEPTH}"
-                        )));
+                        return Err(XmlError(format!("elements nested deeper than {MAX_DEPTH}")));
                     }
                     stack.push(Element::new(local_name(&start)?));
                 }
@@ -209,7 +207,10 @@ mod tests {
         let depth = 100_000;
         let body = format!("{}{}", "<a>".repeat(depth), "</a>".repeat(depth));
         let error = Element::parse(body.as_bytes()).unwrap_err();
-        assert!(error.to_string().contains("nested deeper than 64"), "{error}");
+        assert!(
+            error.to_string().contains("nested deeper than 64"),
+            "{error}"
+        );
         let at_limit = format!("{}{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
         assert!(Element::parse(at_limit.as_bytes()).is_ok());
     }

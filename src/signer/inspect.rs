@@ -212,18 +212,10 @@ pub async fn run(args: &InspectArgs, out: &mut impl Write) -> anyhow::Result<boo
         (None, None, None) => (None, "none".into()),
     };
     line(out, "public key", &source)?;
-    let hash = public_pem
-        .as_deref()
-        .and_then(|pem| presented.hash_for(pem))
-        .map(str::to_owned)
-        .unwrap_or_else(|| {
-            format!(
-                "{} (Hash-Algorithm)",
-                presented
-                    .param("Hash-Algorithm")
-                    .unwrap_or("SHA1, CloudFront's default")
-            )
-        });
+    let hash = match presented.param("Hash-Algorithm") {
+        Some(_) => format!("{} (Hash-Algorithm)", presented.hash()),
+        None => "SHA1 (CloudFront's default without Hash-Algorithm)".to_owned(),
+    };
     line(out, "hash", &hash)?;
 
     // Trust, as the distribution has deployed it.

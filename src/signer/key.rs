@@ -6,8 +6,10 @@
 //!   about a quarter of OpenSSL's rate (its arithmetic is constant-time by construction).
 //!   OpenSSL signs with RSA blinding, so signing leaks no key-dependent timing (the Marvin
 //!   attack, RUSTSEC-2023-0071, concerns the `rsa` crate's decryption, not this path).
-//! - ECDSA P-256 (SHA-256): `aws-lc-rs`, whose P-256 signing is constant-time and faster than
-//!   OpenSSL's generic EVP path.
+//! - ECDSA P-256 with SHA-256: `aws-lc-rs`, whose P-256 signing is constant-time and faster
+//!   than OpenSSL's generic EVP path; with SHA-1 (CloudFront's default when a request does not
+//!   say `Hash-Algorithm=SHA256`, and what AWS SDK signers that added ECDSA produce): OpenSSL,
+//!   since `aws-lc-rs` offers no SHA-1 ECDSA signing.
 //!
 //! Key bytes are zeroized by both libraries when the key is dropped; the PEM text read from
 //! disk is zeroized by the caller ([`SigningKey::from_pem`] takes it by reference only).
@@ -30,6 +32,8 @@ enum KeyKind {
     EcdsaP256 {
         pair: EcdsaKeyPair,
         rng: SystemRandom,
+        /// The same key for OpenSSL, which signs the SHA-1 variant.
+        openssl: PKey<Private>,
     },
 }
 
@@ -76,6 +80,7 @@ impl SigningKey {
                     inner: KeyKind::EcdsaP256 {
                         pair,
                         rng: SystemRandom::new(),
+                        openssl: key,
                     },
                 })
             }
@@ -97,7 +102,9 @@ impl SigningKey {
         }
     }
 
-    /// The hash CloudFront assumes unless told otherwise: SHA-1 for RSA, SHA-256 for ECDSA.
+    /// The hash to sign with when none is asked for: SHA-1 for RSA (CloudFront's default);
+    /// SHA-256 for ECDSA, as keyfront's Secret says, sent with `Hash-Algorithm=SHA256` (CloudFront
+    /// would assume SHA-1 for ECDSA too without it).
     pub fn default_hash(&self) -> HashAlgorithm {
         if self.is_ecdsa() {
             HashAlgorithm::Sha256
@@ -126,25 +133,30 @@ impl SigningKey {
     /// Signs `message` (PKCS#1 v1.5 for RSA, DER-encoded ECDSA for P-256).
     pub fn sign(&self, hash: HashAlgorithm, message: &[u8]) -> Result<Vec<u8>, SignerError> {
         match &self.inner {
-            KeyKind::Rsa(key) => {
-                let digest = match hash {
-                    HashAlgorithm::Sha1 => MessageDigest::sha1(),
-                    HashAlgorithm::Sha256 => MessageDigest::sha256(),
-                };
-                let mut signer = openssl::sign::Signer::new(digest, key)
-                    .map_err(|_| SignerError::SigningFailed)?;
-                signer
-                    .update(message)
-                    .map_err(|_| SignerError::SigningFailed)?;
-                signer.sign_to_vec().map_err(|_| SignerError::SigningFailed)
-            }
-            KeyKind::EcdsaP256 { pair, rng } => match hash {
-                HashAlgorithm::Sha256 => pair
-                    .sign(rng, message)
-                    .map(|s| s.as_ref().to_vec())
-                    .map_err(|_| SignerError::SigningFailed),
-                HashAlgorithm::Sha1 => Err(SignerError::EcdsaNeedsSha256),
-            },
+            KeyKind::Rsa(key) => openssl_sign(key, hash, message),
+            KeyKind::EcdsaP256 { pair, rng, .. } if hash == HashAlgorithm::Sha256 => pair
+                .sign(rng, message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| SignerError::SigningFailed),
+            KeyKind::EcdsaP256 { openssl, .. } => openssl_sign(openssl, hash, message),
         }
     }
+}
+
+/// PKCS#1 v1.5 (RSA) or DER ECDSA over `message` with OpenSSL.
+fn openssl_sign(
+    key: &PKey<Private>,
+    hash: HashAlgorithm,
+    message: &[u8],
+) -> Result<Vec<u8>, SignerError> {
+    let digest = match hash {
+        HashAlgorithm::Sha1 => MessageDigest::sha1(),
+        HashAlgorithm::Sha256 => MessageDigest::sha256(),
+    };
+    let mut signer =
+        openssl::sign::Signer::new(digest, key).map_err(|_| SignerError::SigningFailed)?;
+    signer
+        .update(message)
+        .map_err(|_| SignerError::SigningFailed)?;
+    signer.sign_to_vec().map_err(|_| SignerError::SigningFailed)
 }

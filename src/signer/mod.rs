@@ -30,9 +30,9 @@ use std::sync::Arc;
 /// The hash CloudFront verifies the signature with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HashAlgorithm {
-    /// CloudFront's default; RSA only.
+    /// CloudFront's default, for RSA and ECDSA.
     Sha1,
-    /// Requested with `Hash-Algorithm=SHA256`; the only choice for ECDSA.
+    /// Requested with `Hash-Algorithm=SHA256` (for RSA and ECDSA alike).
     Sha256,
 }
 
@@ -61,8 +61,6 @@ pub enum SignerError {
     MalformedKey,
     #[error("unsupported key: {0}")]
     UnsupportedKey(String),
-    #[error("ECDSA keys sign with SHA-256 only; SHA-1 was requested")]
-    EcdsaNeedsSha256,
     #[error("unknown hash algorithm {0:?} (expected SHA1 or SHA256)")]
     UnknownHash(String),
     #[error("the key pair ID must be a non-empty CloudFront public key ID, got {0:?}")]
@@ -100,9 +98,6 @@ impl Signer {
             return Err(SignerError::InvalidKeyPairId(key_pair_id.to_owned()));
         }
         let hash = hash.unwrap_or_else(|| key.default_hash());
-        if key.is_ecdsa() && hash == HashAlgorithm::Sha1 {
-            return Err(SignerError::EcdsaNeedsSha256);
-        }
         Ok(Self {
             key: Arc::new(key),
             key_pair_id: key_pair_id.to_owned(),
@@ -127,11 +122,8 @@ impl Signer {
         self.hash
     }
 
-    /// The same key with another hash (ECDSA refuses SHA-1).
+    /// The same key with another hash.
     pub fn with_hash(&self, hash: HashAlgorithm) -> Result<Self, SignerError> {
-        if self.key.is_ecdsa() && hash == HashAlgorithm::Sha1 {
-            return Err(SignerError::EcdsaNeedsSha256);
-        }
         Ok(Self {
             hash,
             ..self.clone()

@@ -6,8 +6,8 @@
 //! cookies; the URL a policy is checked against is `<scheme>://<host><path>[?query]` without
 //! them. Checks, in CloudFront's order (the first failure is the reason): a signature and key
 //! pair ID are present; the key is one the cache behavior trusts; the policy can be read
-//! (`Policy`, else a canned policy from `Expires`); the signature verifies (RSA with SHA-1
-//! unless `Hash-Algorithm=SHA256`; ECDSA with SHA-256); the policy's resource matches the URL;
+//! (`Policy`, else a canned policy from `Expires`); the signature verifies (RSA or ECDSA, with
+//! SHA-1 unless `Hash-Algorithm=SHA256`); the policy's resource matches the URL;
 //! it has not expired, is valid already, and admits the viewer's address.
 
 use std::collections::HashMap;
@@ -15,7 +15,7 @@ use std::net::IpAddr;
 
 use axum::http::{HeaderMap, header};
 use openssl::hash::MessageDigest;
-use openssl::pkey::{Id, PKey};
+use openssl::pkey::PKey;
 
 pub const SIGNING_PARAMS: [&str; 5] = [
     "Expires",
@@ -184,19 +184,14 @@ impl Presented {
         }
     }
 
-    /// Whether the signature is checked with SHA-256 (else SHA-1), for a key of `public`.
-    fn sha256(&self, public: &PKey<openssl::pkey::Public>) -> bool {
-        self.param("Hash-Algorithm") == Some("SHA256") || public.id() == Id::EC
-    }
-
-    /// The hash CloudFront checks this signature with, for this public key.
-    pub fn hash_for(&self, public_key_pem: &str) -> Option<&'static str> {
-        let public = PKey::public_key_from_pem(public_key_pem.as_bytes()).ok()?;
-        Some(if self.sha256(&public) {
+    /// The hash CloudFront checks the signature with, RSA and ECDSA alike: SHA-256 when the
+    /// request says `Hash-Algorithm=SHA256`, else SHA-1.
+    pub fn hash(&self) -> &'static str {
+        if self.param("Hash-Algorithm") == Some("SHA256") {
             "SHA256"
         } else {
             "SHA1"
-        })
+        }
     }
 }
 
@@ -218,7 +213,7 @@ pub fn verify_presented(
     let public = public_key(key_pair_id)
         .and_then(|pem| PKey::public_key_from_pem(pem.as_bytes()).ok())
         .ok_or_else(|| Denial::UntrustedKey(key_pair_id.to_owned()))?;
-    let digest = if presented.sha256(&public) {
+    let digest = if presented.hash() == "SHA256" {
         MessageDigest::sha256()
     } else {
         MessageDigest::sha1()

@@ -64,6 +64,19 @@ test("canned cookies equal the JS SDK's, query strings included", () => {
   }
 });
 
+test("ECDSA signatures verify with node:crypto under the hash they say, and not the other", () => {
+  const policy = JSON.stringify({ Statement: [{ Resource: URLS[0], Condition: { DateLessThan: { "AWS:EpochTime": EXPIRES } } }] });
+  for (const [hash, other] of [["sha1", "sha256"], ["sha256", "sha1"]]) {
+    const [signed] = keyfront("url", "--private-key", key("ec-1.pem"), "--key-pair-id", KEY_PAIR_ID, "--url", URLS[0], "--expires", String(EXPIRES), "--hash", hash);
+    const p = params(signed);
+    assert.equal(p["Hash-Algorithm"], hash === "sha256" ? "SHA256" : undefined);
+    const signature = fromCloudFrontBase64(p.Signature);
+    const pub = createPublicKey(pem("ec-1.pub.pem"));
+    assert.ok(verify(hash, Buffer.from(policy), pub, signature), `${hash} signature under ${hash}`);
+    assert.ok(!verify(other, Buffer.from(policy), pub, signature), `${hash} signature under ${other}`);
+  }
+});
+
 test("ECDSA signatures verify with node:crypto", () => {
   for (const name of ["ec-1", "ec-2"]) {
     const [signed] = keyfront("url", "--private-key", key(`${name}.pem`), "--key-pair-id", KEY_PAIR_ID, "--url", URLS[1], "--expires", String(EXPIRES));

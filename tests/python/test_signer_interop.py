@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from botocore.signers import CloudFrontSigner
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
@@ -132,3 +133,19 @@ def test_ecdsa_signatures_verify_with_cryptography(key):
         other = serialization.load_pem_public_key(f.read())
     with pytest.raises(Exception):
         other.verify(signature, policy, ec.ECDSA(hashes.SHA256()))
+
+
+@pytest.mark.parametrize("hash_name", ["sha1", "sha256"])
+def test_ecdsa_signatures_verify_under_the_hash_they_say_and_fail_under_the_other(hash_name):
+    url = "https://d111111abcdef8.cloudfront.net/ecdsa.mp4"
+    signed = keyfront("url", "--private-key", key_path("ec-1.pem"), "--key-pair-id", "K2JCJMDEHXQW5F", "--url", url, "--expires", "1900000000", "--hash", hash_name)[0]
+    params = dict(p.split("=", 1) for p in signed.split("?", 1)[1].split("&"))
+    assert params.get("Hash-Algorithm") == ("SHA256" if hash_name == "sha256" else None)
+    policy = ('{"Statement":[{"Resource":"%s","Condition":{"DateLessThan":{"AWS:EpochTime":1900000000}}}]}' % url).encode()
+    signature = cloudfront_b64decode(params["Signature"])
+    with open(key_path("ec-1.pub.pem"), "rb") as f:
+        public = serialization.load_pem_public_key(f.read())
+    matching, other = (hashes.SHA1(), hashes.SHA256()) if hash_name == "sha1" else (hashes.SHA256(), hashes.SHA1())
+    public.verify(signature, policy, ec.ECDSA(matching))
+    with pytest.raises(InvalidSignature):
+        public.verify(signature, policy, ec.ECDSA(other))
