@@ -68,7 +68,10 @@ pub async fn execute<A, C: CloudFront>(
                         .map_err(|_| Error::Internal("key generation task"))?
                         .map_err(Error::Key)?;
                     let serial = keyring.next_serial.max(1);
-                    keyring.next_serial = serial + 1;
+                    // Serials are never reused (they name public keys): refuse past the last.
+                    keyring.next_serial = serial
+                        .checked_add(1)
+                        .ok_or(Error::Internal("every key serial has been used"))?;
                     keyring.keys.push(KeyRecord {
                         serial,
                         algorithm,

@@ -96,7 +96,7 @@ pub(super) fn adopt_active_key_from_app_secret(
         private_key_lost: false,
         private_key: Some(private.clone()),
     });
-    plan.keyring.next_serial = plan.keyring.next_serial.max(serial + 1);
+    plan.keyring.next_serial = plan.keyring.next_serial.max(serial.saturating_add(1));
 }
 
 /// A Staged key whose public key a listing found (the create's answer was lost): record it.
@@ -123,7 +123,7 @@ pub(super) fn record_found_public_keys(plan: &mut Plan, subject: &Subject, obser
     // Serials of found keys are taken, even if unrecorded.
     for k in listed {
         if let Some(serial) = names::serial_of_public_key(&subject.owner, &k.name) {
-            plan.keyring.next_serial = plan.keyring.next_serial.max(serial + 1);
+            plan.keyring.next_serial = plan.keyring.next_serial.max(serial.saturating_add(1));
         }
     }
 }
