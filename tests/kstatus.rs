@@ -298,3 +298,39 @@ fn every_reason_gives_the_kstatus_result_gitops_tools_must_see() {
     stale.observed_generation = Some(1);
     assert_eq!(kstatus(2, false, &stale), Kstatus::InProgress);
 }
+
+#[test]
+fn conditions_never_contradict_each_other() {
+    // The key group name is taken: keyfront never looked at the distributions, so it cannot
+    // say they are attached.
+    let mut blocked = plan(false);
+    blocked.keyring.key_group_id = None;
+    blocked.findings.push(finding(
+        reasons::KEY_GROUP_READY,
+        reasons::KEY_GROUP_NAME_TAKEN,
+        true,
+    ));
+    let spec: SigningKeyGroupSpec = serde_json::from_value(serde_json::json!({
+        "distributions": [{"id": "E1", "defaultCacheBehavior": true}]
+    }))
+    .unwrap();
+    let subject = subject(false);
+    let written = status(&StatusInputs {
+        subject: &subject,
+        spec: &spec,
+        plan: &blocked,
+        observed: None,
+        error: None,
+        previous: None,
+        now: Timestamp::UNIX_EPOCH,
+    });
+    let get = |t: &str| written.conditions.iter().find(|c| c.type_ == t).unwrap();
+    assert_eq!(get("Ready").status, "False");
+    assert_eq!(get("Ready").reason, reasons::KEY_GROUP_NAME_TAKEN);
+    assert_eq!(
+        get("DistributionsReady").status,
+        "False",
+        "{:?}",
+        get("DistributionsReady")
+    );
+}

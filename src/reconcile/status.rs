@@ -82,7 +82,7 @@ pub fn status(inputs: &StatusInputs<'_>) -> SigningKeyGroupStatus {
         })
         .collect();
 
-    let distributions = inputs
+    let distributions: Vec<DistributionStatus> = inputs
         .spec
         .distributions
         .iter()
@@ -148,12 +148,21 @@ pub fn status(inputs: &StatusInputs<'_>) -> SigningKeyGroupStatus {
             reasons::NO_DISTRIBUTIONS,
             "no distributions are listed".into(),
         ),
-        None => condition(
+        // True only for what was seen attached and deployed, never while something upstream
+        // (a key group name taken, say) kept keyfront from looking.
+        None if distributions.iter().all(|d| d.attached && d.deployed) => condition(
             inputs,
             reasons::DISTRIBUTIONS_READY,
             true,
             reasons::DISTRIBUTIONS_ATTACHED,
             "every listed cache behavior trusts the key group and is deployed".into(),
+        ),
+        None => condition(
+            inputs,
+            reasons::DISTRIBUTIONS_READY,
+            false,
+            reasons::PROGRESSING,
+            "not attached yet: the key group and signing key come first".into(),
         ),
     });
     conditions.push(match first(plan, reasons::ROTATING) {
