@@ -15,7 +15,6 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use aws_sdk_cloudfront::config::{BehaviorVersion, Credentials, Region};
 use k8s_openapi::api::core::v1::Secret;
 use keyfront::api::SigningKeyGroup;
 use keyfront::cloudfront::CloudFront as _;
@@ -358,23 +357,7 @@ async fn continuous_signing_through_five_rotations_is_never_rejected() {
         ready(&objects, "fast").await
     })
     .await;
-    let raw = aws_sdk_cloudfront::Client::from_conf(
-        aws_sdk_cloudfront::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
-            .endpoint_url(format!("http://{}", stack.cf_addr))
-            .build(),
-    );
-    let host = raw
-        .get_distribution()
-        .id("EFASTDEMO1")
-        .send()
-        .await
-        .unwrap()
-        .distribution
-        .unwrap()
-        .domain_name;
+    let host = e2e::domain_name(stack.cf_addr, "EFASTDEMO1").await;
 
     // Once the attachment deploys, the edge refuses what is not signed: the check can fail.
     wait_for(

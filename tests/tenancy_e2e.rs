@@ -344,7 +344,7 @@ async fn tenants_get_only_what_their_account_grants() {
     .await;
 
     // team-b lists team-a's distribution: refused by name, and E1TEAMA is never written.
-    let raw = raw_client(stack.cf_addr);
+    let raw = e2e::raw_cloudfront(stack.cf_addr);
     let before = raw
         .get_distribution_config()
         .id("E1TEAMA")
@@ -539,17 +539,6 @@ async fn tenants_get_only_what_their_account_grants() {
     );
 }
 
-fn raw_client(addr: SocketAddr) -> aws_sdk_cloudfront::Client {
-    aws_sdk_cloudfront::Client::from_conf(
-        aws_sdk_cloudfront::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
-            .endpoint_url(format!("http://{addr}"))
-            .build(),
-    )
-}
-
 /// Signs `path` on `host` with the key in `secret`, valid for 10 minutes.
 fn sign(secret: &Secret, host: &str, path: &str) -> String {
     let signer = keyfront::signer::Signer::from_pem(
@@ -577,15 +566,7 @@ async fn a_restored_object_resumes_its_own_key_group_and_keys() {
         ready(&objects, "site").await
     })
     .await;
-    let host = raw_client(stack.cf_addr)
-        .get_distribution()
-        .id("E1TEAMA")
-        .send()
-        .await
-        .unwrap()
-        .distribution
-        .unwrap()
-        .domain_name;
+    let host = e2e::domain_name(stack.cf_addr, "E1TEAMA").await;
     wait_for(
         "the edge to protect E1TEAMA",
         Duration::from_secs(30),

@@ -63,14 +63,35 @@ pub fn kubectl(kubeconfig: &Path, args: &[&str]) {
     );
 }
 
+/// The AWS SDK's own CloudFront client for the emulator at `addr`, for what the port does not
+/// read (the raw DistributionConfig, a distribution's domain name).
+pub fn raw_cloudfront(addr: SocketAddr) -> aws_sdk_cloudfront::Client {
+    aws_sdk_cloudfront::Client::from_conf(
+        aws_sdk_cloudfront::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+            .endpoint_url(format!("http://{addr}"))
+            .build(),
+    )
+}
+
+/// keyfront's CloudFront port on the emulator at `addr`.
 pub fn cloudfront(addr: SocketAddr) -> SdkCloudFront {
-    let config = aws_sdk_cloudfront::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
-        .endpoint_url(format!("http://{addr}"))
-        .build();
-    SdkCloudFront::new(aws_sdk_cloudfront::Client::from_conf(config))
+    SdkCloudFront::new(raw_cloudfront(addr))
+}
+
+/// The domain name the emulator at `addr` serves distribution `id` under (the edge's `Host`).
+pub async fn domain_name(addr: SocketAddr, id: &str) -> String {
+    raw_cloudfront(addr)
+        .get_distribution()
+        .id(id)
+        .send()
+        .await
+        .unwrap()
+        .distribution
+        .unwrap()
+        .domain_name
 }
 
 pub async fn wait_for(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
