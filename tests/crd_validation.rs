@@ -191,11 +191,11 @@ fn invalid_specs() -> Vec<(Value, &'static str)> {
         ),
         (
             json!({"distributions": [dist(json!({})), dist(json!({}))]}),
-            "spec.distributions",
+            "spec.distributions[1]: Duplicate value",
         ),
         (
             json!({"distributions": [dist(json!({"pathPatterns": ["/a/*", "/a/*"]}))]}),
-            "spec.distributions[0].pathPatterns",
+            "spec.distributions[0].pathPatterns[1]: Duplicate value",
         ),
         (
             json!({"distributions": [dist(json!({"pathPatterns": [""]}))]}),

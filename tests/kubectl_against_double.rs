@@ -107,3 +107,181 @@ async fn kubectl_applies_reads_rejects_and_deletes() {
     .await
     .expect("kubectl steps");
 }
+
+/// Removes every `x-kubernetes-list-type`/`-list-map-keys` marker: the CRD as it was when its
+/// lists were atomic.
+fn without_list_types(value: &mut serde_yaml::Value) {
+    match value {
+        serde_yaml::Value::Mapping(map) => {
+            map.remove("x-kubernetes-list-type");
+            map.remove("x-kubernetes-list-map-keys");
+            map.iter_mut().for_each(|(_, v)| without_list_types(v));
+        }
+        serde_yaml::Value::Sequence(items) => items.iter_mut().for_each(without_list_types),
+        _ => {}
+    }
+}
+
+/// What GitOps tools do to one manifest: two field managers apply it, and a server-side apply
+/// follows a client-side one. `spec.distributions` is a map keyed by `id`, so none of this
+/// conflicts over the defaults the server fills into its entries; with the atomic list it had
+/// before, the same steps conflict on `.spec.distributions`, as a real API server does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gitops_appliers_share_spec_distributions_without_conflicts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut atomic: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string("crds/signingkeygroups.keyfront.dev.yaml").expect("crd"),
+    )
+    .expect("yaml");
+    without_list_types(&mut atomic);
+    let atomic_crd = dir.path().join("atomic-crd.yaml");
+    std::fs::write(&atomic_crd, serde_yaml::to_string(&atomic).expect("yaml")).expect("write");
+    let changed = dir.path().join("changed.yaml");
+    std::fs::write(
+        &changed,
+        std::fs::read_to_string("examples/distribution.yaml")
+            .expect("example")
+            .replace("defaultCacheBehavior: true", "defaultCacheBehavior: false"),
+    )
+    .expect("write");
+
+    let extra = dir.path().join("extra.yaml");
+    std::fs::write(
+        &extra,
+        std::fs::read_to_string("examples/distribution.yaml")
+            .expect("example")
+            .replace(
+                "  deletionPolicy:",
+                "    - id: E3EXTRA\n      pathPatterns: [\"/extra/*\"]\n  deletionPolicy:",
+            ),
+    )
+    .expect("write");
+    let extra = extra.to_string_lossy().into_owned();
+    let namespace = dir.path().join("namespace.yaml");
+    std::fs::write(
+        &namespace,
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: streaming\n",
+    )
+    .expect("write");
+    let namespace = namespace.to_string_lossy().into_owned();
+    let mut kubeconfigs = Vec::new();
+    for name in ["shipped", "atomic"] {
+        let double = ApiDouble::new();
+        let addr = double
+            .serve("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("serve");
+        let kubeconfig = dir.path().join(name);
+        write_kubeconfig(&kubeconfig, addr).expect("kubeconfig");
+        kubeconfigs.push((kubeconfig, double));
+    }
+    let shipped = kubeconfigs[0].0.clone();
+    let atomic = kubeconfigs[1].0.clone();
+    let (atomic_crd, changed) = (
+        atomic_crd.to_string_lossy().into_owned(),
+        changed.to_string_lossy().into_owned(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let example = "examples/distribution.yaml";
+        let ok = |kc: &Path, args: &[&str]| {
+            let out = kubectl(kc, args);
+            assert!(
+                out.status.success(),
+                "kubectl {args:?}: {}",
+                text(&out.stderr)
+            );
+        };
+        let refused = |kc: &Path, args: &[&str]| {
+            let out = kubectl(kc, args);
+            assert!(!out.status.success(), "kubectl {args:?} was not refused");
+            text(&out.stderr)
+        };
+        for (kc, crd) in [
+            (&shipped, "crds/signingkeygroups.keyfront.dev.yaml"),
+            (&atomic, &atomic_crd),
+        ] {
+            ok(kc, &["apply", "--server-side", "-f", crd]);
+            ok(kc, &["apply", "--server-side", "-f", &namespace]);
+        }
+
+        // Two managers apply the identical manifest.
+        let ssa = |manager: &'static str| {
+            [
+                "apply",
+                "--server-side",
+                "--field-manager",
+                manager,
+                "-f",
+                example,
+            ]
+        };
+        ok(&shipped, &ssa("argocd-controller"));
+        ok(&shipped, &ssa("flux-kustomize"));
+        // A different value for a field the first one owns still conflicts, item by item.
+        let stderr = refused(
+            &shipped,
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager",
+                "flux-kustomize",
+                "-f",
+                &changed,
+            ],
+        );
+        assert!(
+            stderr.contains(r#".spec.distributions[id="E2EXAMPLE123"].defaultCacheBehavior"#),
+            "{stderr}"
+        );
+        // An entry only one manager applied goes, defaults and all, when it stops applying it.
+        ok(
+            &shipped,
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager",
+                "argocd-controller",
+                "-f",
+                &extra,
+            ],
+        );
+        let ids = |kc: &Path| {
+            let out = kubectl(
+                kc,
+                &["get", "skg", "video", "-n", "streaming", "-o", "json"],
+            );
+            let object: Value = serde_json::from_slice(&out.stdout).expect("json");
+            object["spec"]["distributions"]
+                .as_array()
+                .expect("distributions")
+                .iter()
+                .map(|d| d["id"].as_str().expect("id").to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&shipped), ["E2EXAMPLE123", "E3EXTRA"]);
+        ok(&shipped, &ssa("argocd-controller"));
+        assert_eq!(ids(&shipped), ["E2EXAMPLE123"]);
+        ok(&shipped, &["delete", "skg", "video", "-n", "streaming"]);
+
+        // A server-side apply over an earlier client-side apply.
+        ok(&shipped, &["apply", "-f", example]);
+        ok(&shipped, &["apply", "--server-side", "-f", example]);
+
+        // The control: with an atomic list the same steps conflict, as the issue saw on a real
+        // API server, so the steps above would catch a regression.
+        ok(&atomic, &ssa("argocd-controller"));
+        let stderr = refused(&atomic, &ssa("flux-kustomize"));
+        assert!(
+            stderr.contains("conflict with \"argocd-controller\"")
+                && stderr.contains(".spec.distributions"),
+            "{stderr}"
+        );
+        ok(&atomic, &["delete", "skg", "video", "-n", "streaming"]);
+        ok(&atomic, &["apply", "-f", example]);
+        let stderr = refused(&atomic, &["apply", "--server-side", "-f", example]);
+        assert!(stderr.contains(".spec.distributions"), "{stderr}");
+    })
+    .await
+    .expect("kubectl steps");
+    drop(kubeconfigs);
+}

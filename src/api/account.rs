@@ -43,7 +43,7 @@ pub struct CloudFrontAccountSpec {
     /// The only distributions SigningKeyGroups of this account may attach to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 1000))]
-    #[x_kube(validation = Rule::new("self.all(d, self.exists_one(e, e.id == d.id))").message("spec.distributions: each distribution id may appear only once"))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["id"]))]
     pub distributions: Vec<DistributionGrant>,
     /// CloudFront quotas of this account, for the usage shown in status.
     #[serde(default)]
@@ -87,6 +87,7 @@ pub struct NamespaceGrant {
     /// Namespace names (with `from: Names`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 1000), inner(length(min = 1, max = 63)))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub names: Vec<String>,
 }
 
@@ -116,6 +117,7 @@ pub struct DistributionGrant {
     /// The cache behaviors tenants may protect, by path pattern; `*` grants every one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100), inner(length(min = 1, max = 255)))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub path_patterns: Vec<String>,
     /// Whether a tenant's own `allowPublicOnDetach` is honoured here at all.
     #[serde(default)]

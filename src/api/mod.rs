@@ -82,7 +82,10 @@ pub struct SigningKeyGroupSpec {
     /// Distributions whose cache behaviors trust this key group.
     #[serde(default)]
     #[schemars(length(max = 100))]
-    #[x_kube(validation = Rule::new("self.all(d, self.exists_one(e, e.id == d.id))").message("spec.distributions: each distribution id may appear only once"))]
+    // A map keyed by `id`, not an atomic list: with server-side apply each entry is a field of
+    // its own, so a second applier of the same manifest (or an apply after a client-side
+    // apply) does not conflict over defaulted fields, and the API server rejects repeated IDs.
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["id"]))]
     pub distributions: Vec<DistributionSpec>,
     /// What happens to CloudFront objects and the key when this object is deleted.
     #[serde(default)]
@@ -247,7 +250,7 @@ pub struct DistributionSpec {
     /// Protect the cache behaviors with exactly these path patterns.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 25), inner(length(min = 1, max = 255)))]
-    #[x_kube(validation = Rule::new("self.all(p, self.exists_one(q, q == p))").message("spec.distributions[].pathPatterns must not repeat a path pattern"))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub path_patterns: Vec<String>,
     /// Allow detaching to leave a behavior with no trusted key group, which makes it public.
     #[serde(default)]

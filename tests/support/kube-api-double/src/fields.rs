@@ -1,15 +1,18 @@
 //! Field ownership (`metadata.managedFields`) and server-side apply.
 //!
-//! Simplifications, stated: lists are atomic (owned and replaced whole, as
-//! `x-kubernetes-list-type: atomic`), and identity fields (`apiVersion`, `kind`,
-//! `metadata.name/namespace/uid/...`) are owned by nobody. Everything else follows the API
-//! server: an apply conflicts when it would change a value another manager owns, unless
-//! forced; a manager that stops applying a field gives it up, and the field is removed when
-//! nobody else owns it.
+//! Lists follow the resource's schema (`x-kubernetes-list-type`, see [`crate::list_types`]):
+//! atomic lists are one field, items of `map` and `set` lists are fields of their own. Built-in
+//! kinds have no schema here, so their lists are atomic (a stated simplification), and identity
+//! fields (`apiVersion`, `kind`, `metadata.name/namespace/uid/...`) are owned by nobody.
+//! Everything else follows the API server: an apply conflicts when it would change a value
+//! another manager owns, unless forced; a manager that stops applying a field gives it up, and
+//! the field (or list item) is removed when nobody else owns it.
 
 use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
+
+use crate::list_types::{self, is_item, item_segment, list_type, names_item, property};
 
 /// A field path as `f:`-prefixed segments, e.g. `["f:spec", "f:rotation", "f:interval"]`.
 pub type FieldPath = Vec<String>;
@@ -29,8 +32,9 @@ const UNOWNED_METADATA: &[&str] = &[
     "generateName",
 ];
 
-/// The leaf fields a value sets.
-pub fn leaves(value: &Value) -> FieldSet {
+/// The leaf fields a value sets, with list items named as `schema` (the resource's
+/// `openAPIV3Schema`) types its lists.
+pub fn leaves(value: &Value, schema: Option<&Value>) -> FieldSet {
     let mut set = FieldSet::new();
     if let Value::Object(map) = value {
         for (key, child) in map {
@@ -42,24 +46,43 @@ pub fn leaves(value: &Value) -> FieldSet {
                             .iter()
                             .filter(|(k, _)| !UNOWNED_METADATA.contains(&k.as_str()))
                         {
-                            collect(mv, vec!["f:metadata".into(), format!("f:{mk}")], &mut set);
+                            let path = vec!["f:metadata".into(), format!("f:{mk}")];
+                            collect(mv, path, None, &mut set);
                         }
                     }
                 }
-                _ => collect(child, vec![format!("f:{key}")], &mut set),
+                _ => collect(
+                    child,
+                    vec![format!("f:{key}")],
+                    property(schema, key),
+                    &mut set,
+                ),
             }
         }
     }
     set
 }
 
-fn collect(value: &Value, path: FieldPath, set: &mut FieldSet) {
+fn collect(value: &Value, path: FieldPath, schema: Option<&Value>, set: &mut FieldSet) {
     match value {
         Value::Object(map) if !map.is_empty() => {
             for (k, v) in map {
                 let mut child = path.clone();
                 child.push(format!("f:{k}"));
-                collect(v, child, set);
+                collect(v, child, property(schema, k), set);
+            }
+        }
+        Value::Array(items) if !matches!(list_type(schema), list_types::ListType::Atomic) => {
+            let list = list_type(schema);
+            for item in items {
+                let mut child = path.clone();
+                child.extend(item_segment(&list, item));
+                match list {
+                    list_types::ListType::Set => {
+                        set.insert(child);
+                    }
+                    _ => collect(item, child, list_types::items(schema), set),
+                }
             }
         }
         _ => {
@@ -68,10 +91,20 @@ fn collect(value: &Value, path: FieldPath, set: &mut FieldSet) {
     }
 }
 
+fn step<'a>(value: &'a Value, segment: &str) -> Option<&'a Value> {
+    if is_item(segment) {
+        value
+            .as_array()?
+            .iter()
+            .find(|item| names_item(segment, item))
+    } else {
+        value.get(segment.trim_start_matches("f:"))
+    }
+}
+
 /// The value at a field path, if present.
 pub fn get<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
-    path.iter()
-        .try_fold(value, |v, seg| v.get(seg.trim_start_matches("f:")))
+    path.iter().try_fold(value, |v, seg| step(v, seg))
 }
 
 fn remove(value: &mut Value, path: &[String]) {
@@ -80,31 +113,55 @@ fn remove(value: &mut Value, path: &[String]) {
     };
     let mut current = value;
     for seg in parents {
-        match current.get_mut(seg.trim_start_matches("f:")) {
+        let next = if is_item(seg) {
+            current
+                .as_array_mut()
+                .and_then(|items| items.iter_mut().find(|item| names_item(seg, item)))
+        } else {
+            current.get_mut(seg.trim_start_matches("f:"))
+        };
+        match next {
             Some(next) => current = next,
             None => return,
         }
     }
-    if let Value::Object(map) = current {
-        map.remove(last.trim_start_matches("f:"));
+    match current {
+        Value::Object(map) => {
+            map.remove(last.trim_start_matches("f:"));
+        }
+        Value::Array(items) if is_item(last) => items.retain(|item| !names_item(last, item)),
+        _ => {}
     }
 }
 
-/// Deep-merges `patch` into `target`: maps merge, everything else replaces.
-pub fn merge(target: &mut Value, patch: &Value) {
+/// Deep-merges `patch` into `target`: maps merge, `map` and `set` lists merge by item,
+/// everything else replaces.
+pub fn merge(schema: Option<&Value>, target: &mut Value, patch: &Value) {
     match (target, patch) {
         (Value::Object(t), Value::Object(p)) => {
             for (k, v) in p {
+                let child_schema = property(schema, k);
                 match t.get_mut(k) {
-                    Some(existing) if existing.is_object() && v.is_object() => merge(existing, v),
+                    Some(existing)
+                        if (existing.is_object() && v.is_object())
+                            || (existing.is_array() && v.is_array()) =>
+                    {
+                        merge(child_schema, existing, v)
+                    }
                     _ => {
                         t.insert(k.clone(), v.clone());
                     }
                 }
             }
         }
+        (Value::Array(t), Value::Array(p)) => list_types::merge_list(schema, t, p, merge),
         (t, p) => *t = p.clone(),
     }
+}
+
+/// The prefix of `path` that names the outermost list item in it, if any.
+fn item_prefix(path: &[String]) -> Option<&[String]> {
+    path.iter().position(|s| is_item(s)).map(|i| &path[..=i])
 }
 
 fn overlaps(a: &[String], b: &[String]) -> bool {
@@ -228,12 +285,14 @@ pub struct Writer<'a> {
     pub subresource: &'a str,
     pub api_version: &'a str,
     pub time: &'a str,
+    /// The resource's `openAPIV3Schema` (custom resources), which types its lists.
+    pub schema: Option<&'a Value>,
 }
 
 /// Records a non-apply write: the writer owns what it changed; nobody owns what it removed.
 pub fn record_update(old: Option<&Value>, new: &mut Value, writer: &Writer<'_>) {
     let mut entries = old.map(read).unwrap_or_default();
-    let new_leaves = leaves(new);
+    let new_leaves = leaves(new, writer.schema);
     let changed: FieldSet = new_leaves
         .iter()
         .filter(|p| old.and_then(|o| get(o, p)) != get(new, p))
@@ -281,7 +340,7 @@ pub fn apply(
     force: bool,
 ) -> Result<Value, Vec<Conflict>> {
     let mut entries = current.map(read).unwrap_or_default();
-    let applied_set = leaves(applied);
+    let applied_set = leaves(applied, writer.schema);
     let mut conflicts = Vec::new();
     let mut taken = FieldSet::new();
     if let Some(current) = current {
@@ -302,13 +361,7 @@ pub fn apply(
                 if entry.fields.iter().any(|p| overlaps(p, path)) {
                     conflicts.push(Conflict {
                         manager: entry.manager.clone(),
-                        field: format!(
-                            ".{}",
-                            path.iter()
-                                .map(|s| s.trim_start_matches("f:"))
-                                .collect::<Vec<_>>()
-                                .join(".")
-                        ),
+                        field: list_types::display(path),
                     });
                     taken.insert(path.clone());
                 }
@@ -324,16 +377,25 @@ pub fn apply(
         .find(|e| e.same_slot(writer.manager, "Apply", writer.subresource))
         .map(|e| e.fields.clone())
         .unwrap_or_default();
-    for dropped in previous.difference(&applied_set) {
-        let owned_elsewhere = entries.iter().any(|e| {
+    let owned_elsewhere = |path: &[String]| {
+        entries.iter().any(|e| {
             !e.same_slot(writer.manager, "Apply", writer.subresource)
-                && e.fields.iter().any(|p| overlaps(p, dropped))
-        });
-        if !owned_elsewhere {
-            remove(&mut result, dropped);
+                && e.fields.iter().any(|p| overlaps(p, path))
+        })
+    };
+    for dropped in previous.difference(&applied_set) {
+        // A list item nobody applies any more goes whole, defaulted fields included.
+        match item_prefix(dropped) {
+            Some(item)
+                if !owned_elsewhere(item) && !applied_set.iter().any(|p| p.starts_with(item)) =>
+            {
+                remove(&mut result, item)
+            }
+            _ if !owned_elsewhere(dropped) => remove(&mut result, dropped),
+            _ => {}
         }
     }
-    merge(&mut result, applied);
+    merge(writer.schema, &mut result, applied);
     for entry in &mut entries {
         entry
             .fields
@@ -370,6 +432,7 @@ mod tests {
             subresource: "",
             api_version: "v1",
             time: "2026-01-01T00:00:00Z",
+            schema: None,
         }
     }
 

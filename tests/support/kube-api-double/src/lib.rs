@@ -15,6 +15,7 @@
 
 mod fields;
 mod http;
+mod list_types;
 mod openapi;
 mod resources;
 mod schema;

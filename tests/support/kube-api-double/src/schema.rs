@@ -352,6 +352,18 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>
                     check(item_schema, item, &format!("{path}[{i}]"), errors);
                 }
             }
+            for (i, identity) in crate::list_types::duplicates(schema, items) {
+                let shown = if identity.starts_with('{') {
+                    format!("map[string]interface {{}}{identity}")
+                } else {
+                    identity
+                };
+                errors.push(FieldError::new(
+                    &format!("{path}[{i}]"),
+                    "FieldValueDuplicate",
+                    format!("Duplicate value: {shown}"),
+                ));
+            }
         }
         Value::Object(map) => check_object(schema, map, path, errors),
         _ => {}

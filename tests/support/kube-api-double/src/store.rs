@@ -492,6 +492,7 @@ impl Store {
             subresource: "",
             api_version: &rt.api_version(),
             time: &time,
+            schema: rt.schema.as_ref(),
         };
         match applied {
             Some(applied) => {
@@ -646,7 +647,7 @@ impl Store {
     }
 
     fn writer_for<'a>(
-        target: Target<'_>,
+        target: Target<'a>,
         manager: &'a str,
         api_version: &'a str,
         time: &'a str,
@@ -656,6 +657,7 @@ impl Store {
             subresource: if target.status { "status" } else { "" },
             api_version,
             time,
+            schema: target.rt.schema.as_ref(),
         }
     }
 
@@ -855,6 +857,7 @@ impl Store {
                             subresource: "",
                             api_version: &api_version,
                             time: &time,
+                            schema: rt.schema.as_ref(),
                         };
                         let _ = self.commit(target, old, dependent, &writer, Ownership::Update);
                     }
