@@ -131,6 +131,10 @@ impl CloudFront for Counted {
         self.read();
         self.inner.list_key_groups().await
     }
+    async fn list_distributions_by_key_group(&self, key_group_id: &str) -> Result<Vec<String>> {
+        self.read();
+        self.inner.list_distributions_by_key_group(key_group_id).await
+    }
     async fn update_key_group(
         &self,
         id: &str,

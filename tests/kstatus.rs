@@ -232,6 +232,10 @@ fn every_reason_gives_the_kstatus_result_gitops_tools_must_see() {
         (reasons::READY, reasons::INVALID_SPEC),
         (reasons::READY, reasons::SECRET_CONFLICT),
         (reasons::KEY_GROUP_READY, reasons::KEY_GROUP_NAME_TAKEN),
+        (reasons::READY, reasons::KEY_GROUP_NOT_FOUND),
+        (reasons::READY, reasons::ADOPTION_NOT_ALLOWED),
+        (reasons::READY, reasons::ADOPTED_TRUST_NOT_DECLARED),
+        (reasons::READY, reasons::KEY_GROUP_FULL),
         (reasons::READY, reasons::ACCOUNT_NOT_FOUND),
         (reasons::READY, reasons::NAMESPACE_NOT_ALLOWED),
         (

@@ -121,6 +121,7 @@ impl Case {
                 key_group: KeyGroupState::Missing,
                 listed_public_keys: None,
                 public_keys_present: BTreeMap::new(),
+                adoption_trust: None,
                 distributions: BTreeMap::new(),
             },
             now: t0(),
@@ -534,12 +535,81 @@ fn a_secret_keyfront_does_not_own_stops_everything() {
     assert!(has_finding(&plan, reasons::SECRET_CONFLICT));
 }
 
+/// A key group keyfront did not create (or another object's), as found by name.
+fn foreign_group(id: &str, items: &[&str], comment: Option<String>) -> Tagged<KeyGroup> {
+    Tagged {
+        value: KeyGroup {
+            id: id.into(),
+            config: KeyGroupConfig {
+                name: "default-media".into(),
+                comment,
+                items: items.iter().map(|s| s.to_string()).collect(),
+            },
+            last_modified_time: t0(),
+        },
+        etag: Etag("E-theirs".into()),
+    }
+}
+
+fn adopting() -> Case {
+    let mut case = Case::new();
+    case.spec.key_group.name = Some("default-media".into());
+    case.spec.key_group.adopt = true;
+    case.observed.adoption_trust = Some(Vec::new());
+    case
+}
+
+#[test]
+fn adoption_records_the_keys_found_before_marking_the_group() {
+    let mut case = adopting();
+    case.observed.key_group = KeyGroupState::Taken(foreign_group(
+        "theirs",
+        &["TF1", "TF2"],
+        Some("managed by terraform".into()),
+    ));
+    let plan = case.plan();
+    assert_eq!(
+        kinds(&plan),
+        ["SaveKeyring", "UpdateKeyGroup[\"TF1\", \"TF2\"]"],
+        "the keyring records the adopted keys before the group carries keyfront's marker"
+    );
+    let adoption = plan.keyring.adoption.as_ref().unwrap();
+    assert_eq!(adoption.keys, ["TF1", "TF2"]);
+    assert_eq!(plan.keyring.key_group_id.as_deref(), Some("theirs"));
+    let Step::UpdateKeyGroup { config, .. } = &plan.steps[1] else {
+        unreachable!()
+    };
+    let comment = config.comment.as_deref().unwrap();
+    assert!(names::is_owned_comment(Some(comment), &owner()), "{comment}");
+    assert!(comment.ends_with(" managed by terraform"), "{comment}");
+}
+
+#[test]
+fn a_group_another_signing_key_group_owns_is_never_adopted() {
+    let mut case = adopting();
+    let other = names::owner_token("c", "team-b", "video");
+    case.observed.key_group = KeyGroupState::Taken(foreign_group(
+        "theirs",
+        &["B1"],
+        Some(names::owned_comment(&other, None)),
+    ));
+    let plan = case.plan();
+    assert!(plan.steps.is_empty(), "{:?}", kinds(&plan));
+    assert!(plan.keyring.adoption.is_none());
+    assert!(has_finding(&plan, reasons::KEY_GROUP_NAME_TAKEN));
+}
+
+#[test]
+fn adopt_names_a_group_that_does_not_exist() {
+    let plan = adopting().plan();
+    assert!(plan.steps.is_empty(), "{:?}", kinds(&plan));
+    assert!(has_finding(&plan, reasons::KEY_GROUP_NOT_FOUND));
+}
+
 #[test]
 fn a_key_group_name_taken_by_someone_else_stops_everything() {
     let mut case = Case::new().keys(vec![key(1, KeyState::Published, Some("K1"))]);
-    case.observed.key_group = KeyGroupState::Taken {
-        id: "theirs".into(),
-    };
+    case.observed.key_group = KeyGroupState::Taken(foreign_group("theirs", &[], None));
     let plan = case.plan();
     assert!(plan.steps.is_empty());
     assert!(has_finding(&plan, reasons::KEY_GROUP_NAME_TAKEN));
@@ -661,7 +731,7 @@ fn deletion_with_retain_leaves_cloudfront_and_keeps_the_secrets() {
         .keys(vec![key(1, KeyState::Active, Some("K1"))])
         .group(&["K1"])
         .signing_with(1);
-    case.spec.deletion_policy = keyfront::api::DeletionPolicy::Retain;
+    case.spec.deletion_policy = Some(keyfront::api::DeletionPolicy::Retain);
     case.subject.deleting = true;
     assert_eq!(
         kinds(&case.plan()),

@@ -87,9 +87,22 @@ pub struct SigningKeyGroupSpec {
     // apply) does not conflict over defaulted fields, and the API server rejects repeated IDs.
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["id"]))]
     pub distributions: Vec<DistributionSpec>,
-    /// What happens to CloudFront objects and the key when this object is deleted.
-    #[serde(default)]
-    pub deletion_policy: DeletionPolicy,
+    /// What happens to CloudFront objects and the key when this object is deleted. Default:
+    /// `Delete`, or `Retain` for an adopted key group (`keyGroup.adopt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
+}
+
+impl SigningKeyGroupSpec {
+    /// `deletionPolicy` as given, else its default: a key group keyfront adopted is retained,
+    /// one it created is deleted.
+    pub fn effective_deletion_policy(&self) -> DeletionPolicy {
+        self.deletion_policy.unwrap_or(if self.key_group.adopt {
+            DeletionPolicy::Retain
+        } else {
+            DeletionPolicy::Delete
+        })
+    }
 }
 
 /// Which `CloudFrontAccount` a `SigningKeyGroup` uses.
@@ -121,6 +134,9 @@ impl Default for AccountRef {
 #[x_kube(validation = Rule::new(
     "has(self.name) == has(oldSelf.name) && (!has(self.name) || self.name == oldSelf.name)"
 ).message("spec.keyGroup.name is immutable: it names the CloudFront key group distributions trust"))]
+#[x_kube(validation = Rule::new("!self.adopt || has(self.name)").message(
+    "spec.keyGroup.name: required with adopt: true, to name the existing key group to adopt"
+).field_path(".name"))]
 pub struct KeyGroupSpec {
     /// Key group name in CloudFront; defaults to `<namespace>-<name>`. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,6 +147,22 @@ pub struct KeyGroupSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 80))]
     pub comment: Option<String>,
+    /// Take over an existing key group that keyfront did not create (for example one made
+    /// with Terraform), named by `name`. keyfront marks it as its own, keeps the keys it found
+    /// trusted until `retireAdoptedKeysAfter`, and never deletes them unless
+    /// `deleteAdoptedKeys`. Without it, a foreign group with the same name is refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
+    /// How long the keys found in an adopted group stay trusted after keyfront's own key became
+    /// active (URLs signed with them before must keep working). Default:
+    /// `maxSignedUrlLifetime` + `secretRefreshAllowance`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32), regex(pattern = DURATION_PATTERN))]
+    pub retire_adopted_keys_after: Option<String>,
+    /// Delete the public keys found in an adopted group once they have left it. Default: they
+    /// are only removed from the group, and stay in CloudFront for their creator to delete.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete_adopted_keys: bool,
 }
 
 /// Which key pairs to generate.

@@ -214,6 +214,11 @@ pub trait CloudFront: Send + Sync {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<Tagged<Distribution>>> + Send;
+    /// IDs of every distribution with a cache behavior that trusts the key group (every page).
+    fn list_distributions_by_key_group(
+        &self,
+        key_group_id: &str,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
     /// Replaces the trusted key groups of the listed behaviors (others untouched), keeping every
     /// other setting of the distribution. `etag` is the ETag of the read the change is based on.
     fn set_trusted_key_groups(

@@ -355,6 +355,25 @@ impl CloudFront for SdkCloudFront {
         .await
     }
 
+    async fn list_distributions_by_key_group(&self, key_group_id: &str) -> Result<Vec<String>> {
+        const OP: &str = "ListDistributionsByKeyGroup";
+        all_pages(|marker| async move {
+            let out = self
+                .client
+                .list_distributions_by_key_group()
+                .key_group_id(key_group_id)
+                .set_marker(marker)
+                .send()
+                .await
+                .map_err(|e| map_err(OP, e))?;
+            let Some(list) = out.distribution_id_list else {
+                return Ok((Vec::new(), None));
+            };
+            Ok((list.items.unwrap_or_default(), list.next_marker))
+        })
+        .await
+    }
+
     async fn update_key_group(
         &self,
         id: &str,

@@ -286,6 +286,14 @@ impl CloudFront for Emulator {
         .map_err(|e| to_error("ListKeyGroups", e))
     }
 
+    async fn list_distributions_by_key_group(&self, key_group_id: &str) -> Result<Vec<String>> {
+        self.call("ListDistributionsByKeyGroup", |m| {
+            m.distributions_by_key_group(key_group_id)
+        })
+        .await
+        .map_err(|e| to_error("ListDistributionsByKeyGroup", e))
+    }
+
     async fn update_key_group(
         &self,
         id: &str,

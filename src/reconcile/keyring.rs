@@ -59,6 +59,19 @@ pub struct Attachment {
     pub allow_public_on_detach: bool,
 }
 
+/// What keyfront took over with an adopted key group (`spec.keyGroup.adopt`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Adoption {
+    /// The group's comment before keyfront marked it, kept after the marker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Public keys found in the group, not keyfront's: trusted until they may leave, and
+    /// forgotten once out of the group (and deleted, with `deleteAdoptedKeys`).
+    #[serde(default)]
+    pub keys: Vec<String>,
+}
+
 /// Every key of one `SigningKeyGroup`, and the bookkeeping that must survive restarts.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -74,6 +87,9 @@ pub struct Keyring {
     /// forgets them.
     #[serde(default)]
     pub attachments: BTreeMap<String, Attachment>,
+    /// Present once keyfront adopted a key group it did not create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adoption: Option<Adoption>,
     /// The last `keyfront.dev/rotate` value acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handled_rotate: Option<String>,
@@ -123,6 +139,11 @@ impl Keyring {
             .iter()
             .filter_map(|k| k.public_key_id.as_deref())
             .collect()
+    }
+
+    /// Public keys of an adopted group that keyfront still accounts for.
+    pub fn adopted_keys(&self) -> &[String] {
+        self.adoption.as_ref().map_or(&[], |a| a.keys.as_slice())
     }
 
     /// Encodes the keyring as Secret data.

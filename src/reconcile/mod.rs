@@ -198,11 +198,18 @@ async fn observe_all<A: CloudFrontAccounts>(
             .collect(),
         _ => Vec::new(),
     };
+    let grants = match &admission {
+        Admission::Admitted(grants) => Some(grants),
+        _ => None,
+    };
     observe::observe_cloudfront(
         &cloudfront,
         subject,
-        &plan::key_group_name(&object.spec, subject),
-        &granted,
+        &observe::Wanted {
+            key_group_name: &plan::key_group_name(&object.spec, subject),
+            distribution_ids: &granted,
+            adopting_under: grants.filter(|_| object.spec.key_group.adopt),
+        },
         &mut observed,
     )
     .await?;
@@ -356,6 +363,7 @@ fn empty_observation() -> observed::Observed {
         listed_public_keys: None,
         public_keys_present: Default::default(),
         distributions: Default::default(),
+        adoption_trust: None,
     }
 }
 

@@ -22,6 +22,7 @@ use super::observed::{
 use super::{Error, KubeOperation};
 use crate::cloudfront::{CloudFront, ErrorKind, KeyGroup, Tagged};
 use crate::keys::PrivateKeyPem;
+use crate::tenancy::Grants;
 
 fn owner_referenced(meta: &kube::api::ObjectMeta, uid: &str) -> bool {
     meta.owner_references.iter().flatten().any(|r| r.uid == uid)
@@ -92,14 +93,24 @@ pub async fn observe_secrets(
     Ok((keyring, app_secret))
 }
 
+/// What [`observe_cloudfront`] looks for.
+pub struct Wanted<'a> {
+    pub key_group_name: &'a str,
+    /// Granted distributions of the spec.
+    pub distribution_ids: &'a [String],
+    /// With `spec.keyGroup.adopt`, the namespace's grants: a key group not yet marked is
+    /// checked for the distributions that trust it, and the granted ones among them are read.
+    pub adopting_under: Option<&'a Grants>,
+}
+
 /// The CloudFront half of an observation, filled into `observed`: the key group (found by
-/// the recorded ID, else by `key_group_name`), public keys when something is unaccounted for,
-/// and `distribution_ids` plus every distribution the keyring remembers attaching to.
+/// the recorded ID, else by name), public keys when something is unaccounted for, the
+/// wanted distributions plus every distribution the keyring remembers attaching to, and, for
+/// an adoption, the distributions that trust the group.
 pub async fn observe_cloudfront<C: CloudFront>(
     cloudfront: &C,
     subject: &Subject,
-    key_group_name: &str,
-    distribution_ids: &[String],
+    wanted_by_spec: &Wanted<'_>,
     observed: &mut Observed,
 ) -> Result<(), Error> {
     let owner = subject.owner.as_str();
@@ -107,10 +118,19 @@ pub async fn observe_cloudfront<C: CloudFront>(
     let key_group = find_key_group(
         cloudfront,
         owner,
-        key_group_name,
+        wanted_by_spec.key_group_name,
         recorded.and_then(|k| k.key_group_id.as_deref()),
     )
     .await?;
+    let adoption_trust = match (&key_group, wanted_by_spec.adopting_under) {
+        (KeyGroupState::Taken(group), Some(_)) => Some(
+            cloudfront
+                .list_distributions_by_key_group(&group.value.id)
+                .await
+                .map_err(Error::cloudfront("ListDistributionsByKeyGroup"))?,
+        ),
+        _ => None,
+    };
 
     let needs_listing = subject.deleting
         || recorded.is_none()
@@ -138,7 +158,12 @@ pub async fn observe_cloudfront<C: CloudFront>(
         .map(|g| g.value.config.items.iter().map(String::as_str).collect())
         .unwrap_or_default();
     let mut public_keys_present = BTreeMap::new();
-    for id in recorded.map(Keyring::public_key_ids).unwrap_or_default() {
+    let adopted = recorded.map(Keyring::adopted_keys).unwrap_or_default();
+    let recorded_ids = recorded.map(Keyring::public_key_ids).unwrap_or_default();
+    for id in recorded_ids
+        .into_iter()
+        .chain(adopted.iter().map(String::as_str))
+    {
         if in_group.contains(id) {
             continue;
         }
@@ -150,9 +175,21 @@ pub async fn observe_cloudfront<C: CloudFront>(
         public_keys_present.insert(id.to_owned(), present);
     }
 
-    let mut wanted: BTreeSet<&str> = distribution_ids.iter().map(String::as_str).collect();
+    let mut wanted: BTreeSet<&str> = wanted_by_spec
+        .distribution_ids
+        .iter()
+        .map(String::as_str)
+        .collect();
     if let Some(k) = recorded {
         wanted.extend(k.attachments.keys().map(String::as_str));
+    }
+    // Distributions that trust a group being adopted: only granted ones are read.
+    if let (Some(ids), Some(grants)) = (&adoption_trust, wanted_by_spec.adopting_under) {
+        wanted.extend(
+            ids.iter()
+                .filter(|id| grants.distribution(id).is_some())
+                .map(String::as_str),
+        );
     }
     let mut distributions = BTreeMap::new();
     for id in wanted {
@@ -168,6 +205,7 @@ pub async fn observe_cloudfront<C: CloudFront>(
     observed.listed_public_keys = listed_public_keys;
     observed.public_keys_present = public_keys_present;
     observed.distributions = distributions;
+    observed.adoption_trust = adoption_trust;
     Ok(())
 }
 
@@ -181,9 +219,7 @@ async fn find_key_group<C: CloudFront>(
         if names::is_owned_comment(group.value.config.comment.as_deref(), owner) {
             KeyGroupState::Owned(group)
         } else {
-            KeyGroupState::Taken {
-                id: group.value.id.clone(),
-            }
+            KeyGroupState::Taken(group)
         }
     };
     if let Some(id) = recorded_id {

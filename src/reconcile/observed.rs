@@ -65,10 +65,9 @@ pub struct StoredKeyring {
 #[derive(Debug, Clone, PartialEq)]
 pub enum KeyGroupState {
     Missing,
-    /// A key group with the wanted name exists and is not marked as this object's.
-    Taken {
-        id: String,
-    },
+    /// A key group with the wanted name exists and is not marked as this object's: refused,
+    /// or adopted with `spec.keyGroup.adopt`.
+    Taken(Tagged<KeyGroup>),
     Owned(Tagged<KeyGroup>),
 }
 
@@ -103,9 +102,13 @@ pub struct Observed {
     /// ([`super::plan::reaches_cloudfront`]); otherwise they stay empty and are not read.
     /// This object's public keys found by listing, when a listing was needed.
     pub listed_public_keys: Option<Vec<PublicKey>>,
-    /// Recorded public keys outside the key group: whether each still exists.
+    /// Recorded public keys (keyfront's and adopted ones) outside the key group: whether each
+    /// still exists.
     pub public_keys_present: BTreeMap<String, bool>,
     pub distributions: BTreeMap<String, DistributionState>,
+    /// With `spec.keyGroup.adopt` and a key group not yet marked: the distributions that trust
+    /// it (the granted ones among them are in `distributions` too).
+    pub adoption_trust: Option<Vec<String>>,
 }
 
 impl Observed {

@@ -34,6 +34,12 @@ pub const DISTRIBUTION_NOT_ALLOWED: &str = "DistributionNotAllowed";
 pub const BEHAVIOR_NOT_ALLOWED: &str = "CacheBehaviorNotAllowed";
 pub const SECRET_CONFLICT: &str = "SecretConflict";
 pub const KEY_GROUP_NAME_TAKEN: &str = "KeyGroupNameTaken";
+/// `spec.keyGroup.adopt` names a key group that does not exist.
+pub const KEY_GROUP_NOT_FOUND: &str = "KeyGroupNotFound";
+/// Adopting the key group would reach distributions or behaviors the account does not grant.
+pub const ADOPTION_NOT_ALLOWED: &str = "AdoptionNotAllowed";
+/// A behavior trusts the key group to adopt, and the spec does not list it.
+pub const ADOPTED_TRUST_NOT_DECLARED: &str = "AdoptedTrustNotDeclared";
 pub const KEY_GROUP_FULL: &str = "KeyGroupFull";
 pub const DISTRIBUTION_NOT_FOUND: &str = "DistributionNotFound";
 pub const BEHAVIOR_NOT_FOUND: &str = "CacheBehaviorNotFound";
@@ -51,6 +57,8 @@ pub const KEY_STAGED: &str = "KeyStaged";
 pub const KEY_PUBLISHED: &str = "KeyPublished";
 pub const KEY_GROUP_CREATED: &str = "KeyGroupCreated";
 pub const KEY_GROUP_UPDATED: &str = "KeyGroupUpdated";
+pub const KEY_GROUP_ADOPTED: &str = "KeyGroupAdopted";
+pub const ADOPTED_KEY_RELEASED: &str = "AdoptedKeyReleased";
 pub const KEY_ACTIVATED: &str = "KeyActivated";
 pub const KEY_DELETED: &str = "KeyDeleted";
 pub const KEY_REVOKED: &str = "KeyRevoked";
@@ -75,6 +83,10 @@ pub fn needs_a_human(reason: &str, previous: Option<&str>) -> bool {
         INVALID_SPEC
         | SECRET_CONFLICT
         | KEY_GROUP_NAME_TAKEN
+        | KEY_GROUP_NOT_FOUND
+        | ADOPTION_NOT_ALLOWED
+        | ADOPTED_TRUST_NOT_DECLARED
+        | KEY_GROUP_FULL
         | ACCOUNT_NOT_FOUND
         | NAMESPACE_NOT_ALLOWED
         | DISTRIBUTION_NOT_ALLOWED

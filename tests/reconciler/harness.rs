@@ -182,6 +182,13 @@ impl CloudFront for Tap {
         self.read("ListKeyGroups", self.inner.list_key_groups())
             .await
     }
+    async fn list_distributions_by_key_group(&self, key_group_id: &str) -> CfResult<Vec<String>> {
+        self.read(
+            "ListDistributionsByKeyGroup",
+            self.inner.list_distributions_by_key_group(key_group_id),
+        )
+        .await
+    }
     async fn update_key_group(
         &self,
         id: &str,
@@ -296,6 +303,9 @@ struct History {
     revoked: BTreeSet<String>,
     /// Every private key seen, for the I5 scan.
     private_keys: BTreeSet<String>,
+    /// Keys of an adopted group that keyfront did not create: exempt from I1 (their private
+    /// keys were never keyfront's to store).
+    foreign_keys: BTreeSet<String>,
 }
 
 impl World {
@@ -655,6 +665,11 @@ impl World {
             .collect()
     }
 
+    /// Declares keys that an adopted group held before keyfront (exempt from I1).
+    pub fn allow_foreign_keys(&mut self, ids: &[String]) {
+        self.history.foreign_keys.extend(ids.iter().cloned());
+    }
+
     pub fn mark_revoked(&mut self, key_id: &str) {
         self.history.revoked.insert(key_id.to_owned());
     }
@@ -683,7 +698,10 @@ impl World {
         // I6
         assert!(items.len() <= 5, "I6: key group holds {} keys", items.len());
         // I1
-        for id in &items {
+        for id in items
+            .iter()
+            .filter(|id| !self.history.foreign_keys.contains(*id))
+        {
             let encoded = public_keys
                 .get(id)
                 .unwrap_or_else(|| panic!("group item {id} is not one of this object's keys"));

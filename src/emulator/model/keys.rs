@@ -229,6 +229,28 @@ impl Model {
         self.key_groups.values().collect()
     }
 
+    /// IDs of the distributions with a cache behavior that trusts key group `id`
+    /// (`ListDistributionsByKeyGroup`; a missing group is `NoSuchResource`).
+    pub fn distributions_by_key_group(&self, id: &str) -> ApiResult<Vec<String>> {
+        self.get_key_group(id).map_err(|_| {
+            ApiError::new(
+                404,
+                "NoSuchResource",
+                "The specified key group does not exist.",
+            )
+        })?;
+        Ok(self
+            .distributions
+            .values()
+            .filter(|d| {
+                d.behaviors()
+                    .iter()
+                    .any(|b| b.trusted_key_groups.iter().any(|g| g == id))
+            })
+            .map(|d| d.id.clone())
+            .collect())
+    }
+
     pub fn delete_key_group(&mut self, id: &str, if_match: Option<&str>) -> ApiResult<()> {
         let current = self.get_key_group(id)?;
         check_if_match(if_match, &current.etag)?;

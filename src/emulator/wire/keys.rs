@@ -251,6 +251,36 @@ pub(super) async fn delete_key_group(
     .await
 }
 
+pub(super) async fn list_distributions_by_key_group(
+    e: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    run(&e, "ListDistributionsByKeyGroup", |m| {
+        let max = max_items(&query)?;
+        let ids = m.distributions_by_key_group(&id)?;
+        let (ids, next) = page(
+            ids.iter().collect(),
+            |d| d.as_str(),
+            query.get("Marker").map(String::as_str),
+            max,
+        );
+        let mut list = Element::new("DistributionIdList")
+            .with_text("Marker", query.get("Marker").cloned().unwrap_or_default())
+            .with_optional_text("NextMarker", next.as_deref())
+            .with_text("MaxItems", max.to_string())
+            .with_text("IsTruncated", next.is_some().to_string())
+            .with_text("Quantity", ids.len().to_string());
+        if !ids.is_empty() {
+            list = list.with(ids.iter().fold(Element::new("Items"), |items, d| {
+                items.with(Element::text("DistributionId", d.as_str()))
+            }));
+        }
+        Ok(xml_response(StatusCode::OK, None, None, &list))
+    })
+    .await
+}
+
 pub(super) async fn list_key_groups(
     e: Caller,
     Query(query): Query<HashMap<String, String>>,

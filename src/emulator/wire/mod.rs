@@ -36,8 +36,8 @@ use distributions::{
 };
 use keys::{
     create_key_group, create_public_key, delete_key_group, delete_public_key, get_key_group,
-    get_key_group_config, get_public_key, get_public_key_config, list_key_groups, list_public_keys,
-    update_key_group, update_public_key,
+    get_key_group_config, get_public_key, get_public_key_config, list_distributions_by_key_group,
+    list_key_groups, list_public_keys, update_key_group, update_public_key,
 };
 
 const API: &str = "/2020-05-31";
@@ -72,6 +72,10 @@ pub fn router(aws: Aws) -> Router {
         .route(
             "/2020-05-31/key-group/{id}/config",
             get(get_key_group_config),
+        )
+        .route(
+            "/2020-05-31/distributionsByKeyGroupId/{id}",
+            get(list_distributions_by_key_group),
         )
         .route(
             "/2020-05-31/distribution",

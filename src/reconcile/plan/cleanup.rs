@@ -25,7 +25,7 @@ pub(super) fn plan_cleanup(
     now: Timestamp,
     poll: Duration,
 ) {
-    if spec.deletion_policy == DeletionPolicy::Retain {
+    if spec.effective_deletion_policy() == DeletionPolicy::Retain {
         plan.steps.push(Step::ReleaseSecrets { delete: false });
         plan.steps.push(Step::RemoveFinalizer);
         return;

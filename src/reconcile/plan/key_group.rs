@@ -1,12 +1,190 @@
-//! The key group: it holds exactly the keys that may be signed with or still verify URLs.
+//! The key group: it holds exactly the keys that may be signed with or still verify URLs —
+//! and, for a group keyfront adopted, the keys it found there until they may leave.
 
 use std::collections::BTreeSet;
 
-use super::{Plan, Settings, Step};
-use crate::cloudfront::KeyGroupConfig;
+use super::{Notice, Plan, Settings, Step};
+use crate::cloudfront::{KeyGroup, KeyGroupConfig, Tagged};
+use crate::reconcile::keyring::Adoption;
 use crate::reconcile::names;
-use crate::reconcile::observed::{KeyGroupState, Observed, Subject};
+use crate::reconcile::observed::{DistributionState, KeyGroupState, Observed, Subject};
 use crate::reconcile::reasons;
+use crate::tenancy::Grants;
+
+/// CloudFront's limit on a key group comment.
+const MAX_COMMENT: usize = 128;
+
+/// The comment keyfront gives its group: its marker, then the spec's text, else the text an
+/// adopted group had, cut to fit.
+fn comment(subject: &Subject, settings: &Settings, plan: &Plan) -> String {
+    let text = settings.key_group_comment.clone().or_else(|| {
+        plan.keyring
+            .adoption
+            .as_ref()
+            .and_then(|a| a.comment.clone())
+    });
+    let room = MAX_COMMENT - names::comment_marker(&subject.owner).len() - 1;
+    let text = text.map(|t| t.chars().take(room).collect::<String>());
+    names::owned_comment(&subject.owner, text.as_deref())
+}
+
+/// A key group with the wanted name that keyfront did not create: refused, unless the spec
+/// asks to adopt it and adopting gives this namespace no reach it does not already have.
+/// Adopting records the keys found (the keyring is saved first, so a crash never leaves a
+/// marked group whose keys nobody accounts for), then marks the group with keyfront's owner
+/// token, keeping its keys and its ID, so no distribution changes.
+pub(super) fn plan_adoption(
+    plan: &mut Plan,
+    subject: &Subject,
+    settings: &Settings,
+    observed: &Observed,
+    grants: &Grants,
+    group: &Tagged<KeyGroup>,
+) {
+    plan.steps.clear();
+    let id = &group.value.id;
+    let name = &settings.key_group_name;
+    let by_keyfront = group
+        .value
+        .config
+        .comment
+        .as_deref()
+        .is_some_and(|c| c.starts_with("keyfront:"));
+    if !settings.adopt || by_keyfront {
+        let why = if by_keyfront {
+            "another SigningKeyGroup owns it (keyfront never adopts those)"
+        } else {
+            "keyfront did not create it; set spec.keyGroup.adopt: true to take it over, or choose another spec.keyGroup.name"
+        };
+        plan.find(
+            reasons::KEY_GROUP_READY,
+            reasons::KEY_GROUP_NAME_TAKEN,
+            format!("CloudFront key group {name:?} ({id}) exists and is not owned by this SigningKeyGroup: {why}"),
+        );
+        return;
+    }
+    let Some(trusting) = &observed.adoption_trust else {
+        plan.wait(
+            reasons::KEY_GROUP_READY,
+            reasons::PROGRESSING,
+            format!(
+                "looking up the distributions that trust key group {name:?} before adopting it"
+            ),
+        );
+        return;
+    };
+    match adoption_refusal(settings, observed, grants, id, trusting) {
+        Some(Refusal::NotGranted(what)) => {
+            plan.find(
+                reasons::READY,
+                reasons::ADOPTION_NOT_ALLOWED,
+                format!(
+                    "adopting key group {name:?} ({id}) would let this namespace sign for {what}, which CloudFrontAccount {:?} does not grant it; keyfront leaves the group alone",
+                    grants.account
+                ),
+            );
+            return;
+        }
+        Some(Refusal::NotDeclared(what)) => {
+            plan.find(
+                reasons::READY,
+                reasons::ADOPTED_TRUST_NOT_DECLARED,
+                format!(
+                    "key group {name:?} ({id}) is trusted by {what}; list it in spec.distributions before adopting, so keyfront waits for it when rotating and keeps it attached"
+                ),
+            );
+            return;
+        }
+        None => {}
+    }
+    if !subject.has_finalizer {
+        plan.steps.push(Step::AddFinalizer);
+    }
+    plan.keyring.key_group_id = Some(id.clone());
+    plan.keyring.adoption = Some(Adoption {
+        comment: group.value.config.comment.clone().filter(|c| !c.is_empty()),
+        keys: group.value.config.items.clone(),
+    });
+    plan.steps.push(Step::SaveKeyring { stage: None });
+    plan.steps.push(Step::UpdateKeyGroup {
+        id: id.clone(),
+        config: KeyGroupConfig {
+            name: name.clone(),
+            comment: Some(comment(subject, settings, plan)),
+            items: group.value.config.items.clone(),
+        },
+        etag: group.etag.clone(),
+    });
+    plan.notices.push(Notice {
+        warning: false,
+        reason: reasons::KEY_GROUP_ADOPTED,
+        message: format!(
+            "adopting key group {name:?} ({id}) with {} key(s) keyfront did not create; they stay trusted until keyfront's own key has been active for spec.keyGroup.retireAdoptedKeysAfter",
+            group.value.config.items.len()
+        ),
+    });
+    plan.wait(
+        reasons::KEY_GROUP_READY,
+        reasons::PROGRESSING,
+        format!("adopting key group {name:?} ({id})"),
+    );
+}
+
+/// Why a group may not be adopted as the spec stands.
+enum Refusal {
+    /// A distribution or behavior trusting the group that the account does not grant.
+    NotGranted(String),
+    /// A behavior trusting the group that the spec does not list.
+    NotDeclared(String),
+}
+
+/// Adopting a group gives whoever holds its keys every behavior that trusts it. So each such
+/// behavior must be granted to this namespace (else adoption would reach content the account
+/// keeps from it) and listed in the spec (else keyfront would not wait for it to deploy a new
+/// key, nor keep it attached).
+fn adoption_refusal(
+    settings: &Settings,
+    observed: &Observed,
+    grants: &Grants,
+    group_id: &str,
+    trusting: &[String],
+) -> Option<Refusal> {
+    for distribution_id in trusting {
+        let Some(access) = grants.distribution(distribution_id) else {
+            return Some(Refusal::NotGranted(format!(
+                "distribution {distribution_id}"
+            )));
+        };
+        let Some(DistributionState::Found(found)) = observed.distributions.get(distribution_id)
+        else {
+            continue;
+        };
+        let declared = settings
+            .distributions
+            .iter()
+            .find(|d| &d.id == distribution_id)
+            .map(super::selectors)
+            .unwrap_or_default();
+        for behavior in found
+            .value
+            .behaviors
+            .iter()
+            .filter(|b| b.trusted_key_groups.iter().any(|g| g == group_id))
+        {
+            let what = format!(
+                "the {} of distribution {distribution_id}",
+                behavior.behavior
+            );
+            if !access.behavior_allowed(&behavior.behavior) {
+                return Some(Refusal::NotGranted(what));
+            }
+            if !declared.contains(&behavior.behavior) {
+                return Some(Refusal::NotDeclared(what));
+            }
+        }
+    }
+    None
+}
 
 /// Creates or updates the key group so it holds `desired`, with keyfront's marker.
 pub(super) fn plan_key_group(
@@ -16,11 +194,9 @@ pub(super) fn plan_key_group(
     observed: &Observed,
     desired: &[String],
 ) {
-    // The key group holds exactly the keys that may be signed with or still verify URLs.
-    let comment = names::owned_comment(&subject.owner, settings.key_group_comment.as_deref());
     let config = KeyGroupConfig {
         name: settings.key_group_name.clone(),
-        comment: Some(comment),
+        comment: Some(comment(subject, settings, plan)),
         items: desired.to_vec(),
     };
     let mut group_in_sync = false;

@@ -53,6 +53,10 @@ pub struct Settings {
     pub min_propagation_wait: Duration,
     pub distributions: Vec<DistributionSpec>,
     pub deletion_policy: DeletionPolicy,
+    /// `spec.keyGroup.adopt`, and how the adopted keys leave.
+    pub adopt: bool,
+    pub retire_adopted_keys_after: Duration,
+    pub delete_adopted_keys: bool,
 }
 
 impl Settings {
@@ -64,7 +68,7 @@ impl Settings {
 
 /// A spec the API server should have refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("spec.rotation.{field}: {source}")]
+#[error("spec.{field}: {source}")]
 pub struct SpecError {
     pub field: &'static str,
     #[source]
@@ -93,15 +97,27 @@ pub fn settings(spec: &SigningKeyGroupSpec, subject: &Subject) -> Result<Setting
         parse_duration(value).map_err(|source| SpecError { field, source })
     };
     let rotation = &spec.rotation;
-    let interval = duration("interval", &rotation.interval)?;
+    let interval = duration("rotation.interval", &rotation.interval)?;
     if interval.is_zero() {
         return Err(SpecError {
-            field: "interval",
+            field: "rotation.interval",
             source: DurationError::Malformed {
                 value: rotation.interval.clone(),
             },
         });
     }
+    let max_signed_url_lifetime = duration(
+        "rotation.maxSignedUrlLifetime",
+        &rotation.max_signed_url_lifetime,
+    )?;
+    let secret_refresh_allowance = duration(
+        "rotation.secretRefreshAllowance",
+        &rotation.secret_refresh_allowance,
+    )?;
+    let retire_adopted_keys_after = match &spec.key_group.retire_adopted_keys_after {
+        Some(value) => duration("keyGroup.retireAdoptedKeysAfter", value)?,
+        None => max_signed_url_lifetime + secret_refresh_allowance,
+    };
     Ok(Settings {
         key_group_name: key_group_name(spec, subject),
         key_group_comment: spec.key_group.comment.clone(),
@@ -110,17 +126,17 @@ pub fn settings(spec: &SigningKeyGroupSpec, subject: &Subject) -> Result<Setting
         secret_annotations: spec.secret.annotations.clone(),
         algorithm: spec.key.algorithm,
         interval,
-        max_signed_url_lifetime: duration(
-            "maxSignedUrlLifetime",
-            &rotation.max_signed_url_lifetime,
+        max_signed_url_lifetime,
+        secret_refresh_allowance,
+        min_propagation_wait: duration(
+            "rotation.minPropagationWait",
+            &rotation.min_propagation_wait,
         )?,
-        secret_refresh_allowance: duration(
-            "secretRefreshAllowance",
-            &rotation.secret_refresh_allowance,
-        )?,
-        min_propagation_wait: duration("minPropagationWait", &rotation.min_propagation_wait)?,
         distributions: spec.distributions.clone(),
-        deletion_policy: spec.deletion_policy,
+        deletion_policy: spec.effective_deletion_policy(),
+        adopt: spec.key_group.adopt,
+        retire_adopted_keys_after,
+        delete_adopted_keys: spec.key_group.delete_adopted_keys,
     })
 }
 
@@ -281,7 +297,7 @@ pub fn plan(
         } else if observed.keyring.is_none() {
             // Nothing was ever created in CloudFront for this object: let it go.
             plan.steps.push(Step::ReleaseSecrets {
-                delete: spec.deletion_policy == DeletionPolicy::Delete,
+                delete: spec.effective_deletion_policy() == DeletionPolicy::Delete,
             });
             plan.steps.push(Step::RemoveFinalizer);
         } else if let Some((reason, message)) = refusal(&admission) {
@@ -319,14 +335,23 @@ pub fn plan(
         plan.settings = Some(settings);
         return plan;
     }
-    if let KeyGroupState::Taken { id } = &observed.key_group {
+    if let KeyGroupState::Taken(group) = &observed.key_group {
+        key_group::plan_adoption(&mut plan, subject, &settings, observed, &grants, group);
+        plan.settings = Some(settings);
+        return plan;
+    }
+    if settings.adopt
+        && observed.key_group == KeyGroupState::Missing
+        && plan.keyring.adoption.is_none()
+        && reachable
+    {
         plan.steps.clear();
         plan.find(
-            reasons::KEY_GROUP_READY,
-            reasons::KEY_GROUP_NAME_TAKEN,
+            reasons::READY,
+            reasons::KEY_GROUP_NOT_FOUND,
             format!(
-                "CloudFront key group {:?} ({id}) exists and is not owned by this SigningKeyGroup; choose another spec.keyGroup.name",
-                settings.key_group_name
+                "spec.keyGroup.adopt: no key group named {:?} exists in account {:?} to adopt",
+                settings.key_group_name, grants.account
             ),
         );
         plan.settings = Some(settings);
@@ -370,13 +395,14 @@ fn plan_lifecycle(
     keys::adopt_active_key_from_app_secret(plan, subject, observed, now);
     keys::record_found_public_keys(plan, subject, observed);
     keys::record_unaccounted_keys_as_retiring(plan, subject, observed, &observed_items, now);
+    keys::record_adopted_keys_when_rebuilding(plan, observed, &observed_items);
     keys::forget_deleted_keys(plan, observed);
     keys::record_activation(plan, observed, now);
     keys::handle_revoke_request(plan, subject, now);
 
     let grace = settings.grace();
     let leaving = |r: &KeyRecord| leave_time(r, grace).is_some_and(|t| t <= now);
-    let desired: Vec<String> = plan
+    let mut desired: Vec<String> = plan
         .keyring
         .keys
         .iter()
@@ -393,6 +419,13 @@ fn plan_lifecycle(
             plan.wake_at = Some(plan.wake_at.map_or(t, |w| w.min(t)));
         }
     }
+    desired.extend(keys::adopted_keys_to_keep(
+        plan,
+        settings,
+        &observed_items,
+        now,
+    ));
+    keys::release_adopted_keys(plan, settings, observed, &observed_items);
 
     // Rotation: a new key when there is none, when the active one is due, revoked or a
     // rotation was requested, and only if the group has room (I6).
