@@ -133,7 +133,9 @@ impl CloudFront for Counted {
     }
     async fn list_distributions_by_key_group(&self, key_group_id: &str) -> Result<Vec<String>> {
         self.read();
-        self.inner.list_distributions_by_key_group(key_group_id).await
+        self.inner
+            .list_distributions_by_key_group(key_group_id)
+            .await
     }
     async fn update_key_group(
         &self,

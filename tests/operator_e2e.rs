@@ -6,6 +6,9 @@
 //! the group and the Secret's `key_pair_id` always in the key group and live at the edge of the
 //! distribution it protects; `Delete` leaves nothing of keyfront's in the emulator and no
 //! Secret; `Retain` keeps both; SIGTERM stops the operator cleanly; no key material in its log.
+//!
+//! And the migration from Terraform: boto3 plays Terraform, a legacy app keeps signing with the
+//! Terraform key while keyfront adopts the group, and not one URL is refused.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // tests fail loudly by design
 
@@ -427,4 +430,203 @@ async fn continuous_signing_through_five_rotations_is_never_rejected() {
         start.elapsed()
     );
     assert!(rejected.is_empty(), "rejected: {rejected:?}");
+}
+
+/// What `tests/python/terraform_setup.py` made.
+#[derive(serde::Deserialize)]
+struct TerraformState {
+    key_id: String,
+    key_group_id: String,
+    distribution_id: String,
+    domain_name: String,
+}
+
+/// Signs a canned URL for `path` valid `lifetime` seconds and fetches it through the edge.
+async fn fetch_signed(
+    stack: &Stack,
+    host: &str,
+    signer: &keyfront::signer::Signer,
+    path: &str,
+    lifetime: i64,
+) -> (String, u16) {
+    let url = format!("https://{host}{path}");
+    let expires = jiff::Timestamp::now().as_second() + lifetime;
+    let signed = signer
+        .sign_url(&url, &keyfront::signer::Policy::canned(&url, expires))
+        .unwrap();
+    let path_and_query = signed[signed.find(path).unwrap()..].to_owned();
+    let status = edge_get(stack.edge, host, &path_and_query).await;
+    (path_and_query, status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terraform_key_group_is_adopted_without_refusing_a_signed_url() {
+    const URL_LIFETIME: i64 = 20;
+    let stack = start().await;
+    let _show_log = ShowLogOnFailure(stack.operator_log.clone());
+
+    // Terraform's state: a key, a group holding it, a distribution whose default behavior
+    // trusts the group.
+    let output = Command::new(e2e::python())
+        .args([
+            "terraform_setup.py",
+            &format!("http://{}", stack.cf_addr),
+            "media-signing",
+            "rsa-1.pub.pem",
+        ])
+        .current_dir(repo("tests/python"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "terraform_setup.py: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tf: TerraformState = serde_json::from_slice(&output.stdout).unwrap();
+    let host = tf.domain_name.clone();
+    let updates = async || {
+        e2e::emulator_requests(stack.cf_addr)
+            .await
+            .iter()
+            .filter(|r| r["operation"] == "UpdateDistribution")
+            .count()
+    };
+    let updates_before = updates().await;
+
+    // The adopting manifest of examples/, with this run's distribution and URLs living 20 s.
+    let manifest = std::fs::read_to_string(repo("examples/adopt-terraform.yaml")).unwrap();
+    let mut manifest = manifest.replace("EXXXXXXXXXXXXX", &tf.distribution_id);
+    for (from, to) in [
+        ("retireAdoptedKeysAfter: 2h", "retireAdoptedKeysAfter: 25s"),
+        ("maxSignedUrlLifetime: 1h", "maxSignedUrlLifetime: 20s"),
+        ("secretRefreshAllowance: 2m", "secretRefreshAllowance: 5s"),
+        ("minPropagationWait: 5m", "minPropagationWait: 2s"),
+    ] {
+        assert!(
+            manifest.contains(from),
+            "examples/adopt-terraform.yaml lost {from:?}"
+        );
+        manifest = manifest.replace(from, to);
+    }
+    let manifest_path = stack.operator_log.with_file_name("adopt.yaml");
+    std::fs::write(&manifest_path, manifest).unwrap();
+
+    let legacy = keyfront::signer::Signer::from_pem(
+        std::fs::read(repo("tests/fixtures/keys/rsa-1.pem"))
+            .unwrap()
+            .as_slice(),
+        &tf.key_id,
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        fetch_signed(&stack, &host, &legacy, "/before.ts", URL_LIFETIME)
+            .await
+            .1,
+        200,
+        "the Terraform setup serves signed URLs"
+    );
+    assert_eq!(edge_get(stack.edge, &host, "/unsigned.ts").await, 403);
+
+    let kc = stack.kubeconfig.clone();
+    tokio::task::spawn_blocking(move || {
+        kubectl(&kc, &["apply", "-f", &manifest_path.to_string_lossy()]);
+    })
+    .await
+    .unwrap();
+
+    // The legacy app signs with the Terraform key until it is restarted onto the mounted
+    // Secret (here: secretRefreshAllowance after the Secret appears); its URLs are fetched again
+    // until they expire. The new app signs with the Secret as soon as there is one.
+    let secrets: Api<Secret> = Api::namespaced(stack.double.client(), "default");
+    let (mut sent, mut rejected) = (0u32, Vec::new());
+    let mut legacy_urls: Vec<(String, i64)> = Vec::new();
+    let mut secret_seen_at: Option<Instant> = None;
+    let mut ours: Option<String> = None;
+    let start = Instant::now();
+    loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(150),
+            "the Terraform key never left the group"
+        );
+        let now = jiff::Timestamp::now().as_second();
+        let legacy_running = secret_seen_at.is_none_or(|t| t.elapsed() < Duration::from_secs(5));
+        if legacy_running {
+            let path = format!("/legacy/{sent}.ts");
+            let (url, status) = fetch_signed(&stack, &host, &legacy, &path, URL_LIFETIME).await;
+            sent += 1;
+            if status != 200 {
+                rejected.push(("legacy new", status, start.elapsed()));
+            }
+            legacy_urls.push((url, now + URL_LIFETIME));
+        }
+        // Every legacy URL still within its lifetime (with a second's margin) must pass.
+        legacy_urls.retain(|(_, expires)| *expires > now + 1);
+        if let Some((url, _)) = legacy_urls.first() {
+            let status = edge_get(stack.edge, &host, url).await;
+            if status != 200 {
+                rejected.push(("legacy replayed", status, start.elapsed()));
+            }
+        }
+        if let Some(secret) = secrets.get_opt("media-cloudfront-key").await.unwrap() {
+            secret_seen_at.get_or_insert_with(Instant::now);
+            let signer = keyfront::signer::Signer::from_pem(
+                data(&secret, "private_key.pem").as_bytes(),
+                &data(&secret, "key_pair_id"),
+                None,
+            )
+            .unwrap();
+            ours = Some(data(&secret, "key_pair_id"));
+            let path = format!("/new/{sent}.ts");
+            let status = fetch_signed(&stack, &host, &signer, &path, URL_LIFETIME)
+                .await
+                .1;
+            sent += 1;
+            if status != 200 {
+                rejected.push(("new", status, start.elapsed()));
+            }
+        }
+        let group = stack
+            .cf
+            .get_key_group(&tf.key_group_id)
+            .await
+            .unwrap()
+            .value;
+        if !legacy_running
+            && legacy_urls.is_empty()
+            && group.config.items == ours.clone().into_iter().collect::<Vec<_>>()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    println!(
+        "migration: {sent} signed requests, {} rejected, Terraform key retired after {:?}",
+        rejected.len(),
+        start.elapsed()
+    );
+    assert!(rejected.is_empty(), "rejected: {rejected:?}");
+
+    // The same group, only keyfront's key in it, the Terraform key kept in CloudFront, and the
+    // distribution never updated.
+    let objects: Api<SigningKeyGroup> = Api::namespaced(stack.double.client(), "default");
+    let object = objects.get("media").await.unwrap();
+    assert_eq!(
+        object
+            .status
+            .as_ref()
+            .and_then(|s| s.key_group_id.as_deref()),
+        Some(tf.key_group_id.as_str())
+    );
+    assert!(stack.cf.get_public_key(&tf.key_id).await.is_ok());
+    assert_eq!(
+        updates().await,
+        updates_before,
+        "keyfront updated a distribution"
+    );
+    assert_eq!(
+        edge_get(stack.edge, &host, "/unsigned.ts").await,
+        403,
+        "the behavior stayed private"
+    );
 }

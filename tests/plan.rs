@@ -580,7 +580,10 @@ fn adoption_records_the_keys_found_before_marking_the_group() {
         unreachable!()
     };
     let comment = config.comment.as_deref().unwrap();
-    assert!(names::is_owned_comment(Some(comment), &owner()), "{comment}");
+    assert!(
+        names::is_owned_comment(Some(comment), &owner()),
+        "{comment}"
+    );
     assert!(comment.ends_with(" managed by terraform"), "{comment}");
 }
 

@@ -172,9 +172,8 @@ impl Stack {
     }
 
     async fn requests(&self) -> Vec<RequestRecord> {
-        let body = http_get(self.cf_addr, "/_emulator/requests").await;
-        let records: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
-        records
+        e2e::emulator_requests(self.cf_addr)
+            .await
             .into_iter()
             .map(|r| RequestRecord {
                 account: r["account"].as_str().unwrap().into(),
@@ -224,16 +223,6 @@ fn rand_name() -> String {
 }
 
 /// GET on a loopback HTTP server; returns the body.
-async fn http_get(addr: SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let text = String::from_utf8(response).unwrap();
-    text.split_once("\r\n\r\n").unwrap().1.to_owned()
-}
 
 /// The default account grants E1TEAMA to team-a and E2TEAMB to team-b, admitting only those
 /// two namespaces; the media account (another AWS account, through a role) admits team-m.

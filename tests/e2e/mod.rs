@@ -140,6 +140,24 @@ pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
+/// One plain GET (the emulator's test controls); returns the body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8(response).unwrap();
+    text.split_once("\r\n\r\n").unwrap().1.to_owned()
+}
+
+/// The emulator's request log (`/_emulator/requests`): account, caller and operation of every
+/// CloudFront and STS call, in order.
+pub async fn emulator_requests(cf_addr: SocketAddr) -> Vec<serde_json::Value> {
+    serde_json::from_str(&http_get(cf_addr, "/_emulator/requests").await).unwrap()
+}
+
 /// One GET through the verifying edge; returns the HTTP status.
 pub async fn edge_get(edge: SocketAddr, host: &str, path_and_query: &str) -> u16 {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
