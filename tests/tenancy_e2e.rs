@@ -222,8 +222,6 @@ fn rand_name() -> String {
     format!("m{:016x}", rand::random::<u64>())
 }
 
-/// GET on a loopback HTTP server; returns the body.
-
 /// The default account grants E1TEAMA to team-a and E2TEAMB to team-b, admitting only those
 /// two namespaces; the media account (another AWS account, through a role) admits team-m.
 const ACCOUNTS: &str = r#"
