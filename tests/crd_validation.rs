@@ -106,7 +106,8 @@ fn defaults_are_filled_on_admission() {
         spec["rotation"],
         json!({"interval": "720h", "maxSignedUrlLifetime": "24h", "minPropagationWait": "0s", "secretRefreshAllowance": "2m"})
     );
-    assert_eq!(spec["deletionPolicy"], "Delete");
+    // No schema default: keyfront decides (Delete, or Retain for an adopted key group).
+    assert!(spec.get("deletionPolicy").is_none(), "{spec}");
     assert_eq!(spec["distributions"], json!([]));
 }
 
@@ -168,6 +169,14 @@ fn invalid_specs() -> Vec<(Value, &'static str)> {
         (
             json!({"rotation": {"interval": "10m", "maxSignedUrlLifetime": "20m", "secretRefreshAllowance": "9m", "minPropagationWait": "2m"}}),
             "spec.rotation",
+        ),
+        (
+            json!({"keyGroup": {"adopt": true}}),
+            "spec.keyGroup.name: Invalid value",
+        ),
+        (
+            json!({"keyGroup": {"name": "legacy", "adopt": true, "retireAdoptedKeysAfter": "soon"}}),
+            "spec.keyGroup.retireAdoptedKeysAfter",
         ),
         (
             json!({"secret": {"name": "Not_A_DNS_Name"}}),

@@ -59,7 +59,7 @@ async fn kubectl_applies_reads_rejects_and_deletes() {
         let object: Value = serde_json::from_slice(&out.stdout).expect("json");
         assert_eq!(object["spec"]["key"]["algorithm"], "RSA2048");
         assert_eq!(object["spec"]["rotation"]["interval"], "720h");
-        assert_eq!(object["spec"]["deletionPolicy"], "Delete");
+        assert_eq!(object["spec"]["distributions"], serde_json::json!([]));
 
         let status = r#"{"status": {"nextRotationTime": "2030-01-02T03:04:05Z"}}"#;
         let out = kubectl(

@@ -134,7 +134,7 @@ impl Default for AccountRef {
 #[x_kube(validation = Rule::new(
     "has(self.name) == has(oldSelf.name) && (!has(self.name) || self.name == oldSelf.name)"
 ).message("spec.keyGroup.name is immutable: it names the CloudFront key group distributions trust"))]
-#[x_kube(validation = Rule::new("!self.adopt || has(self.name)").message(
+#[x_kube(validation = Rule::new("!has(self.adopt) || !self.adopt || has(self.name)").message(
     "spec.keyGroup.name: required with adopt: true, to name the existing key group to adopt"
 ).field_path(".name"))]
 pub struct KeyGroupSpec {
