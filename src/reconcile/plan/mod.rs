@@ -7,9 +7,11 @@
 //!
 //! One module per concern, each a chain of small named rules over the same [`Plan`]:
 //! [`keys`] (keyring bookkeeping, rotation, activation), [`key_group`] (what the group holds),
+//! [`adopted_keys`] (the keys an adopted group came with),
 //! [`app_secret`] (what apps mount), [`distributions`] (attach and detach), [`cleanup`]
 //! (deletion), and [`grants`] (what the `CloudFrontAccount` lets the object do at all).
 
+mod adopted_keys;
 mod app_secret;
 mod cleanup;
 mod distributions;
@@ -395,7 +397,7 @@ fn plan_lifecycle(
     keys::adopt_active_key_from_app_secret(plan, subject, observed, now);
     keys::record_found_public_keys(plan, subject, observed);
     keys::record_unaccounted_keys_as_retiring(plan, subject, observed, &observed_items, now);
-    keys::record_adopted_keys_when_rebuilding(plan, observed, &observed_items);
+    adopted_keys::record_adopted_keys_when_rebuilding(plan, observed, &observed_items);
     keys::forget_deleted_keys(plan, observed);
     keys::record_activation(plan, observed, now);
     keys::handle_revoke_request(plan, subject, now);
@@ -419,13 +421,13 @@ fn plan_lifecycle(
             plan.wake_at = Some(plan.wake_at.map_or(t, |w| w.min(t)));
         }
     }
-    desired.extend(keys::adopted_keys_to_keep(
+    desired.extend(adopted_keys::adopted_keys_to_keep(
         plan,
         settings,
         &observed_items,
         now,
     ));
-    keys::release_adopted_keys(plan, settings, observed, &observed_items);
+    adopted_keys::release_adopted_keys(plan, settings, observed, &observed_items);
 
     // Rotation: a new key when there is none, when the active one is due, revoked or a
     // rotation was requested, and only if the group has room (I6).
