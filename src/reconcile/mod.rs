@@ -188,20 +188,21 @@ async fn observe_all<A: CloudFrontAccounts>(
         .await
         .map_err(Error::cloudfront("AssumeRole"))?;
     // Only granted distributions are read; ungranted ones are never touched, not even read.
-    let granted: Vec<String> = match &admission {
-        Admission::Admitted(grants) => object
-            .spec
-            .distributions
-            .iter()
-            .filter(|d| grants.distribution(&d.id).is_some())
-            .map(|d| d.id.clone())
-            .collect(),
-        _ => Vec::new(),
-    };
     let grants = match &admission {
         Admission::Admitted(grants) => Some(grants),
         _ => None,
     };
+    let granted: Vec<String> = grants
+        .map(|grants| {
+            object
+                .spec
+                .distributions
+                .iter()
+                .filter(|d| grants.distribution(&d.id).is_some())
+                .map(|d| d.id.clone())
+                .collect()
+        })
+        .unwrap_or_default();
     observe::observe_cloudfront(
         &cloudfront,
         subject,

@@ -7,12 +7,10 @@
 
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderValue, header};
 use keyfront::cloudfront::{
     BehaviorSelector, BehaviorTrust, CloudFront, KeyGroupConfig, NewPublicKey,
 };
 use keyfront::reconcile::names;
-use keyfront::signer::{Policy, Signer};
 use serde_json::{Value, json};
 
 use crate::harness::{World, hourly, manifest};
@@ -86,34 +84,6 @@ fn adopting(key_group: Value) -> Value {
     );
     object["spec"]["keyGroup"] = key_group;
     object
-}
-
-/// A canned URL for `path` on E1 signed with `pem` as key `key_id`, valid `lifetime` seconds.
-fn sign(world: &World, pem: &str, key_id: &str, path: &str, lifetime: i64) -> String {
-    let signer = Signer::from_pem(pem.as_bytes(), key_id, None).unwrap();
-    let url = format!("https://{}{path}", host(world));
-    let expires = world.clock_now().as_second() + lifetime;
-    let signed = signer
-        .sign_url(&url, &Policy::canned(&url, expires))
-        .unwrap();
-    signed[signed.find(path).unwrap()..].to_owned()
-}
-
-fn host(world: &World) -> String {
-    world
-        .emulator
-        .model()
-        .get_distribution("E1")
-        .unwrap()
-        .domain_name
-        .clone()
-}
-
-fn edge(world: &World, path_and_query: &str) -> Result<(), String> {
-    let mut headers = HeaderMap::new();
-    headers.insert(header::HOST, HeaderValue::from_str(&host(world)).unwrap());
-    keyfront::emulator::edge::verify(&mut world.emulator.model(), &headers, path_and_query, None)
-        .map_err(|denial| denial.to_string())
 }
 
 fn group(world: &World, id: &str) -> (Option<String>, Vec<String>) {
@@ -190,14 +160,14 @@ async fn a_terraform_key_group_is_refused_without_adopt_and_taken_over_with_it()
 
     // A legacy pod keeps signing with the Terraform key for a full URL lifetime (10 min); the
     // new pods sign with the mounted Secret. The edge refuses neither.
-    let legacy_url = sign(&world, &legacy_pem, &tf.key_ids[0], "/legacy.ts", 600);
-    let new_url = sign(&world, &app["private_key.pem"], &ours, "/new.ts", 600);
+    let legacy_url = world.sign("E1", &legacy_pem, &tf.key_ids[0], "/legacy.ts", 600);
+    let new_url = world.sign("E1", &app["private_key.pem"], &ours, "/new.ts", 600);
     let mut rejected = Vec::new();
     for step in 0..20 {
         world.reconcile("media").await.unwrap().unwrap();
         world.check_invariants("media").await;
         for (name, url) in [("legacy", &legacy_url), ("new", &new_url)] {
-            if let Err(reason) = edge(&world, url) {
+            if let Err(reason) = world.edge("E1", url) {
                 rejected.push((step, name, reason));
             }
         }

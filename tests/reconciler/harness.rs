@@ -851,6 +851,39 @@ impl World {
     }
 
     /// Key groups trusted by each behavior of a distribution, as configured.
+    /// The domain name of distribution `id`.
+    pub fn host(&self, id: &str) -> String {
+        self.emulator
+            .model()
+            .get_distribution(id)
+            .unwrap()
+            .domain_name
+            .clone()
+    }
+
+    /// A canned URL for `path` on distribution `id`, signed with `pem` as key `key_id`, valid
+    /// for `lifetime` seconds from now (the world's clock); returned as path and query.
+    pub fn sign(&self, id: &str, pem: &str, key_id: &str, path: &str, lifetime: i64) -> String {
+        let signer = keyfront::signer::Signer::from_pem(pem.as_bytes(), key_id, None).unwrap();
+        let url = format!("https://{}{path}", self.host(id));
+        let expires = self.clock_now().as_second() + lifetime;
+        let signed = signer
+            .sign_url(&url, &keyfront::signer::Policy::canned(&url, expires))
+            .unwrap();
+        signed[signed.find(path).unwrap()..].to_owned()
+    }
+
+    /// What the verifying edge of distribution `id` says about `path_and_query` now.
+    pub fn edge(&self, id: &str, path_and_query: &str) -> Result<(), String> {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            axum::http::header::HOST,
+            axum::http::HeaderValue::from_str(&self.host(id)).unwrap(),
+        );
+        keyfront::emulator::edge::verify(&mut self.emulator.model(), &headers, path_and_query, None)
+            .map_err(|denial| denial.to_string())
+    }
+
     pub fn trust_of(&self, distribution_id: &str) -> Vec<BehaviorTrust> {
         self.emulator
             .model()

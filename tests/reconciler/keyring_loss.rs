@@ -7,52 +7,10 @@
 
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderValue, header};
 use keyfront::reconcile::names;
-use keyfront::signer::{Policy, Signer};
 use serde_json::json;
 
 use crate::harness::{World, hourly, manifest};
-
-/// A canned URL for `path` on E1, signed with the key in the app Secret `secret`, valid for
-/// `lifetime` from now (the world's clock).
-fn sign(
-    world: &World,
-    secret: &std::collections::BTreeMap<String, String>,
-    path: &str,
-    lifetime: u64,
-) -> String {
-    let signer = Signer::from_pem(
-        secret["private_key.pem"].as_bytes(),
-        &secret["key_pair_id"],
-        None,
-    )
-    .unwrap();
-    let url = format!("https://{}{path}", host(world));
-    let expires = world.clock_now().as_second() + lifetime as i64;
-    let signed = signer
-        .sign_url(&url, &Policy::canned(&url, expires))
-        .unwrap();
-    signed[signed.find(path).unwrap()..].to_owned()
-}
-
-fn host(world: &World) -> String {
-    world
-        .emulator
-        .model()
-        .get_distribution("E1")
-        .unwrap()
-        .domain_name
-        .clone()
-}
-
-/// What the edge of E1 says about `path_and_query` now.
-fn edge(world: &World, path_and_query: &str) -> Result<(), String> {
-    let mut headers = HeaderMap::new();
-    headers.insert(header::HOST, HeaderValue::from_str(&host(world)).unwrap());
-    keyfront::emulator::edge::verify(&mut world.emulator.model(), &headers, path_and_query, None)
-        .map_err(|denial| denial.to_string())
-}
 
 #[tokio::test]
 async fn losing_the_keyring_mid_rotation_keeps_retiring_keys_for_their_grace() {
@@ -82,10 +40,19 @@ async fn losing_the_keyring_mid_rotation_keeps_retiring_keys_for_their_grace() {
             .await
     );
     // A pod that has not seen the new Secret yet signs with K1, a URL living its full 10 min.
-    let url_k1 = sign(&world, &first, "/video/k1.ts", 600);
+    let sign = |secret: &std::collections::BTreeMap<String, String>, path| {
+        world.sign(
+            "E1",
+            &secret["private_key.pem"],
+            &secret["key_pair_id"],
+            path,
+            600,
+        )
+    };
+    let url_k1 = sign(&first, "/video/k1.ts");
     let second = world.app_secret("media-cloudfront-key").await.unwrap();
-    let url_k2 = sign(&world, &second, "/video/k2.ts", 600);
-    assert_eq!(edge(&world, &url_k1), Ok(()));
+    let url_k2 = sign(&second, "/video/k2.ts");
+    assert_eq!(world.edge("E1", &url_k1), Ok(()));
 
     // The keyring is lost.
     let owner = world.owner("media");
@@ -101,7 +68,7 @@ async fn losing_the_keyring_mid_rotation_keeps_retiring_keys_for_their_grace() {
     for step in 0..20 {
         world.reconcile("media").await.unwrap().unwrap();
         for (name, url) in [("K1", &url_k1), ("K2", &url_k2)] {
-            if let Err(reason) = edge(&world, url) {
+            if let Err(reason) = world.edge("E1", url) {
                 rejected.push((step, name, reason));
             }
         }
