@@ -7,7 +7,7 @@
 //!
 //! One module per concern, each a chain of small named rules over the same [`Plan`]:
 //! [`keys`] (keyring bookkeeping, rotation, activation), [`key_group`] (what the group holds),
-//! [`adopted_keys`] (the keys an adopted group came with),
+//! [`adopted_keys`] (the keys an adopted group came with), [`settings`] (the spec made usable),
 //! [`app_secret`] (what apps mount), [`distributions`] (attach and detach), [`cleanup`]
 //! (deletion), and [`grants`] (what the `CloudFrontAccount` lets the object do at all).
 
@@ -18,14 +18,16 @@ mod distributions;
 mod grants;
 mod key_group;
 mod keys;
+mod settings;
 
 pub use app_secret::{app_secret_annotations, app_secret_labels, hash_algorithm};
 pub(crate) use distributions::selectors;
 use grants::{Access, refusal};
 pub use grants::{admission, reaches_cloudfront};
 pub use keys::{leave_time, next_rotation};
+pub use settings::{Settings, SpecError, key_group_name, secret_name, settings};
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -33,114 +35,9 @@ use jiff::{SignedDuration, Timestamp};
 use super::keyring::{KeyRecord, Keyring};
 use super::observed::{AppSecret, KeyGroupState, Observed, Subject};
 use super::reasons;
-use crate::api::{
-    DeletionPolicy, DistributionSpec, DurationError, KeyAlgorithm, KeyState, SigningKeyGroupSpec,
-    default_key_group_name, default_secret_name, parse_duration,
-};
+use crate::api::{DeletionPolicy, KeyAlgorithm, KeyState, SigningKeyGroupSpec};
 use crate::cloudfront::{BehaviorTrust, Etag, KeyGroupConfig};
 use crate::tenancy::{Admission, Grants};
-
-/// The spec with durations parsed and defaults applied.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
-    pub key_group_name: String,
-    pub key_group_comment: Option<String>,
-    pub secret_name: String,
-    pub secret_labels: BTreeMap<String, String>,
-    pub secret_annotations: BTreeMap<String, String>,
-    pub algorithm: KeyAlgorithm,
-    pub interval: Duration,
-    pub max_signed_url_lifetime: Duration,
-    pub secret_refresh_allowance: Duration,
-    pub min_propagation_wait: Duration,
-    pub distributions: Vec<DistributionSpec>,
-    pub deletion_policy: DeletionPolicy,
-    /// `spec.keyGroup.adopt`, and how the adopted keys leave.
-    pub adopt: bool,
-    pub retire_adopted_keys_after: Duration,
-    pub delete_adopted_keys: bool,
-}
-
-impl Settings {
-    /// How long a key stays in the group after apps stopped signing with it.
-    pub fn grace(&self) -> Duration {
-        self.secret_refresh_allowance + self.max_signed_url_lifetime
-    }
-}
-
-/// A spec the API server should have refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("spec.{field}: {source}")]
-pub struct SpecError {
-    pub field: &'static str,
-    #[source]
-    pub source: DurationError,
-}
-
-/// The CloudFront key group name, computable even from an invalid spec (cleanup needs it).
-pub fn key_group_name(spec: &SigningKeyGroupSpec, subject: &Subject) -> String {
-    spec.key_group
-        .name
-        .clone()
-        .unwrap_or_else(|| default_key_group_name(&subject.namespace, &subject.name))
-}
-
-/// The app-facing Secret name, computable even from an invalid spec.
-pub fn secret_name(spec: &SigningKeyGroupSpec, subject: &Subject) -> String {
-    spec.secret
-        .name
-        .clone()
-        .unwrap_or_else(|| default_secret_name(&subject.name))
-}
-
-/// Parses and completes the spec.
-pub fn settings(spec: &SigningKeyGroupSpec, subject: &Subject) -> Result<Settings, SpecError> {
-    let duration = |field: &'static str, value: &str| {
-        parse_duration(value).map_err(|source| SpecError { field, source })
-    };
-    let rotation = &spec.rotation;
-    let interval = duration("rotation.interval", &rotation.interval)?;
-    if interval.is_zero() {
-        return Err(SpecError {
-            field: "rotation.interval",
-            source: DurationError::Malformed {
-                value: rotation.interval.clone(),
-            },
-        });
-    }
-    let max_signed_url_lifetime = duration(
-        "rotation.maxSignedUrlLifetime",
-        &rotation.max_signed_url_lifetime,
-    )?;
-    let secret_refresh_allowance = duration(
-        "rotation.secretRefreshAllowance",
-        &rotation.secret_refresh_allowance,
-    )?;
-    let retire_adopted_keys_after = match &spec.key_group.retire_adopted_keys_after {
-        Some(value) => duration("keyGroup.retireAdoptedKeysAfter", value)?,
-        None => max_signed_url_lifetime + secret_refresh_allowance,
-    };
-    Ok(Settings {
-        key_group_name: key_group_name(spec, subject),
-        key_group_comment: spec.key_group.comment.clone(),
-        secret_name: secret_name(spec, subject),
-        secret_labels: spec.secret.labels.clone(),
-        secret_annotations: spec.secret.annotations.clone(),
-        algorithm: spec.key.algorithm,
-        interval,
-        max_signed_url_lifetime,
-        secret_refresh_allowance,
-        min_propagation_wait: duration(
-            "rotation.minPropagationWait",
-            &rotation.min_propagation_wait,
-        )?,
-        distributions: spec.distributions.clone(),
-        deletion_policy: spec.effective_deletion_policy(),
-        adopt: spec.key_group.adopt,
-        retire_adopted_keys_after,
-        delete_adopted_keys: spec.key_group.delete_adopted_keys,
-    })
-}
 
 /// One side effect. The executor runs a plan's steps in order and stops at the first failure.
 #[derive(Debug, Clone, PartialEq)]
