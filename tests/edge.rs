@@ -418,3 +418,45 @@ async fn signed_cookies_authorize_every_url_their_policy_covers() {
         StatusCode::FORBIDDEN
     );
 }
+
+/// Every HTTP front of the emulator bounds what it reads: a body over the limit is refused
+/// with 413 before anything parses it, and one just under it still reaches the parser.
+#[tokio::test]
+async fn oversized_request_bodies_are_refused_before_parsing() {
+    use keyfront::emulator::wire::{self, MAX_REQUEST_BODY};
+    let edge = Edge::new().await;
+    let api = wire::router(edge.emulator.clone().into());
+    let post = |size: usize| {
+        Request::post("/2020-05-31/public-key")
+            .header(header::CONTENT_TYPE, "application/xml")
+            .body(Body::from(vec![b' '; size]))
+            .unwrap()
+    };
+    let too_big = api
+        .clone()
+        .oneshot(post(MAX_REQUEST_BODY + 1))
+        .await
+        .unwrap();
+    assert_eq!(too_big.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let parsed = api.oneshot(post(MAX_REQUEST_BODY)).await.unwrap();
+    assert_eq!(
+        parsed.status(),
+        StatusCode::BAD_REQUEST,
+        "a body within the limit reaches the XML parser, which refuses blanks"
+    );
+
+    let front = edge::router(edge.emulator.clone().into());
+    let request = |body: Body| {
+        Request::get(format!("https://{}/a.txt", edge.host))
+            .header(header::HOST, edge.host.clone())
+            .body(body)
+            .unwrap()
+    };
+    let with_body = front.clone().oneshot(request(Body::from(vec![b'x'; 4096])));
+    let without = front.oneshot(request(Body::empty()));
+    assert_eq!(
+        with_body.await.unwrap().status(),
+        without.await.unwrap().status(),
+        "the edge judges the URL and never reads the body"
+    );
+}

@@ -72,6 +72,7 @@ fn plan(active: bool) -> Plan {
             created_at: Timestamp::UNIX_EPOCH,
             live_at: None,
             activated_at: Some(Timestamp::UNIX_EPOCH),
+            takes_over_at: None,
             retired_at: None,
             revoked: false,
             private_key_lost: false,
@@ -198,6 +199,11 @@ fn every_reason_gives_the_kstatus_result_gitops_tools_must_see() {
             "deploying",
             waiting(reasons::DISTRIBUTIONS_READY, reasons::DEPLOYING),
             InProgress,
+        ),
+        case(
+            "next key deployed, waiting for its scheduled time",
+            waiting(reasons::ROTATING, reasons::NEXT_KEY_READY),
+            Current,
         ),
         case(
             "key group full: waits for a key to retire",

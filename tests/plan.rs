@@ -18,7 +18,7 @@ use keyfront::reconcile::keyring::{KeyRecord, Keyring};
 use keyfront::reconcile::observed::{
     AppSecret, DistributionState, KeyGroupState, Observed, OwnedAppSecret, StoredKeyring, Subject,
 };
-use keyfront::reconcile::plan::{self, Plan, Step};
+use keyfront::reconcile::plan::{self, Plan, Stage, Step};
 use keyfront::reconcile::{names, reasons};
 use keyfront::tenancy::NamespaceFacts;
 use serde_json::json;
@@ -71,6 +71,7 @@ fn key(serial: u32, state: KeyState, id: Option<&str>) -> KeyRecord {
         created_at: t0(),
         live_at: None,
         activated_at: (state == KeyState::Active).then(t0),
+        takes_over_at: None,
         retired_at: None,
         revoked: false,
         private_key_lost: false,
@@ -349,7 +350,8 @@ fn active_with_no_distribution_the_key_activates_once_in_the_group() {
         .keys(vec![key(1, KeyState::Published, Some("K1"))])
         .group(&["K1"])
         .plan();
-    assert_eq!(kinds(&plan), ["WriteAppSecret(1)"]);
+    // The keyring records when the key went live (the next rotation's lead uses it).
+    assert_eq!(kinds(&plan), ["SaveKeyring", "WriteAppSecret(1)"]);
 }
 
 #[test]
@@ -372,7 +374,7 @@ fn active_waits_until_every_trusting_distribution_verifies_the_key() {
 
     // Deployed with both keys at the edge: the Secret switches to key 2.
     let case = case.distribution("E1", &[KG], &["K1", "K2"], true);
-    assert_eq!(kinds(&case.plan()), ["WriteAppSecret(2)"]);
+    assert_eq!(kinds(&case.plan()), ["SaveKeyring", "WriteAppSecret(2)"]);
 }
 
 #[test]
@@ -440,17 +442,67 @@ fn retiring_a_key_stays_in_the_group_for_the_grace_then_leaves_and_is_deleted() 
 }
 
 #[test]
-fn rotation_starts_when_the_interval_has_passed() {
+fn a_scheduled_rotation_publishes_ahead_and_takes_over_when_due() {
     let mut case = Case::new()
         .keys(vec![key(1, KeyState::Active, Some("K1"))])
         .group(&["K1"])
         .signing_with(1);
+    // No deployment observed yet: the lead is a poll for deploying plus a poll for noticing.
+    let lead = SignedDuration::from_secs(30);
     case.now = at(59);
     let plan = case.plan();
     assert!(kinds(&plan).is_empty());
-    assert_eq!(plan.wake_at, Some(at(60)), "wakes when the rotation is due");
+    assert_eq!(plan.wake_at, Some(at(60) - lead), "wakes to publish ahead");
+    case.now = at(60) - lead;
+    let plan = case.plan();
+    assert_eq!(kinds(&plan), ["StageKey"]);
+    assert_eq!(
+        plan.steps[0],
+        Step::SaveKeyring {
+            stage: Some(Stage {
+                algorithm: KeyAlgorithm::EcdsaP256,
+                takes_over_at: Some(at(60)),
+            })
+        }
+    );
+
+    // Published and deployed before its time: it waits for it, without Reconciling.
+    let mut next = key(2, KeyState::Published, Some("K2"));
+    next.takes_over_at = Some(at(60));
+    let mut case = case
+        .keys(vec![key(1, KeyState::Active, Some("K1")), next])
+        .group(&["K1", "K2"]);
+    case.now = at(60) - SignedDuration::from_secs(10);
+    let plan = case.plan();
+    assert!(
+        !kinds(&plan).iter().any(|k| k.starts_with("WriteAppSecret")),
+        "{:?}",
+        kinds(&plan)
+    );
+    assert!(has_finding(&plan, reasons::NEXT_KEY_READY));
+    assert_eq!(plan.wake_at, Some(at(60)));
+    case.keyring().keys[1].live_at = Some(case.now);
     case.now = at(60);
-    assert_eq!(kinds(&case.plan()), ["StageKey"]);
+    assert_eq!(kinds(&case.plan()), ["WriteAppSecret(2)"]);
+}
+
+#[test]
+fn the_lead_counts_the_deployment_time_last_observed() {
+    let mut earlier = key(1, KeyState::Retiring, Some("K1"));
+    earlier.created_at = at(-10);
+    earlier.live_at = Some(at(-7));
+    earlier.retired_at = Some(t0());
+    let mut case = Case::new()
+        .keys(vec![earlier, key(2, KeyState::Active, Some("K2"))])
+        .group(&["K1", "K2"])
+        .signing_with(2);
+    case.spec.rotation.min_propagation_wait = "1m".into();
+    // 3 minutes to deploy last time, 1 minute's wait, 15 s to notice.
+    let expected = at(60) - SignedDuration::from_secs(4 * 60 + 15);
+    case.now = expected - SignedDuration::from_secs(1);
+    assert!(!kinds(&case.plan()).contains(&"StageKey".to_owned()));
+    case.now = expected;
+    assert!(kinds(&case.plan()).contains(&"StageKey".to_owned()));
 }
 
 #[test]

@@ -67,7 +67,11 @@ pub fn parse_duration(value: &str) -> Result<Duration, DurationError> {
         for digit in fraction.chars() {
             let digit = digit.to_digit(10).ok_or_else(malformed)? as u128;
             scale /= 10;
-            part += digit * scale;
+            part = part
+                .checked_add(digit * scale)
+                .ok_or_else(|| DurationError::Overflow {
+                    value: value.to_owned(),
+                })?;
         }
         total_nanos = total_nanos
             .checked_add(part)

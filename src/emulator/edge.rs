@@ -32,7 +32,11 @@ use crate::signer::verify::{Presented, verify_presented};
 
 /// The edge's HTTP front, serving the distributions of every account.
 pub fn router(aws: Aws) -> Router {
-    Router::new().fallback(serve).with_state(aws)
+    // The edge reads no request body; the limit keeps it that way if it ever does.
+    Router::new()
+        .fallback(serve)
+        .layer(axum::extract::DefaultBodyLimit::max(0))
+        .with_state(aws)
 }
 
 async fn serve(State(aws): State<Aws>, request: Request<Body>) -> Response {

@@ -162,7 +162,7 @@ fn apply(kind: FaultKind, latency: Duration, operation: &str, injection: &mut In
                 format!("Access denied (injected into {operation})"),
             ))
         }
-        FaultKind::Latency => injection.delay += latency,
+        FaultKind::Latency => injection.delay = injection.delay.saturating_add(latency),
         FaultKind::PreconditionFailed => {
             injection.error = Some(ApiError::new(
                 412,

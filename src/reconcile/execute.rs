@@ -4,8 +4,8 @@
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::events::{Event, EventType};
-use kube::{Api, Resource as _, ResourceExt as _};
+use kube::runtime::events::EventType;
+use kube::{Api, ResourceExt as _};
 use serde_json::json;
 
 use super::keyring::KeyRecord;
@@ -62,7 +62,8 @@ pub async fn execute<A, C: CloudFront>(
             Step::SaveKeyring { stage } => {
                 let mut keyring = plan.keyring.clone();
                 let mut staged = None;
-                if let Some(algorithm) = *stage {
+                if let Some(stage) = *stage {
+                    let algorithm = stage.algorithm;
                     let pair = tokio::task::spawn_blocking(move || keys::generate(algorithm))
                         .await
                         .map_err(|_| Error::Internal("key generation task"))?
@@ -82,12 +83,13 @@ pub async fn execute<A, C: CloudFront>(
                         created_at: ctx.clock.now(),
                         live_at: None,
                         activated_at: None,
+                        takes_over_at: stage.takes_over_at,
                         retired_at: None,
                         revoked: false,
                         private_key_lost: false,
                         private_key: Some(pair.private_key),
                     });
-                    staged = Some((serial, pair.fingerprint));
+                    staged = Some((serial, algorithm, pair.fingerprint));
                 }
                 save_keyring(
                     &keyrings,
@@ -97,11 +99,11 @@ pub async fn execute<A, C: CloudFront>(
                     observed,
                 )
                 .await?;
-                staged.map(|(serial, fingerprint)| {
+                staged.map(|(serial, algorithm, fingerprint)| {
                     (
                         EventType::Normal,
                         reasons::KEY_STAGED,
-                        format!("generated key {serial} ({algorithm:?}, fingerprint {fingerprint}) and stored it in the cluster", algorithm = stage.unwrap_or_default()),
+                        format!("generated key {serial} ({algorithm:?}, fingerprint {fingerprint}) and stored it in the cluster"),
                     )
                 })
             }
@@ -302,7 +304,9 @@ pub async fn execute<A, C: CloudFront>(
         };
         done.steps += 1;
         if let Some((type_, reason, note)) = event {
-            ctx.publish(object, type_, reason, note).await;
+            ctx.events
+                .publish(object, type_, reason, super::step_name(step), note)
+                .await;
         }
     }
     Ok(done)
@@ -332,27 +336,5 @@ async fn set_finalizers(
         Ok(_) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
         Err(e) => Err(kube_error(KubeOperation::PatchObject)(e)),
-    }
-}
-
-impl<A> Context<A> {
-    /// Publishes an Event about `object`; a failure to record it is logged, not fatal.
-    pub async fn publish(
-        &self,
-        object: &SigningKeyGroup,
-        type_: EventType,
-        reason: &str,
-        note: String,
-    ) {
-        let event = Event {
-            type_,
-            reason: reason.to_owned(),
-            note: Some(note),
-            action: "Reconcile".to_owned(),
-            secondary: None,
-        };
-        if let Err(error) = self.recorder.publish(&event, &object.object_ref(&())).await {
-            tracing::warn!(%error, reason, "could not record event");
-        }
     }
 }

@@ -37,6 +37,10 @@ pub struct KeyRecord {
     pub live_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activated_at: Option<Timestamp>,
+    /// Published ahead of a scheduled rotation: apps switch to it at this time, not before
+    /// (a key staged because none was usable, or by request, takes over as soon as it is live).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub takes_over_at: Option<Timestamp>,
     /// When apps stopped signing with it (the next key's Secret switch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retired_at: Option<Timestamp>,
@@ -199,6 +203,7 @@ mod tests {
             created_at: Timestamp::UNIX_EPOCH,
             live_at: None,
             activated_at: Some(Timestamp::UNIX_EPOCH),
+            takes_over_at: None,
             retired_at: None,
             revoked: false,
             private_key_lost: false,

@@ -19,6 +19,7 @@
 
 pub mod account;
 mod error;
+pub mod events;
 pub mod execute;
 pub mod keyring;
 pub mod names;
@@ -34,7 +35,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Patch, PatchParams};
-use kube::runtime::events::{EventType, Recorder};
+use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt as _};
 use serde_json::json;
 
@@ -79,7 +80,7 @@ pub struct Context<A> {
     /// CloudFront clients per account.
     pub accounts: A,
     pub clock: Arc<dyn Clock>,
-    pub recorder: Recorder,
+    pub events: events::Events,
     pub config: ReconcilerConfig,
 }
 
@@ -309,7 +310,14 @@ pub async fn reconcile<A: CloudFrontAccounts>(
                     } else {
                         EventType::Normal
                     };
-                    ctx.publish(&current, type_, notice.reason, notice.message.clone())
+                    ctx.events
+                        .publish(
+                            &current,
+                            type_,
+                            notice.reason,
+                            "Observe",
+                            notice.message.clone(),
+                        )
                         .await;
                 }
                 if done.finalizer_removed {
@@ -337,7 +345,7 @@ pub async fn reconcile<A: CloudFrontAccounts>(
     Ok(Outcome::Requeue(Duration::from_millis(200)))
 }
 
-fn step_name(step: &plan::Step) -> &'static str {
+pub(crate) fn step_name(step: &plan::Step) -> &'static str {
     match step {
         plan::Step::AddFinalizer => "AddFinalizer",
         plan::Step::SaveKeyring { stage: Some(_) } => "StageKey",
@@ -423,13 +431,15 @@ async fn finish<A>(
             && !announced.contains(&condition.reason)
         {
             announced.push(condition.reason.clone());
-            ctx.publish(
-                object,
-                EventType::Warning,
-                &condition.reason,
-                condition.message.clone(),
-            )
-            .await;
+            ctx.events
+                .publish(
+                    object,
+                    EventType::Warning,
+                    &condition.reason,
+                    &format!("Report{}", condition.type_),
+                    condition.message.clone(),
+                )
+                .await;
         }
     }
     if object.status.as_ref() == Some(&new_status) {

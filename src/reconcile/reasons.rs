@@ -23,6 +23,8 @@ pub const NOT_STALLED: &str = "NotStalled";
 // Waiting, not failing.
 pub const ROTATION_IN_PROGRESS: &str = "RotationInProgress";
 pub const WAITING_FOR_PROPAGATION: &str = "WaitingForPropagation";
+/// The next key is deployed everywhere and waits for its scheduled time: nothing to do.
+pub const NEXT_KEY_READY: &str = "NextKeyReady";
 pub const DEPLOYING: &str = "Deploying";
 pub const DELETING: &str = "Deleting";
 
@@ -70,7 +72,13 @@ pub const SECRETS_RELEASED: &str = "SecretsReleased";
 pub fn is_waiting(reason: &str) -> bool {
     matches!(
         reason,
-        PROGRESSING | DELETING | DEPLOYING | WAITING_FOR_PROPAGATION | ROTATION_IN_PROGRESS | IDLE
+        PROGRESSING
+            | DELETING
+            | DEPLOYING
+            | WAITING_FOR_PROPAGATION
+            | ROTATION_IN_PROGRESS
+            | NEXT_KEY_READY
+            | IDLE
     )
 }
 

@@ -260,10 +260,12 @@ fn gitops_conditions(inputs: &StatusInputs<'_>, ready: &Condition) -> [Condition
             "nothing needs a person".into(),
         )
     };
-    let in_flight = plan
-        .findings
-        .iter()
-        .find(|f| !f.blocking && reasons::is_waiting(f.reason) && f.reason != reasons::IDLE);
+    let in_flight = plan.findings.iter().find(|f| {
+        !f.blocking
+            && reasons::is_waiting(f.reason)
+            && f.reason != reasons::IDLE
+            && f.reason != reasons::NEXT_KEY_READY
+    });
     let reconciling = if stalled {
         None
     } else if ready.status == "False" {

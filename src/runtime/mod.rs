@@ -15,10 +15,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::reconcile::events::Events;
 use futures::{FutureExt as _, StreamExt as _};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::runtime::controller::{self, Action};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, ResourceExt as _};
@@ -125,7 +126,7 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
             client: client.clone(),
             accounts,
             clock: Arc::new(SystemClock),
-            recorder: Recorder::new(client.clone(), reporter),
+            events: Events::new(client.clone(), reporter),
             config: settings.reconciler.clone(),
         }),
         backoff: Backoff::new(settings.backoff_base, settings.backoff_max),

@@ -146,7 +146,10 @@ fn policy_source(args: &SignArgs) -> anyhow::Result<PolicySource> {
         (Some(e), None) => e,
         (None, Some(d)) => {
             let d = parse_duration(d).map_err(|e| anyhow!("--expires-in: {e}"))?;
-            now() + i64::try_from(d.as_secs()).map_err(|_| anyhow!("--expires-in is too large"))?
+            i64::try_from(d.as_secs())
+                .ok()
+                .and_then(|secs| now().checked_add(secs))
+                .ok_or_else(|| anyhow!("--expires-in is too large"))?
         }
         _ => bail!("give --expires EPOCH or --expires-in DURATION (or --policy-file)"),
     };

@@ -20,10 +20,11 @@ use keyfront::cloudfront::{
 use keyfront::emulator::Emulator;
 use keyfront::emulator::faults::FaultSettings;
 use keyfront::emulator::model::{ModelSettings, Quotas};
+use keyfront::reconcile::events::Events;
 use keyfront::reconcile::{self, Context, Outcome, ReconcilerConfig, names, reasons};
 use keyfront::signer::SigningKey;
 use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::{Api, ResourceExt as _};
 use kube_api_double::ApiDouble;
 use serde_json::{Value, json};
@@ -280,6 +281,16 @@ impl std::io::Write for LogSink {
     }
 }
 
+/// Raised so that I6 (at most 5 keys) is keyfront's doing, not the emulator's.
+fn roomy_quotas() -> Quotas {
+    Quotas {
+        keys_per_key_group: 20,
+        public_keys: 200,
+        key_groups: 50,
+        ..Quotas::default()
+    }
+}
+
 /// One cluster, one CloudFront account, one clock.
 pub struct World {
     pub api: ApiDouble,
@@ -288,6 +299,8 @@ pub struct World {
     pub switch: Arc<CrashSwitch>,
     pub calls: Arc<CallCounts>,
     pub config: ReconcilerConfig,
+    /// One Event recorder for the operator's life, as `keyfront run` has (it folds repeats).
+    events: Events,
     /// Reconcile errors seen, as their `detail()` text (scanned for key material).
     pub error_texts: Vec<String>,
     history: History,
@@ -314,19 +327,19 @@ impl World {
     }
 
     pub fn with_seed(seed: u64) -> Self {
-        Self::with_quotas(
-            seed,
-            // Raised so that I6 (at most 5 keys) is keyfront's doing, not the emulator's.
-            Quotas {
-                keys_per_key_group: 20,
-                public_keys: 200,
-                key_groups: 50,
-                ..Quotas::default()
-            },
-        )
+        Self::build(seed, roomy_quotas(), PROPAGATION)
     }
 
     pub fn with_quotas(seed: u64, quotas: Quotas) -> Self {
+        Self::build(seed, quotas, PROPAGATION)
+    }
+
+    /// CloudFront deploying in `propagation` (the emulator's own default is 2 s).
+    pub fn with_propagation(propagation: Duration) -> Self {
+        Self::build(7, roomy_quotas(), propagation)
+    }
+
+    fn build(seed: u64, quotas: Quotas, propagation: Duration) -> Self {
         let _ = log_buffer();
         let api = ApiDouble::new();
         for crd in [
@@ -357,7 +370,7 @@ impl World {
         let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
         let emulator = Emulator::new(
             ModelSettings {
-                propagation_delay: PROPAGATION,
+                propagation_delay: propagation,
                 quotas,
                 seed: Some(seed),
             },
@@ -367,11 +380,20 @@ impl World {
             },
             Arc::new(clock.clone()),
         );
+        let switch: Arc<CrashSwitch> = Arc::default();
+        let events = Events::new(
+            tapped_client(&api, switch.clone()),
+            Reporter {
+                controller: "keyfront".into(),
+                instance: None,
+            },
+        );
         Self {
+            events,
+            switch,
             api,
             clock,
             emulator,
-            switch: Arc::default(),
             calls: Arc::default(),
             config: ReconcilerConfig {
                 cluster_id: CLUSTER_ID.into(),
@@ -401,13 +423,7 @@ impl World {
     pub fn context(&self) -> Arc<Context<Tap>> {
         let client = self.client();
         Arc::new(Context {
-            recorder: Recorder::new(
-                client.clone(),
-                Reporter {
-                    controller: "keyfront".into(),
-                    instance: None,
-                },
-            ),
+            events: self.events.clone(),
             client,
             accounts: Tap {
                 inner: self.emulator.clone(),

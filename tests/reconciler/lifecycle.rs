@@ -491,3 +491,66 @@ async fn cleanup_works_from_an_invalid_spec() {
     world.until_gone("media").await;
     world.assert_no_orphans(&uid);
 }
+
+/// The next key is published ahead, counting the deployment time observed, so each rotation
+/// happens at the `nextRotationTime` the status announced (give or take one poll) instead of
+/// a deployment and a poll later. Every `KeyActivated` Event names the key it is about.
+#[tokio::test]
+async fn rotations_happen_at_the_announced_time() {
+    let mut world = World::with_propagation(Duration::from_secs(2));
+    world.distribution("E1", &[]);
+    world
+        .apply(manifest(
+            "media",
+            json!({"interval": "20s", "maxSignedUrlLifetime": "20s", "secretRefreshAllowance": "10s", "minPropagationWait": "0s"}),
+            json!([{"id": "E1", "defaultCacheBehavior": true}]),
+        ))
+        .await;
+    world.until_ready("media").await;
+    let start = world.clock_now();
+    let poll = world.config.propagation_poll;
+    let mut signing = signing_key(&world).await;
+    let mut announced = world.status("media").await.next_rotation_time.unwrap().0;
+    // (key, announced time, time it took over)
+    let mut rotations: Vec<(String, jiff::Timestamp, jiff::Timestamp)> = Vec::new();
+    world
+        .run_until("media", 1000, async |w: &World| {
+            let now = w.clock_now();
+            let current = signing_key(w).await;
+            if current != signing {
+                rotations.push((current.clone(), announced, now));
+                signing = current;
+                announced = w.status("media").await.next_rotation_time.unwrap().0;
+            }
+            now.duration_since(start) >= jiff::SignedDuration::from_secs(75)
+        })
+        .await;
+    assert!(
+        rotations.len() >= 3,
+        "{} rotations in 75 s at a 20 s interval: {rotations:#?}",
+        rotations.len()
+    );
+    for (key, announced, took_over) in &rotations {
+        let late = took_over.duration_since(*announced).unsigned_abs();
+        assert!(
+            *took_over >= *announced && late <= poll,
+            "{key} took over at {took_over}, announced for {announced}"
+        );
+    }
+    // One KeyActivated Event per key, each naming its own key (none folded into another's).
+    let activated: Vec<String> = world
+        .events()
+        .await
+        .into_iter()
+        .filter(|(reason, _)| reason == "KeyActivated")
+        .map(|(_, note)| note)
+        .collect();
+    for (key, _, _) in &rotations {
+        assert_eq!(
+            activated.iter().filter(|n| n.ends_with(key.as_str())).count(),
+            1,
+            "{key}: {activated:#?}"
+        );
+    }
+    world.check_logs_and_errors();
+}

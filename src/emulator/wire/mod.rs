@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -42,6 +42,10 @@ use keys::{
 
 const API: &str = "/2020-05-31";
 const DEFAULT_MAX_ITEMS: usize = 100;
+
+/// The largest request body the emulator reads (a DistributionConfig with every setting is
+/// tens of kilobytes); larger bodies get `413 Payload Too Large` before any parsing.
+pub const MAX_REQUEST_BODY: usize = 1024 * 1024;
 
 /// The HTTP front of an emulated AWS: CloudFront, STS and the test controls.
 pub fn router(aws: Aws) -> Router {
@@ -103,6 +107,7 @@ pub fn router(aws: Aws) -> Router {
                 "No CloudFront operation matches this request.",
             ))
         })
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
         .with_state(aws)
 }
 

@@ -23,7 +23,9 @@ fn comment(subject: &Subject, settings: &Settings, plan: &Plan) -> String {
             .as_ref()
             .and_then(|a| a.comment.clone())
     });
-    let room = MAX_COMMENT - names::comment_marker(&subject.owner).len() - 1;
+    let room = MAX_COMMENT
+        .saturating_sub(names::comment_marker(&subject.owner).len())
+        .saturating_sub(1);
     let text = text.map(|t| t.chars().take(room).collect::<String>());
     names::owned_comment(&subject.owner, text.as_deref())
 }

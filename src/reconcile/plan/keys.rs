@@ -7,7 +7,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::distributions::trusts;
-use super::{Notice, Plan, Settings, after};
+use super::{Notice, Plan, Settings, Stage, after, before};
 use crate::api::{KeyAlgorithm, KeyState, MAX_KEYS_PER_GROUP};
 use crate::reconcile::keyring::{KeyRecord, Keyring};
 use crate::reconcile::names;
@@ -91,6 +91,7 @@ pub(super) fn adopt_active_key_from_app_secret(
         created_at: now,
         live_at: Some(now),
         activated_at: Some(now),
+        takes_over_at: None,
         retired_at: None,
         revoked: false,
         private_key_lost: false,
@@ -162,6 +163,7 @@ pub(super) fn record_unaccounted_keys_as_retiring(
             created_at: key.created_time,
             live_at: None,
             activated_at: None,
+            takes_over_at: None,
             retired_at: Some(now),
             revoked: false,
             private_key_lost: true,
@@ -248,15 +250,41 @@ pub(super) fn handle_revoke_request(plan: &mut Plan, subject: &Subject, now: Tim
     }
 }
 
+/// How long before a scheduled rotation the next key is staged, so that CloudFront has
+/// deployed it everywhere by the time it is due: the deployment time last observed (a poll
+/// when none was), `minPropagationWait`, and one poll for noticing. At most one interval.
+pub fn publish_lead(keyring: &Keyring, settings: &Settings, poll: Duration) -> Duration {
+    let observed_deployment = keyring
+        .keys
+        .iter()
+        .filter_map(|r| Some(r.live_at?.duration_since(r.created_at).unsigned_abs()))
+        .next_back()
+        .unwrap_or(poll);
+    observed_deployment
+        .saturating_add(settings.min_propagation_wait)
+        .saturating_add(poll)
+        .min(settings.interval)
+}
+
+/// Why a new key is staged.
+enum Cause {
+    /// Apps need another key as soon as it is live.
+    Now(&'static str),
+    /// The scheduled rotation at this time, staged ahead of it.
+    Scheduled(Timestamp),
+}
+
 /// Decides whether to stage a new key now; records a due-but-blocked rotation as a finding.
+/// Scheduled rotations stage their key [`publish_lead`] ahead of `nextRotationTime`.
 pub(super) fn plan_rotation(
     plan: &mut Plan,
     subject: &Subject,
     settings: &Settings,
     keys_in_group: usize,
     now: Timestamp,
-    grace: Duration,
-) -> Option<KeyAlgorithm> {
+    poll: Duration,
+) -> Option<Stage> {
+    let grace = settings.grace();
     let pending = plan
         .keyring
         .keys
@@ -268,17 +296,29 @@ pub(super) fn plan_rotation(
         .filter(|v| plan.keyring.handled_rotate.as_ref() != Some(*v))
         .cloned();
     let due_at = next_rotation(&plan.keyring, settings.interval);
-    let why = match plan.keyring.active() {
-        None => Some("no key is active yet"),
-        Some(a) if a.revoked => Some("the active key was revoked"),
-        Some(_) if requested.is_some() => Some("a rotation was requested by annotation"),
-        Some(_) if due_at.is_some_and(|t| t <= now) => Some("the rotation interval has passed"),
-        Some(_) => None,
+    let stage_at = due_at.map(|t| before(t, publish_lead(&plan.keyring, settings, poll)));
+    let cause = match plan.keyring.active() {
+        None => Some(Cause::Now("no key is active yet")),
+        Some(a) if a.revoked => Some(Cause::Now("the active key was revoked")),
+        Some(_) if requested.is_some() => {
+            Some(Cause::Now("a rotation was requested by annotation"))
+        }
+        Some(_) if due_at.is_some_and(|t| t <= now) => {
+            Some(Cause::Now("the rotation interval has passed"))
+        }
+        Some(_) => match (stage_at, due_at) {
+            (Some(stage_at), Some(due_at)) if stage_at <= now => Some(Cause::Scheduled(due_at)),
+            _ => None,
+        },
     };
-    if let Some(t) = due_at.filter(|t| *t > now) {
+    if let Some(t) = stage_at.filter(|t| *t > now) {
         plan.wake(t);
     }
-    let why = why?;
+    let cause = cause?;
+    let why = match &cause {
+        Cause::Now(why) => (*why).to_owned(),
+        Cause::Scheduled(at) => format!("the next rotation is due at {at}"),
+    };
     if pending {
         if let Some(v) = requested {
             // The rotation already under way satisfies the request.
@@ -330,7 +370,13 @@ pub(super) fn plan_rotation(
     if let Some(v) = requested {
         plan.keyring.handled_rotate = Some(v);
     }
-    Some(settings.algorithm)
+    Some(Stage {
+        algorithm: settings.algorithm,
+        takes_over_at: match cause {
+            Cause::Now(_) => None,
+            Cause::Scheduled(at) => Some(at),
+        },
+    })
 }
 
 /// Public keys of this object that are outside the key group and not wanted in it.
@@ -380,6 +426,8 @@ pub(super) fn plan_activation(
     poll: Duration,
 ) -> Option<u32> {
     let kg_id = kg_id?;
+    let due_at = next_rotation(&plan.keyring, settings.interval);
+    let active_revoked = plan.keyring.active().is_none_or(|a| a.revoked);
     let trusting: Vec<_> = observed
         .distributions
         .values()
@@ -414,8 +462,8 @@ pub(super) fn plan_activation(
         );
         return None;
     }
+    let live_at = *candidate.live_at.get_or_insert(now);
     if !settings.min_propagation_wait.is_zero() {
-        let live_at = *candidate.live_at.get_or_insert(now);
         let ready_at = after(live_at, settings.min_propagation_wait);
         if ready_at > now {
             plan.wake(ready_at);
@@ -426,6 +474,22 @@ pub(super) fn plan_activation(
             );
             return None;
         }
+    }
+    // Published ahead of schedule: it takes over when the rotation is due (sooner if the
+    // interval was shortened since), unless the active key may no longer be used.
+    let scheduled = candidate
+        .takes_over_at
+        .map(|t| due_at.map_or(t, |d| t.min(d)));
+    if let Some(at) = scheduled.filter(|t| *t > now)
+        && !active_revoked
+    {
+        plan.wake(at);
+        plan.wait(
+            reasons::ROTATING,
+            reasons::NEXT_KEY_READY,
+            format!("public key {id} is deployed everywhere and takes over at {at}"),
+        );
+        return None;
     }
     Some(candidate.serial)
 }

@@ -47,7 +47,7 @@ pub enum Step {
     /// Write [`Plan::keyring`] to the keyring Secret; with `stage`, first generate a key pair
     /// and add it as Staged (the private key is stored before CloudFront hears of it).
     SaveKeyring {
-        stage: Option<KeyAlgorithm>,
+        stage: Option<Stage>,
     },
     /// Create the public key of a Staged key under its deterministic name.
     CreatePublicKey {
@@ -101,6 +101,14 @@ pub struct Notice {
     pub warning: bool,
     pub reason: &'static str,
     pub message: String,
+}
+
+/// A key pair to generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stage {
+    pub algorithm: KeyAlgorithm,
+    /// For a key published ahead of a scheduled rotation: when it takes over, not before.
+    pub takes_over_at: Option<Timestamp>,
 }
 
 /// What to do next.
@@ -162,6 +170,11 @@ impl Plan {
 pub(super) fn after(t: Timestamp, d: Duration) -> Timestamp {
     let span = SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX);
     t.saturating_add(span).unwrap_or(Timestamp::MAX)
+}
+
+pub(super) fn before(t: Timestamp, d: Duration) -> Timestamp {
+    let span = SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX);
+    t.saturating_sub(span).unwrap_or(Timestamp::MIN)
 }
 
 /// Decides the next steps. `propagation_poll` is how often to look while CloudFront deploys.
@@ -329,7 +342,7 @@ fn plan_lifecycle(
     // Rotation: a new key when there is none, when the active one is due, revoked or a
     // rotation was requested, and only if the group has room (I6).
     let stage = if access.may_generate {
-        keys::plan_rotation(plan, subject, settings, desired.len(), now, grace)
+        keys::plan_rotation(plan, subject, settings, desired.len(), now, poll)
     } else {
         None
     };

@@ -34,7 +34,9 @@ pub struct Settings {
 impl Settings {
     /// How long a key stays in the group after apps stopped signing with it.
     pub fn grace(&self) -> Duration {
-        self.secret_refresh_allowance + self.max_signed_url_lifetime
+        // Each comes from the spec (up to u64::MAX seconds): saturate rather than panic.
+        self.secret_refresh_allowance
+            .saturating_add(self.max_signed_url_lifetime)
     }
 }
 
@@ -88,7 +90,7 @@ pub fn settings(spec: &SigningKeyGroupSpec, subject: &Subject) -> Result<Setting
     )?;
     let retire_adopted_keys_after = match &spec.key_group.retire_adopted_keys_after {
         Some(value) => duration("keyGroup.retireAdoptedKeysAfter", value)?,
-        None => max_signed_url_lifetime + secret_refresh_allowance,
+        None => max_signed_url_lifetime.saturating_add(secret_refresh_allowance),
     };
     Ok(Settings {
         key_group_name: key_group_name(spec, subject),

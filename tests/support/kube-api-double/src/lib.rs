@@ -69,6 +69,8 @@ impl ApiDouble {
     pub fn router(&self) -> Router {
         Router::new()
             .fallback(http::handle)
+            // A real API server refuses request bodies over 3 MiB.
+            .layer(axum::extract::DefaultBodyLimit::max(3 * 1024 * 1024))
             .with_state(self.shared.clone())
     }
 
