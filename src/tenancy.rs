@@ -22,6 +22,8 @@ use crate::cloudfront::BehaviorSelector;
 pub struct NamespaceFacts {
     pub name: String,
     pub labels: BTreeMap<String, String>,
+    /// Being deleted: nothing new can be created in it, and everything in it is going.
+    pub terminating: bool,
 }
 
 /// Whether a namespace may use an account at all.
@@ -183,6 +185,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).into(), (*v).into()))
                 .collect(),
+            terminating: false,
         }
     }
 

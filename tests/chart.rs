@@ -202,7 +202,7 @@ async fn the_default_account_admits_nothing_until_values_say_so() {
         Some(&default.spec),
         &keyfront::tenancy::NamespaceFacts {
             name: "team-a".into(),
-            labels: Default::default(),
+            ..Default::default()
         },
     );
     assert!(
@@ -228,7 +228,7 @@ async fn the_default_account_admits_nothing_until_values_say_so() {
         Some(&default.spec),
         &keyfront::tenancy::NamespaceFacts {
             name: "team-a".into(),
-            labels: Default::default(),
+            ..Default::default()
         },
     ) else {
         panic!("team-a not admitted by {:?}", default.spec)

@@ -116,6 +116,7 @@ impl Case {
                 namespace: NamespaceFacts {
                     name: "default".into(),
                     labels: BTreeMap::new(),
+                    terminating: false,
                 },
                 keyring: None,
                 app_secret: AppSecret::Missing,

@@ -56,6 +56,14 @@ impl Events {
             }
             other => other,
         };
+        if let Err(kube::Error::Api(status)) = &result
+            && status.code == 403
+            && status.message.contains("being terminated")
+        {
+            // Nothing can be recorded in a namespace being deleted; the cleanup goes on.
+            tracing::debug!(reason, "no Event: the namespace is being deleted");
+            return;
+        }
         if let Err(error) = result {
             tracing::warn!(%error, reason, object = %object.name_any(), "could not record event");
         }

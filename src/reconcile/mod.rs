@@ -165,6 +165,9 @@ async fn observe_all<A: CloudFrontAccounts>(
         account: account.as_ref().map(|a| a.spec.clone()),
         namespace: NamespaceFacts {
             name: subject.namespace.clone(),
+            terminating: namespace
+                .as_ref()
+                .is_some_and(|n| n.metadata.deletion_timestamp.is_some()),
             labels: namespace
                 .and_then(|n| n.metadata.labels)
                 .unwrap_or_default(),
@@ -241,9 +244,15 @@ pub async fn reconcile<A: CloudFrontAccounts>(
         if current.uid() != object.uid() {
             return Ok(Outcome::AwaitChange);
         }
-        let subject = subject_of(&current, &ctx.config.cluster_id);
+        let mut subject = subject_of(&current, &ctx.config.cluster_id);
         let now = ctx.clock.now();
         let (observed, cloudfront) = match observe_all(&ctx, &current, &subject).await {
+            Ok(o) if o.0.namespace.terminating => {
+                // The namespace controller deletes this object too, in its own time (Secrets
+                // may already be gone): clean up now, and never create anything there.
+                subject.deleting = true;
+                o
+            }
             Ok(o) => o,
             Err(error) => {
                 let empty = plan::plan(

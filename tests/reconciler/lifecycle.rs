@@ -6,7 +6,7 @@ use keyfront::reconcile::{names, reasons};
 use kube::ResourceExt as _;
 use serde_json::json;
 
-use crate::harness::{World, hourly, manifest};
+use crate::harness::{NAMESPACE, World, hourly, manifest};
 
 #[tokio::test]
 async fn create_reaches_ready_with_the_secret_key_group_and_trust_in_place() {
@@ -547,10 +547,41 @@ async fn rotations_happen_at_the_announced_time() {
         .collect();
     for (key, _, _) in &rotations {
         assert_eq!(
-            activated.iter().filter(|n| n.ends_with(key.as_str())).count(),
+            activated
+                .iter()
+                .filter(|n| n.ends_with(key.as_str()))
+                .count(),
             1,
             "{key}: {activated:#?}"
         );
     }
+    world.check_logs_and_errors();
+}
+
+/// Deleting the namespace: the namespace controller deletes the app Secret at once and marks
+/// the object; keyfront detaches and deletes what it made in CloudFront without creating
+/// anything in the terminating namespace, and the namespace goes.
+#[tokio::test]
+async fn deleting_the_namespace_cleans_up_without_creating_anything_there() {
+    use k8s_openapi::api::core::v1::Namespace;
+    let mut world = World::new();
+    let owner = ready_with_distribution(&mut world, true).await;
+    let namespaces: kube::Api<Namespace> = kube::Api::all(world.admin());
+    namespaces
+        .delete(NAMESPACE, &Default::default())
+        .await
+        .unwrap();
+    let requests_before = world.api.audit().len();
+    assert!(world.app_secret("media-cloudfront-key").await.is_none());
+    world.until_gone("media").await;
+    world.assert_no_orphans(&owner);
+    assert!(namespaces.get_opt(NAMESPACE).await.unwrap().is_none());
+    let created_there: Vec<_> = world.api.audit()[requests_before..]
+        .iter()
+        .filter(|r| r.verb == "create" && r.namespace.as_deref() == Some(NAMESPACE))
+        .filter(|r| r.resource != "events")
+        .cloned()
+        .collect();
+    assert!(created_there.is_empty(), "{created_there:#?}");
     world.check_logs_and_errors();
 }

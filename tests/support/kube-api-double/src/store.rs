@@ -354,6 +354,14 @@ impl Store {
         }
     }
 
+    /// Whether `namespace` is being deleted (its objects are being removed).
+    fn terminating(&self, namespace: &str) -> bool {
+        self.objects
+            .get(&(String::new(), "namespaces".into()))
+            .and_then(|t| t.get(&(String::new(), namespace.to_owned())))
+            .is_some_and(|ns| meta(ns, "deletionTimestamp").is_some())
+    }
+
     fn admit(&self, rt: &ResourceType, mut object: Value, old: Option<&Value>) -> Result<Value> {
         if rt.group.is_empty() && rt.kind == "Secret" {
             merge_string_data(&mut object);
@@ -448,6 +456,18 @@ impl Store {
                     rt.kind
                 ),
             ));
+        }
+        // NamespaceLifecycle admission: nothing new in a namespace being deleted.
+        if let Some(ns) = namespace.as_deref().filter(|ns| self.terminating(ns)) {
+            return Err(StatusError::new(
+                403,
+                "Forbidden",
+                format!(
+                    "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                    rt.plural
+                ),
+            )
+            .with_details(json!({"name": name, "group": rt.group, "kind": rt.plural})));
         }
         let key = Self::key(rt, namespace.as_deref(), &name);
         if self.table(rt).is_some_and(|t| t.contains_key(&key)) {
@@ -748,6 +768,9 @@ impl Store {
     ) -> Result<Value> {
         let mut object = self.get(rt, namespace, name)?;
         let key = Self::key(rt, namespace, name);
+        if rt.group.is_empty() && rt.kind == "Namespace" {
+            return Ok(self.terminate_namespace(object));
+        }
         if !finalizers(&object).is_empty() {
             if meta(&object, "deletionTimestamp").is_none() {
                 set_meta(&mut object, "deletionTimestamp", json!(now()));
@@ -787,11 +810,11 @@ impl Store {
         if rt.kind == "CustomResourceDefinition" {
             self.drop_custom_objects(&object);
         }
-        if rt.kind == "Namespace" {
-            self.drop_namespace(&key.1);
-        }
         if let Some(owner_uid) = meta_str(&object, "uid").map(str::to_owned) {
             self.collect_dependents(&owner_uid, propagation);
+        }
+        if rt.namespaced && self.terminating(&key.0) {
+            self.finish_namespace(&key.0);
         }
         Ok(object)
     }
@@ -877,28 +900,60 @@ impl Store {
         self.registry.unregister_crd(crd);
     }
 
-    fn drop_namespace(&mut self, namespace: &str) {
+    /// DELETE of a Namespace, as the API server and the namespace controller do it: the
+    /// namespace turns `Terminating` (no new content), every object in it is deleted — those
+    /// with finalizers stay, marked for deletion, until their controllers remove them — and the
+    /// namespace goes when it is empty.
+    fn terminate_namespace(&mut self, mut namespace: Value) -> Value {
+        let name = meta_str(&namespace, "name").unwrap_or_default().to_owned();
+        if meta(&namespace, "deletionTimestamp").is_none() {
+            set_meta(&mut namespace, "deletionTimestamp", json!(now()));
+            namespace["spec"] = json!({"finalizers": ["kubernetes"]});
+            namespace["status"] = json!({"phase": "Terminating"});
+            let rv = self.next_version();
+            set_meta(&mut namespace, "resourceVersion", json!(rv.to_string()));
+            let storage = (String::new(), "namespaces".to_owned());
+            self.objects
+                .entry(storage.clone())
+                .or_default()
+                .insert((String::new(), name.clone()), namespace.clone());
+            self.record(storage, "MODIFIED", namespace.clone());
+        }
         for rt in self.all_types().into_iter().filter(|t| t.namespaced) {
-            let names: Vec<String> = self
-                .table(&rt)
-                .into_iter()
-                .flat_map(|t| t.keys())
-                .filter(|(ns, _)| ns == namespace)
-                .map(|(_, n)| n.clone())
-                .collect();
-            for name in names {
-                if let Ok(mut object) = self.get(&rt, Some(namespace), &name) {
-                    // Namespace deletion removes everything in it, finalizers or not.
-                    set_meta(&mut object, "finalizers", json!([]));
-                    let _ = self.remove(
-                        &rt,
-                        (namespace.to_owned(), name),
-                        object,
-                        Propagation::Background,
-                    );
-                }
+            for object in self.names_in(&rt, &name) {
+                let _ = self.delete(&rt, Some(&name), &object, Propagation::Background);
             }
         }
+        self.finish_namespace(&name);
+        namespace
+    }
+
+    /// The namespace controller's last step: a terminating namespace with nothing left goes.
+    fn finish_namespace(&mut self, namespace: &str) {
+        let empty = self
+            .all_types()
+            .iter()
+            .filter(|t| t.namespaced)
+            .all(|rt| self.names_in(rt, namespace).is_empty());
+        if !empty {
+            return;
+        }
+        let storage = (String::new(), "namespaces".to_owned());
+        let key = (String::new(), namespace.to_owned());
+        if let Some(mut object) = self.objects.get_mut(&storage).and_then(|t| t.remove(&key)) {
+            let rv = self.next_version();
+            set_meta(&mut object, "resourceVersion", json!(rv.to_string()));
+            self.record(storage, "DELETED", object);
+        }
+    }
+
+    fn names_in(&self, rt: &ResourceType, namespace: &str) -> Vec<String> {
+        self.table(rt)
+            .into_iter()
+            .flat_map(|t| t.keys())
+            .filter(|(ns, _)| ns == namespace)
+            .map(|(_, n)| n.clone())
+            .collect()
     }
 }
 

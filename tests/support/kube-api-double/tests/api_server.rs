@@ -87,17 +87,56 @@ async fn on_real_cluster() -> Cluster {
     prepare(client, None).await
 }
 
+impl Cluster {
+    /// Deletes the test's namespace, first releasing any finalizer a failed test left on its
+    /// objects (else a real cluster keeps the namespace Terminating).
+    async fn clean_up(client: Client, namespace: String) {
+        let cluster = Cluster {
+            client,
+            namespace,
+            _double: None,
+        };
+        if let Ok(list) = cluster.skgs().list(&ListParams::default()).await {
+            for object in list.items {
+                let name = object.metadata.name.unwrap_or_default();
+                let release = json!({"metadata": {"finalizers": null}});
+                let _ = cluster
+                    .skgs()
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(release))
+                    .await;
+            }
+        }
+        let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
+        let _ = namespaces
+            .delete(&cluster.namespace, &DeleteParams::default())
+            .await;
+    }
+}
+
+/// Runs a behaviour, then removes its namespace whether it passed or not.
+async fn run<F: Future<Output = ()>>(cluster: Cluster, behaviour: fn(Cluster) -> F) {
+    use futures::FutureExt as _;
+    let (client, namespace) = (cluster.client.clone(), cluster.namespace.clone());
+    let outcome = std::panic::AssertUnwindSafe(behaviour(cluster))
+        .catch_unwind()
+        .await;
+    Cluster::clean_up(client, namespace).await;
+    if let Err(failure) = outcome {
+        std::panic::resume_unwind(failure);
+    }
+}
+
 macro_rules! behaviour {
     ($name:ident) => {
         mod $name {
             #[tokio::test]
             async fn on_double() {
-                super::$name(super::on_double().await).await;
+                super::run(super::on_double().await, super::$name).await;
             }
             #[tokio::test]
             #[ignore = "needs a real cluster: set KUBECONFIG and run `cargo test -p kube-api-double -- --ignored`"]
             async fn on_real_cluster() {
-                super::$name(super::on_real_cluster().await).await;
+                super::run(super::on_real_cluster().await, super::$name).await;
             }
         }
     };
@@ -429,6 +468,92 @@ async fn finalizers_hold_deletion_until_removed(c: Cluster) {
     .await
     .expect("release");
     assert_eq!(api_code(skgs.get("fin").await.expect_err("gone")).0, 404);
+}
+
+behaviour!(namespace_deletion_removes_content_and_waits_for_finalizers);
+async fn namespace_deletion_removes_content_and_waits_for_finalizers(c: Cluster) {
+    let secrets = c.secrets();
+    secrets
+        .create(&PostParams::default(), &secret("app", json!({})))
+        .await
+        .expect("secret");
+    let mut object = skg("held", json!({}));
+    object.metadata.finalizers = Some(vec!["keyfront.dev/cleanup".into()]);
+    c.skgs()
+        .create(&PostParams::default(), &object)
+        .await
+        .expect("create");
+    let namespaces: Api<Namespace> = Api::all(c.client.clone());
+    namespaces
+        .delete(&c.namespace, &DeleteParams::default())
+        .await
+        .expect("delete namespace");
+    let terminating = namespaces.get(&c.namespace).await.expect("still there");
+    assert!(terminating.metadata.deletion_timestamp.is_some());
+    assert_eq!(
+        terminating.status.and_then(|s| s.phase).as_deref(),
+        Some("Terminating")
+    );
+    // Nothing new in it, not even under a new name.
+    let (code, message) = api_code(
+        secrets
+            .create(&PostParams::default(), &secret("late", json!({})))
+            .await
+            .expect_err("refused"),
+    );
+    assert_eq!(code, 403, "{message}");
+    assert!(
+        message.contains("because it is being terminated"),
+        "{message}"
+    );
+    // The namespace controller deletes what is in it (a real one takes a few seconds); an object
+    // with a finalizer stays, marked, until its controller lets go.
+    eventually("the Secret is deleted", async || {
+        secrets.get_opt("app").await.expect("get").is_none()
+    })
+    .await;
+    eventually("the SigningKeyGroup is marked for deletion", async || {
+        c.skgs()
+            .get_opt("held")
+            .await
+            .expect("get")
+            .is_some_and(|o| o.metadata.deletion_timestamp.is_some())
+    })
+    .await;
+    assert!(
+        namespaces
+            .get_opt(&c.namespace)
+            .await
+            .expect("get")
+            .is_some()
+    );
+    c.skgs()
+        .patch(
+            "held",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .expect("release");
+    eventually("the namespace is gone", async || {
+        namespaces
+            .get_opt(&c.namespace)
+            .await
+            .expect("get")
+            .is_none()
+    })
+    .await;
+}
+
+/// Polls `condition` for up to a minute (a real cluster's controllers act asynchronously).
+async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
+    for _ in 0..600 {
+        if condition().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: not within a minute");
 }
 
 behaviour!(owner_references_garbage_collect_dependents);
