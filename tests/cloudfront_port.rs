@@ -19,6 +19,8 @@ use keyfront::emulator::faults::{FaultKind, FaultSettings, ScriptedFault};
 use keyfront::emulator::model::{ModelSettings, Quotas};
 use keyfront::emulator::{Emulator, wire};
 
+mod e2e;
+
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!("tests/fixtures/keys/{name}")).expect("fixture key")
 }
@@ -610,4 +612,175 @@ async fn pagination_scenario(cf: &impl CloudFront, _s: &Setup) {
     names.sort_unstable();
     names.dedup();
     assert_eq!(names.len(), 230, "no key listed twice");
+}
+
+/// `UpdateDistribution` through the SDK adapter changes `TrustedKeyGroups` and nothing else of
+/// a distribution someone else owns: every element and value comes back as it was, or — where
+/// this build's SDK does not know an element and would drop it — nothing is written at all and
+/// the error names the element.
+mod no_field_lost {
+    use super::*;
+    use keyfront::emulator::xml::Element;
+
+    /// The config without the `TrustedKeyGroups` elements (the only thing keyfront changes).
+    fn without_trust(mut config: Element) -> Element {
+        let mut pending = vec![&mut config];
+        while let Some(element) = pending.pop() {
+            element.children.retain(|c| c.name != "TrustedKeyGroups");
+            pending.extend(element.children.iter_mut());
+        }
+        config
+    }
+
+    /// Stores `xml`, has the SDK adapter trust a key group on the default behavior, and
+    /// returns the outcome with the stored config before and after.
+    async fn update_through_the_sdk(
+        xml: &str,
+    ) -> (
+        keyfront::cloudfront::Result<
+            keyfront::cloudfront::Tagged<keyfront::cloudfront::Distribution>,
+        >,
+        (Element, String),
+        (Element, String),
+    ) {
+        let s = setup(Quotas::default());
+        let sdk = sdk_over_http(&s.emulator).await;
+        let key = sdk
+            .create_public_key(&new_key("nfl", 1))
+            .await
+            .expect("key");
+        let group = sdk
+            .create_key_group(&KeyGroupConfig {
+                name: "nfl".into(),
+                comment: None,
+                items: vec![key.value.id],
+            })
+            .await
+            .expect("group");
+        let config = Element::parse(xml.as_bytes()).expect("config parses");
+        let id = s
+            .emulator
+            .model()
+            .create_distribution(config)
+            .expect("the emulator stores the config")
+            .id;
+        let stored = |s: &Setup| {
+            let model = s.emulator.model();
+            let d = model.get_distribution(&id).expect("distribution");
+            (d.config.clone(), d.etag.clone())
+        };
+        let before = stored(&s);
+        let outcome = sdk
+            .set_trusted_key_groups(
+                &id,
+                &[BehaviorTrust {
+                    behavior: BehaviorSelector::Default,
+                    trusted_key_groups: vec![group.value.id],
+                }],
+                &Etag(before.1.clone()),
+            )
+            .await;
+        let after = stored(&s);
+        (outcome, before, after)
+    }
+
+    fn assert_nothing_lost(
+        xml: &str,
+        outcome: &str,
+        before: &(Element, String),
+        after: &(Element, String),
+    ) {
+        match outcome {
+            "written" => {
+                assert_ne!(before.1, after.1, "an update was written");
+                assert_eq!(
+                    without_trust(before.0.clone()),
+                    without_trust(after.0.clone()),
+                    "something besides TrustedKeyGroups changed; the config was:\n{xml}"
+                );
+            }
+            _ => assert_eq!(before, after, "a refused update must write nothing"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_element_the_sdk_does_not_know_refuses_the_write_naming_it() {
+        let xml = keyfront::emulator::minimal_distribution_config("nfl-unknown", &[])
+            .with(Element::new("FutureSetting").with_text("Mode", "strict"))
+            .to_document();
+        let xml = String::from_utf8(xml).expect("utf-8");
+        let (outcome, before, after) = update_through_the_sdk(&xml).await;
+        let error = outcome.expect_err("refused");
+        assert_eq!(error.kind, ErrorKind::UnknownField, "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("DistributionConfig/FutureSetting"),
+            "{error}"
+        );
+        assert_nothing_lost(&xml, "refused", &before, &after);
+    }
+
+    /// `config` without the elements at `path` (`DistributionConfig/A/B`).
+    fn without_path(mut config: Element, path: &str) -> Element {
+        let segments: Vec<&str> = path.split('/').skip(1).collect();
+        let Some((last, parents)) = segments.split_last() else {
+            return config;
+        };
+        let mut level = vec![&mut config];
+        for name in parents {
+            level = level
+                .into_iter()
+                .flat_map(|e| e.children.iter_mut().filter(|c| c.name == *name))
+                .collect();
+        }
+        for element in level {
+            element.children.retain(|c| c.name != *last);
+        }
+        config
+    }
+
+    /// Every member botocore's model lists is populated. Each element this SDK does not know
+    /// gets the write refused, naming it, with nothing written; without those elements, the
+    /// write goes through and everything else comes back unchanged.
+    #[tokio::test]
+    async fn every_element_of_botocores_model_comes_back_or_the_write_is_refused() {
+        let output = std::process::Command::new(crate::e2e::python())
+            .arg("tests/python/maximal_distribution_config.py")
+            .output()
+            .expect("python runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let mut config = Element::parse(&output.stdout).expect("generated config parses");
+        let mut unknown = Vec::new();
+        for _ in 0..50 {
+            let xml = String::from_utf8(config.to_document()).expect("utf-8");
+            let (outcome, before, after) = update_through_the_sdk(&xml).await;
+            match outcome {
+                Ok(_) => {
+                    assert_nothing_lost(&xml, "written", &before, &after);
+                    println!(
+                        "elements botocore lists that this SDK does not know (each refused): {unknown:?}"
+                    );
+                    return;
+                }
+                Err(error) => {
+                    assert_eq!(error.kind, ErrorKind::UnknownField, "{error}");
+                    assert_nothing_lost(&xml, "refused", &before, &after);
+                    let message = error.to_string();
+                    let element = message
+                        .split_whitespace()
+                        .find(|w| w.starts_with("DistributionConfig/"))
+                        .expect("the refusal names the element")
+                        .to_owned();
+                    config = without_path(config, &element);
+                    unknown.push(element);
+                }
+            }
+        }
+        panic!("still refused after removing {unknown:?}");
+    }
 }

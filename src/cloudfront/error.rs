@@ -21,6 +21,9 @@ pub enum ErrorKind {
     Invalid,
     /// A server-side or network failure that may pass.
     Transient,
+    /// keyfront refused to write: the distribution's config has an element this build's AWS
+    /// SDK does not know, which the update would have dropped.
+    UnknownField,
 }
 
 impl ErrorKind {
@@ -74,6 +77,7 @@ impl ErrorKind {
             Self::AccessDenied => "AccessDenied",
             Self::Invalid => "Invalid",
             Self::Transient => "Transient",
+            Self::UnknownField => "UnknownField",
         }
     }
 }

@@ -4,6 +4,7 @@
 //! timeouts, retry). This module maps each operation and its errors.
 
 mod convert;
+pub mod lossless;
 
 use aws_sdk_cloudfront::Client;
 use aws_sdk_cloudfront::error::{ProvideErrorMetadata, SdkError};
@@ -300,13 +301,20 @@ impl CloudFront for SdkCloudFront {
         based_on: &Etag,
     ) -> Result<Tagged<Distribution>> {
         const OP: &str = "UpdateDistribution";
+        // The raw config, to check that the SDK's rewrite of it loses nothing (see `lossless`).
+        let capture = lossless::CaptureResponse::default();
         let current = self
             .client
             .get_distribution_config()
             .id(id)
+            .customize()
+            .interceptor(capture.clone())
             .send()
             .await
             .map_err(|e| map_err(OP, e))?;
+        let original = capture
+            .take()
+            .ok_or_else(|| missing(OP, "the body of GetDistributionConfig"))?;
         if current.e_tag.as_deref() != Some(based_on.as_str()) {
             // The distribution changed since the caller read it; don't build on a stale view.
             return Err(CloudFrontError::new(
@@ -326,9 +334,19 @@ impl CloudFront for SdkCloudFront {
             .id(id)
             .if_match(based_on.as_str())
             .distribution_config(config)
+            .customize()
+            .interceptor(lossless::RefuseLoss { original })
             .send()
             .await
-            .map_err(|e| map_err(OP, e))?;
+            .map_err(|e| match lossless::lost_field(&e) {
+                Some(lost) => CloudFrontError::new(
+                    OP,
+                    ErrorKind::UnknownField,
+                    "UnknownDistributionField",
+                    lost.to_string(),
+                ),
+                None => map_err(OP, e),
+            })?;
         let etag = etag(OP, out.e_tag)?;
         Ok(Tagged {
             value: distribution(

@@ -102,6 +102,7 @@ impl Error {
                 ErrorKind::AccessDenied => reasons::CLOUDFRONT_ACCESS_DENIED,
                 ErrorKind::Invalid => reasons::CLOUDFRONT_REJECTED,
                 ErrorKind::Transient => "CloudFrontUnavailable",
+                ErrorKind::UnknownField => reasons::UNKNOWN_DISTRIBUTION_FIELD,
             },
             Self::Kube { .. } => "KubernetesError",
             Self::KeyringNotOwned | Self::Keyring(_) | Self::UnknownKey { .. } => {

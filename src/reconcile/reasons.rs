@@ -53,6 +53,8 @@ pub const CLOUDFRONT_QUOTA_EXCEEDED: &str = "CloudFrontQuotaExceeded";
 pub const CLOUDFRONT_ACCESS_DENIED: &str = "CloudFrontAccessDenied";
 pub const CLOUDFRONT_REJECTED: &str = "CloudFrontRejected";
 pub const KEYRING_INVALID: &str = "KeyringInvalid";
+/// An update would drop an element of a distribution's config this build does not know.
+pub const UNKNOWN_DISTRIBUTION_FIELD: &str = "UnknownDistributionField";
 
 // Transitions (Events only).
 pub const KEY_STAGED: &str = "KeyStaged";
@@ -105,7 +107,8 @@ pub fn needs_a_human(reason: &str, previous: Option<&str>) -> bool {
         | DETACH_WOULD_MAKE_PUBLIC
         | "CloudFrontQuotaExceeded"
         | "CloudFrontRejected"
-        | "KeyringInvalid" => true,
+        | "KeyringInvalid"
+        | UNKNOWN_DISTRIBUTION_FIELD => true,
         "CloudFrontAccessDenied" => previous == Some(reason),
         _ => false,
     }
