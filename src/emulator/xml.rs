@@ -189,15 +189,31 @@ impl Element {
     }
 }
 
+/// The element's name without its prefix, refused unless it is an XML name (a fuzzed body
+/// such as `<-8"?>` otherwise became an element no document can hold).
 fn local_name(start: &BytesStart<'_>) -> Result<String, XmlError> {
     let name = start.local_name();
-    std::str::from_utf8(name.as_ref())
-        .map(str::to_owned)
-        .map_err(|e| XmlError(e.to_string()))
+    let name = std::str::from_utf8(name.as_ref()).map_err(|e| XmlError(e.to_string()))?;
+    let mut chars = name.chars();
+    let starts_well = chars.next().is_some_and(|c| c.is_alphabetic() || c == '_');
+    if !starts_well || !chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+        return Err(XmlError(format!("{name:?} is not an element name")));
+    }
+    Ok(name.to_owned())
 }
 
 #[cfg(test)]
 mod tests {
+    /// Found by the `emulator_xml` fuzz target: a name that is not an XML name parsed, and
+    /// the tree written back was no longer a document.
+    #[test]
+    fn element_names_must_be_xml_names() {
+        let found = b"<-8\"?>\n<KeyGroupConfig xmlns=\"y/></DistributionConfig>";
+        assert!(Element::parse(found).is_err());
+        assert!(Element::parse(b"<1a/>").is_err());
+        assert!(Element::parse(b"<a.b-c_d/>").is_ok());
+    }
+
     use super::*;
 
     #[test]
