@@ -122,13 +122,6 @@ impl Element {
                         let decoded = text.decode().map_err(|e| XmlError(e.to_string()))?;
                         let unescaped = quick_xml::escape::unescape(&decoded)
                             .map_err(|e| XmlError(e.to_string()))?;
-                        // XML 1.0 has no control characters but tab, newline and return.
-                        if unescaped
-                            .chars()
-                            .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
-                        {
-                            return Err(XmlError("control character in text".into()));
-                        }
                         top.text.push_str(&unescaped);
                     }
                 }
@@ -150,6 +143,15 @@ impl Element {
                     let done = stack
                         .pop()
                         .ok_or_else(|| XmlError("unbalanced end tag".into()))?;
+                    // XML 1.0 has no control characters but tab, newline and return, however
+                    // the text was written (plain, CDATA or a character reference).
+                    if done
+                        .text
+                        .chars()
+                        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+                    {
+                        return Err(XmlError(format!("control character in <{}>", done.name)));
+                    }
                     match stack.last_mut() {
                         Some(parent) => parent.children.push(done),
                         None => return Ok(done),
@@ -227,6 +229,7 @@ mod tests {
     fn control_characters_in_text_are_refused() {
         let found = b"<Comment>I' .amp;\x00\x00>\x00 b</Comment>";
         assert!(Element::parse(found).is_err());
+        assert!(Element::parse(b"<Comment><![CDATA[a\x00b]]></Comment>").is_err());
         assert!(Element::parse(b"<Comment>tab\tnewline\n</Comment>").is_ok());
     }
 
