@@ -1,5 +1,6 @@
 //! Fault injection: throttling, server errors and latency, by rate or scripted per operation.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -67,6 +68,7 @@ pub struct Faults {
     settings: FaultSettings,
     script: Vec<ScriptedFault>,
     rng: StdRng,
+    injected: BTreeMap<String, u64>,
 }
 
 impl Faults {
@@ -79,6 +81,7 @@ impl Faults {
             settings,
             script: Vec::new(),
             rng,
+            injected: BTreeMap::new(),
         }
     }
 
@@ -93,8 +96,25 @@ impl Faults {
         self.settings.latency = Duration::ZERO;
     }
 
-    /// Decides the fate of one call of `operation`.
+    /// How many calls each kind of fault hit so far, by error code (`Throttling`,
+    /// `ServiceUnavailable`, …) and `Latency` for delayed calls.
+    pub fn injected(&self) -> BTreeMap<String, u64> {
+        self.injected.clone()
+    }
+
+    /// Decides the fate of one call of `operation`, counting what it injects.
     pub fn next(&mut self, operation: &str) -> Injection {
+        let injection = self.draw(operation);
+        if let Some(error) = &injection.error {
+            *self.injected.entry(error.code.clone()).or_default() += 1;
+        }
+        if !injection.delay.is_zero() {
+            *self.injected.entry("Latency".to_owned()).or_default() += 1;
+        }
+        injection
+    }
+
+    fn draw(&mut self, operation: &str) -> Injection {
         let mut injection = Injection {
             delay: self.settings.latency,
             error: None,
@@ -196,6 +216,10 @@ mod tests {
             Some(400)
         );
         assert!(faults.next("UpdateKeyGroup").error.is_none());
+        assert_eq!(
+            faults.injected(),
+            BTreeMap::from([("Throttling".to_owned(), 2)])
+        );
     }
 
     #[test]

@@ -58,6 +58,14 @@ impl Emulator {
             .script(fault);
     }
 
+    /// Faults injected so far, by kind (see [`faults::Faults::injected`]).
+    pub fn faults_injected(&self) -> std::collections::BTreeMap<String, u64> {
+        self.faults
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .injected()
+    }
+
     /// Removes scripted faults and zeroes the rates.
     pub fn clear_faults(&self) {
         self.faults

@@ -78,10 +78,11 @@ fn load(dir: &Path) -> Result<(Version, Signer), SignerError> {
             Version::DataLink(target) => dir.join(target),
             Version::Mtimes(_) => dir.to_path_buf(),
         };
-        let signer = load_files(&base)?;
-        // The link did not move while we read: every file came from that version.
+        let loaded = load_files(&base);
+        // The link did not move while we read: every file came from that version. If it did,
+        // the kubelet may also have removed the version we were reading: read again.
         if version_of(dir) == version {
-            return Ok((version, signer));
+            return loaded.map(|signer| (version, signer));
         }
     }
     Err(unreadable(

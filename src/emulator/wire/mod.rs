@@ -94,7 +94,10 @@ pub fn router(aws: Aws) -> Router {
             get(get_distribution_config).put(update_distribution),
         )
         .route("/_emulator/health", get(|| async { "ok" }))
-        .route("/_emulator/faults", post(script_fault).delete(clear_faults))
+        .route(
+            "/_emulator/faults",
+            get(faults_injected).post(script_fault).delete(clear_faults),
+        )
         .route("/_emulator/requests", get(requests))
         .route(
             "/_emulator/distributions/{id}/touch",
@@ -252,6 +255,10 @@ async fn run(
 async fn script_fault(e: Caller, axum::Json(fault): axum::Json<ScriptedFault>) -> StatusCode {
     e.emulator.script_fault(fault);
     StatusCode::NO_CONTENT
+}
+
+async fn faults_injected(e: Caller) -> axum::Json<std::collections::BTreeMap<String, u64>> {
+    axum::Json(e.emulator.faults_injected())
 }
 
 async fn clear_faults(e: Caller) -> StatusCode {

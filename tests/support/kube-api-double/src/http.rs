@@ -24,6 +24,7 @@ pub struct Shared {
     pub store: Arc<Mutex<Store>>,
     pub bookmark_interval: Duration,
     pub audit: Arc<Mutex<Vec<AuditRecord>>>,
+    pub faults: Arc<crate::faults::Faults>,
 }
 
 /// Marks requests that came over a socket ([`crate::ApiDouble::serve`]), not in-process.
@@ -317,6 +318,21 @@ async fn resource(
             "dryRun is not supported by the kube API double",
         ));
     }
+    if over_http && matches!(method, Method::PUT | Method::PATCH) && shared.faults.conflict() {
+        return error(StatusError::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{}\": the object has been modified; please apply your changes to the latest version and try again",
+                if group.is_empty() {
+                    request.rt.plural.clone()
+                } else {
+                    format!("{}.{group}", request.rt.plural)
+                },
+                request.name.unwrap_or_default()
+            ),
+        ));
+    }
     let manager = manager(query, headers);
     let ok = |object: Value| (StatusCode::OK, object);
     let result: Result<(StatusCode, Value), StatusError> = match (&method, request.name) {
@@ -561,6 +577,7 @@ fn watch(
     };
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
     let interval = shared.bookmark_interval;
+    let mut dropped = shared.faults.watch_ends();
     tokio::spawn(async move {
         let backlog = match backlog {
             Ok(b) => b,
@@ -591,6 +608,7 @@ fn watch(
             };
             tokio::select! {
                 _ = expired => return,
+                _ = dropped.changed() => return,
                 _ = ticker.tick(), if bookmarks => {
                     let bookmark = json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": {"resourceVersion": last_rv.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}});
                     if tx.send(Ok(event_line("BOOKMARK", &bookmark))).await.is_err() { return; }

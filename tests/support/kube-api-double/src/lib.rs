@@ -13,6 +13,7 @@
 //! port ([`ApiDouble::serve`], or `cargo run --example kube-api-double`), where kubectl works
 //! against it. Known differences from a real API server are listed in `docs/kube-api-double.md`.
 
+mod faults;
 mod fields;
 mod http;
 mod list_types;
@@ -61,6 +62,7 @@ impl ApiDouble {
                 store: Arc::new(Mutex::new(store::Store::new(event_window))),
                 bookmark_interval,
                 audit: Arc::default(),
+                faults: Arc::default(),
             },
         }
     }
@@ -154,6 +156,23 @@ impl ApiDouble {
         store
             .edit_unchecked(&rt, namespace, name, edit)
             .map_err(|e| anyhow::anyhow!(e.message))
+    }
+
+    /// From now on, each update or patch that comes over HTTP gets `409 Conflict` with
+    /// probability `rate` (0 stops it), as when another writer changed the object first.
+    pub fn set_write_conflict_rate(&self, rate: f64) {
+        self.shared.faults.set_conflict_rate(rate);
+    }
+
+    /// Ends every open watch stream now, as an API server restart does; returns how many.
+    pub fn drop_watches(&self) -> usize {
+        self.shared.faults.drop_watches()
+    }
+
+    /// Conflicts injected and watch streams dropped so far.
+    pub fn faults_injected(&self) -> (u64, u64) {
+        let faults = &self.shared.faults;
+        (faults.conflicts_injected(), faults.watches_dropped())
     }
 
     /// The current resourceVersion of the whole store.

@@ -791,3 +791,63 @@ async fn kube_runtime_watcher_sees_changes(c: Cluster) {
         .expect("ok");
     assert_eq!(second.metadata.name.as_deref(), Some("after"));
 }
+
+/// Injected faults reach only what comes over HTTP: with the conflict rate at 1 every update
+/// and patch from another process gets `409 Conflict` (creates do not), while the in-process
+/// client still writes; dropping watches ends an open watch stream. (Double only.)
+#[tokio::test]
+async fn injected_conflicts_and_dropped_watches_hit_remote_clients_only() {
+    let double = ApiDouble::new();
+    let addr = double
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("serve");
+    let remote = Client::try_from(kube::Config::new(format!("http://{addr}").parse().unwrap()))
+        .expect("client");
+    let over_http: Api<Secret> = Api::namespaced(remote, "default");
+    let in_process: Api<Secret> = Api::namespaced(double.client(), "default");
+    let label = |v: &str| Patch::Merge(json!({"metadata": {"labels": {"x": v}}}));
+
+    double.set_write_conflict_rate(1.0);
+    over_http
+        .create(&PostParams::default(), &secret("c", json!({})))
+        .await
+        .expect("creates are not faulted");
+    let (code, message) = api_code(
+        over_http
+            .patch("c", &PatchParams::default(), &label("1"))
+            .await
+            .expect_err("a remote patch conflicts"),
+    );
+    assert_eq!(code, 409);
+    assert!(
+        message.contains("the object has been modified"),
+        "{message}"
+    );
+    in_process
+        .patch("c", &PatchParams::default(), &label("2"))
+        .await
+        .expect("the in-process client is not faulted");
+    double.set_write_conflict_rate(0.0);
+    over_http
+        .patch("c", &PatchParams::default(), &label("3"))
+        .await
+        .expect("no conflicts at rate 0");
+    assert_eq!(double.faults_injected().0, 1);
+
+    let stream = over_http
+        .watch(&WatchParams::default().timeout(60), "0")
+        .await
+        .expect("watch");
+    let mut stream = Box::pin(stream);
+    assert!(matches!(
+        stream.try_next().await.expect("event"),
+        Some(WatchEvent::Added(_))
+    ));
+    assert_eq!(double.drop_watches(), 1);
+    let end = tokio::time::timeout(Duration::from_secs(5), stream.try_next())
+        .await
+        .expect("the stream ends at once");
+    assert!(end.map_or(true, |e| e.is_none()), "stream still open");
+    assert_eq!(double.faults_injected().1, 1);
+}
