@@ -26,9 +26,9 @@ fn read(path: &str) -> String {
 fn the_chart_ships_the_generated_crds() {
     for (file, yaml) in keyfront::crds().unwrap() {
         assert_eq!(
-            read(&format!("crds/{file}")),
+            read(&format!("files/crds/{file}")),
             yaml,
-            "charts/keyfront/crds is stale: cargo run -- crd --out-dir charts/keyfront/crds"
+            "charts/keyfront/files/crds is stale: cargo run -- crd --out-dir charts/keyfront/files/crds"
         );
     }
 }
@@ -61,6 +61,30 @@ fn every_flag_the_deployment_passes_exists() {
 /// Installs the chart with Helm's own code into a fresh API double (namespaces
 /// keyfront-system, team-a and team-b exist) and returns the double.
 async fn helm_install(values: serde_json::Value) -> ApiDouble {
+    helm_install_and_upgrade(values, &[]).await
+}
+
+/// [`helm_install`], then `helm upgrade` with each of `upgrades` in turn.
+async fn helm_install_and_upgrade(
+    values: serde_json::Value,
+    upgrades: &[serde_json::Value],
+) -> ApiDouble {
+    let (double, output) = helm(&values, upgrades).await;
+    assert!(
+        output.status.success(),
+        "helm install with {values} ({}; needs helm-sdkpy, which bash .ci/run installs):\n{}\n{}",
+        e2e::python().display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    double
+}
+
+/// Runs `tests/python/helm_install.py` against a fresh API double: lint, install, upgrades.
+async fn helm(
+    values: &serde_json::Value,
+    upgrades: &[serde_json::Value],
+) -> (ApiDouble, std::process::Output) {
     let double = ApiDouble::new();
     let addr = double.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     for namespace in ["keyfront-system", "team-a", "team-b"] {
@@ -86,17 +110,11 @@ async fn helm_install(values: serde_json::Value) -> ApiDouble {
             "keyfront",
             &values.to_string(),
         ])
+        .args(upgrades.iter().map(|u| u.to_string()))
         .output()
         .await
         .unwrap();
-    assert!(
-        output.status.success(),
-        "helm install with {values} ({}; needs helm-sdkpy, which bash .ci/run installs):\n{}\n{}",
-        python.display(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    double
+    (double, output)
 }
 
 async fn rules(
@@ -234,4 +252,115 @@ async fn the_default_account_admits_nothing_until_values_say_so() {
         panic!("team-a not admitted by {:?}", default.spec)
     };
     assert!(grants.distribution("E2EXAMPLE123").is_some());
+}
+
+/// The CRDs are templates: installed and upgraded by Helm, with `helm.sh/resource-policy: keep`
+/// unless `crds.keep` is false, and each equal to the generated one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crds_are_installed_upgraded_and_kept_by_helm() {
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+    ));
+    let crds = |double: &ApiDouble| Api::<DynamicObject>::all_with(double.client(), &resource);
+    let kept = |crd: &DynamicObject| {
+        crd.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("helm.sh/resource-policy"))
+            .cloned()
+    };
+
+    let double = helm_install_and_upgrade(json!({}), &[json!({"crds": {"keep": false}})]).await;
+    let installed = helm_install(json!({})).await;
+    for (file, yaml) in keyfront::crds().unwrap() {
+        let generated: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
+        let name = generated["metadata"]["name"].as_str().unwrap();
+        let crd = crds(&installed).get(name).await.expect(&file);
+        // Through Helm's fromYaml/toYaml every number is a float: compare numbers as numbers.
+        assert_eq!(
+            numbers_as_floats(&crd.data["spec"]),
+            numbers_as_floats(&generated["spec"]),
+            "{name} as Helm installed it"
+        );
+        assert_eq!(kept(&crd).as_deref(), Some("keep"), "{name}");
+        let upgraded = crds(&double).get(name).await.unwrap();
+        assert_eq!(
+            kept(&upgraded),
+            None,
+            "{name} after upgrading with crds.keep=false"
+        );
+    }
+}
+
+fn numbers_as_floats(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => json!(n.as_f64()),
+        Value::Array(items) => Value::Array(items.iter().map(numbers_as_floats).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), numbers_as_floats(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// The pod runs as the image's user, by number: the kubelet cannot verify `runAsNonRoot` for
+/// a user name and refuses to start such a container.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pod_runs_as_the_images_numeric_user() {
+    let dockerfile =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
+    let user = dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("USER "))
+        .next_back()
+        .expect("the Dockerfile sets USER");
+    let (uid, gid) = user.trim().split_once(':').expect("USER uid:gid");
+    let (uid, gid): (i64, i64) = (
+        uid.parse().expect("numeric uid"),
+        gid.parse().expect("numeric gid"),
+    );
+    assert_ne!(uid, 0);
+
+    let double = helm_install(json!({})).await;
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment"));
+    let deployment =
+        Api::<DynamicObject>::namespaced_with(double.client(), "keyfront-system", &resource)
+            .get("keyfront")
+            .await
+            .unwrap();
+    let pod = &deployment.data["spec"]["template"]["spec"]["securityContext"];
+    assert_eq!(pod["runAsNonRoot"], json!(true));
+    assert_eq!(pod["runAsUser"], json!(uid));
+    assert_eq!(pod["runAsGroup"], json!(gid));
+    assert_eq!(pod["fsGroup"], json!(gid));
+}
+
+/// `values.schema.json` refuses what the chart would misread, naming it, before anything is
+/// installed: a misspelt key (silently ignored without a schema) and a malformed duration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_the_schema_refuses_are_named() {
+    for (values, named) in [
+        (json!({"watchNamespace": ["team-a"]}), "watchNamespace"),
+        (json!({"resync": "hourly"}), "resync"),
+        (json!({"crds": {"keep": "yes"}}), "keep"),
+    ] {
+        let (double, output) = helm(&values, &[]).await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{values} was accepted");
+        assert!(stderr.contains(named), "{values}: {stderr}");
+        let deployments = ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment"));
+        let installed = Api::<DynamicObject>::all_with(double.client(), &deployments)
+            .list(&Default::default())
+            .await
+            .unwrap();
+        assert!(
+            installed.items.is_empty(),
+            "{values}: something was installed"
+        );
+    }
 }

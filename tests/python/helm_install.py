@@ -4,7 +4,10 @@ any lint error or install failure. Run it with HELM_DRIVER=memory in its environ
 code reads it when the library loads) so release records stay in memory and a cluster that
 takes JSON only (the kube API double) accepts the install.
 
-usage: HELM_DRIVER=memory helm_install.py KUBECONFIG NAMESPACE RELEASE VALUES_JSON"""
+Each further VALUES_JSON is a `helm upgrade` of the release with those values, in order (the
+release record lives in this process's memory, so upgrades run here too).
+
+usage: HELM_DRIVER=memory helm_install.py KUBECONFIG NAMESPACE RELEASE VALUES_JSON [VALUES_JSON...]"""
 
 import asyncio
 import json
@@ -16,7 +19,7 @@ import helm_sdkpy
 CHART = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "charts", "keyfront")
 
 
-async def main(kubeconfig, namespace, release, values):
+async def main(kubeconfig, namespace, release, values, upgrades):
     config = helm_sdkpy.Configuration(namespace=namespace, kubeconfig=kubeconfig)
     lint = await helm_sdkpy.Lint(config).run(CHART)
     print("lint:", json.dumps(lint))
@@ -24,8 +27,12 @@ async def main(kubeconfig, namespace, release, values):
         sys.exit("helm lint reported errors")
     result = await helm_sdkpy.Install(config).run(release, CHART, values=values, wait=False, timeout=60)
     print("install:", result.get("info", {}).get("status", result))
+    for upgrade in upgrades:
+        result = await helm_sdkpy.Upgrade(config).run(release, CHART, values=upgrade, wait=False, timeout=60)
+        print("upgrade:", result.get("info", {}).get("status", result))
 
 
 if __name__ == "__main__":
     kubeconfig, namespace, release, values = sys.argv[1:5]
-    asyncio.run(main(kubeconfig, namespace, release, json.loads(values)))
+    upgrades = [json.loads(v) for v in sys.argv[5:]]
+    asyncio.run(main(kubeconfig, namespace, release, json.loads(values), upgrades))
