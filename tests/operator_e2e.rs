@@ -630,3 +630,79 @@ async fn a_terraform_key_group_is_adopted_without_refusing_a_signed_url() {
         "the behavior stayed private"
     );
 }
+
+/// `/readyz` answers 503 naming what it waits for until the watches have listed and keyfront's
+/// own credentials made one CloudFront read; both failures are logged at warn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_waits_for_synced_watches_and_a_credential_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api_addr, cf_addr, health) = (free_port(), free_port(), free_port());
+    let kubeconfig = dir.path().join("kubeconfig");
+    write_kubeconfig(&kubeconfig, api_addr).unwrap();
+    let _emulator = keyfront(
+        &["emulator", "--listen", &cf_addr.to_string()],
+        &dir.path().join("emulator.log"),
+    );
+    wait_for("the emulator", Duration::from_secs(20), async || {
+        tokio::net::TcpStream::connect(cf_addr).await.is_ok()
+    })
+    .await;
+    let denied = r#"{"operation": "ListKeyGroups", "fault": "access-denied", "count": 1}"#;
+    assert_eq!(
+        e2e::http_post(cf_addr, "/_emulator/faults", denied).await,
+        204
+    );
+
+    // The API server is not up yet: the watches cannot list.
+    let log = dir.path().join("operator.log");
+    let _operator = e2e::operator(
+        &kubeconfig,
+        cf_addr,
+        &["--health-listen", &health.to_string()],
+        &log,
+    );
+    let readyz = async || e2e::http_get_with_status(health, "/readyz").await;
+    wait_for(
+        "/readyz to name both pending checks",
+        Duration::from_secs(20),
+        async || {
+            let Some((status, body)) = readyz().await else {
+                return false;
+            };
+            status == 503
+                && body.contains("not ready: CloudFront credentials: ListKeyGroups failed")
+                && body.contains(
+                    "not ready: SigningKeyGroup watch (all namespaces): waiting for the first list",
+                )
+        },
+    )
+    .await;
+
+    let double = ApiDouble::new();
+    for crd in std::fs::read_dir(repo("crds")).unwrap() {
+        double.create_from_yaml(&crd.unwrap().path()).unwrap();
+    }
+    double.serve(api_addr).await.unwrap();
+    // The credential check retries every 10 s; the watches back off up to 30 s.
+    let mut last = None;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(45) && last != Some((200, "ok\n".to_owned())) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        last = readyz().await;
+    }
+    assert_eq!(
+        last,
+        Some((200, "ok\n".to_owned())),
+        "/readyz after {:?}; log:\n{}",
+        start.elapsed(),
+        std::fs::read_to_string(&log).unwrap()
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let warned = |message: &str| {
+        logged.lines().any(|l| {
+            l.contains(r#""level":"WARN""#) && l.contains(&format!(r#""message":"{message}"#))
+        })
+    };
+    assert!(warned("CloudFront credential check failed"), "{logged}");
+    assert!(warned("watch failed; retrying"), "{logged}");
+}

@@ -1,5 +1,5 @@
 //! Controller wiring for `keyfront run`: watches, concurrency, per-object backoff, requeue,
-//! health endpoints and graceful shutdown.
+//! health endpoints ([`readiness`]) and graceful shutdown.
 //!
 //! Owns: how reconciles are scheduled. Must not: decide anything about keys; that is
 //! [`crate::reconcile`]. Watches are narrow: `SigningKeyGroup`s (all namespaces or the ones
@@ -8,6 +8,8 @@
 //! Namespaces are watched too, so a changed grant (an account edited, a Namespace relabelled)
 //! re-triggers exactly the SigningKeyGroups it concerns — those naming the account, those in
 //! the Namespace — without polling. A second controller keeps each account's status.
+
+pub mod readiness;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -20,14 +22,66 @@ use futures::{FutureExt as _, StreamExt as _};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::runtime::controller::{self, Action};
 use kube::runtime::events::Reporter;
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, watcher};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt as _, watcher};
 use kube::{Api, ResourceExt as _};
 
 use crate::api::{CloudFrontAccount, SigningKeyGroup};
 use crate::clock::SystemClock;
 use crate::cloudfront::CloudFrontAccounts;
 use crate::reconcile::{self, Context, ReconcilerConfig, names};
+use readiness::Readiness;
+
+/// Logs what a controller stream yields besides reconcile results: a failed watch at warn (the
+/// watcher retries with backoff, but someone should know), the rest at debug (reconcile
+/// failures are logged where they are handled).
+fn log_controller_error<E: std::error::Error, Q: std::error::Error>(
+    controller: &str,
+    error: &controller::Error<E, Q>,
+) {
+    match error {
+        controller::Error::QueueError(error) => {
+            tracing::warn!(controller, %error, "watch failed; retrying");
+        }
+        other => tracing::debug!(controller, error = %other, "controller event"),
+    }
+}
+
+/// A watch of `api` reflected into a fresh store, for [`Controller::for_stream`], that marks
+/// `check` ready once the watch has listed everything. (Not `Store::wait_until_ready`: with
+/// the controller also waiting on it, only one of the two waiters is woken.)
+fn synced_watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    readiness: &Readiness,
+    check: String,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    readiness.expect(check.clone(), "waiting for the first list");
+    let readiness = readiness.clone();
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, config)
+        .default_backoff()
+        .reflect(writer)
+        .inspect(move |event| {
+            if let Ok(watcher::Event::InitDone) = event {
+                readiness.pass(&check);
+            }
+        })
+        .applied_objects();
+    (reader, stream)
+}
 
 /// Per-object exponential backoff with jitter, reset by a successful reconcile.
 #[derive(Debug)]
@@ -132,13 +186,37 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
         backoff: Backoff::new(settings.backoff_base, settings.backoff_max),
     });
     let shutdown = shutdown.shared();
+    let readiness = Readiness::default();
+    readiness.expect(readiness::CREDENTIALS_CHECK, "not checked yet");
+    {
+        let (operator, readiness, stop) = (operator.clone(), readiness.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let check = readiness::check_credentials(
+                &operator.ctx.accounts,
+                &operator.ctx.config.keyring_namespace,
+                &readiness,
+                Duration::from_secs(10),
+            );
+            tokio::select! {
+                () = check => {}
+                () = stop => {}
+            }
+        });
+    }
     if let Some(addr) = settings.health_listen {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for health checks: {e}"))?;
+        let ready = readiness.clone();
         let router = axum::Router::new()
             .route("/healthz", axum::routing::get(|| async { "ok" }))
-            .route("/readyz", axum::routing::get(|| async { "ok" }));
+            .route(
+                "/readyz",
+                axum::routing::get(move || {
+                    let ready = ready.clone();
+                    async move { ready.answer() }
+                }),
+            );
         let stop = shutdown.clone();
         tokio::spawn(async move {
             let _ = axum::serve(listener, router)
@@ -170,7 +248,16 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
             namespace = namespace.as_deref().unwrap_or("<all>"),
             "watching SigningKeyGroups"
         );
-        let controller = Controller::new(objects, watcher::Config::default());
+        let (store, stream) = synced_watch(
+            objects,
+            watcher::Config::default(),
+            &readiness,
+            format!(
+                "SigningKeyGroup watch ({})",
+                namespace.as_deref().unwrap_or("all namespaces")
+            ),
+        );
+        let controller = Controller::for_stream(stream, store);
         let (by_account, by_namespace) = (controller.store(), controller.store());
         controller
             .owns(secrets, owned_secrets)
@@ -216,29 +303,34 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
             )
             .for_each(|result| async move {
                 if let Err(error) = result {
-                    tracing::debug!(%error, "controller event");
+                    log_controller_error("SigningKeyGroup", &error);
                 }
             })
     });
-    let account_status = Controller::new(
+    let (store, stream) = synced_watch(
         Api::<CloudFrontAccount>::all(client.clone()),
         watcher::Config::default(),
-    )
-    .graceful_shutdown_on(shutdown.clone())
-    .run(
-        |account, operator: Arc<Operator<A>>| async move {
-            reconcile::account::reconcile_account(account, operator.ctx.clone())
-                .await
-                .map(Action::from)
-        },
-        |_, _, operator| Action::requeue(operator.ctx.config.resync.min(Duration::from_secs(300))),
-        operator.clone(),
-    )
-    .for_each(|result| async move {
-        if let Err(error) = result {
-            tracing::debug!(%error, "account controller event");
-        }
-    });
+        &readiness,
+        "CloudFrontAccount watch".to_owned(),
+    );
+    let account_status = Controller::for_stream(stream, store)
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            |account, operator: Arc<Operator<A>>| async move {
+                reconcile::account::reconcile_account(account, operator.ctx.clone())
+                    .await
+                    .map(Action::from)
+            },
+            |_, _, operator| {
+                Action::requeue(operator.ctx.config.resync.min(Duration::from_secs(300)))
+            },
+            operator.clone(),
+        )
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                log_controller_error("CloudFrontAccount", &error);
+            }
+        });
     futures::future::join(futures::future::join_all(controllers), account_status).await;
     tracing::info!("stopped");
     Ok(())
