@@ -25,6 +25,10 @@ pub const OWNER_ANNOTATION: &str = "keyfront.dev/owner";
 /// switched it to that key (RFC 3339).
 pub const KEY_PAIR_ID_ANNOTATION: &str = "keyfront.dev/key-pair-id";
 pub const ACTIVATED_AT_ANNOTATION: &str = "keyfront.dev/activated-at";
+/// Annotation on the app Secret listing the label and annotation keys `spec.secret` asked for
+/// at the last write (`labels=a,b;annotations=c`): a key since removed from the spec is removed
+/// from the Secret, while keys someone else adds (a mutating webhook, a policy engine) stay.
+pub const SPEC_METADATA_ANNOTATION: &str = "keyfront.dev/spec-metadata-keys";
 /// Annotation on the keyring naming the `SigningKeyGroup` (`namespace/name`) for people.
 pub const OWNER_OBJECT_ANNOTATION: &str = "keyfront.dev/owner-object";
 /// Label distinguishing the keyring Secret (never mounted by apps) from the app-facing one.

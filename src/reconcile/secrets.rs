@@ -13,7 +13,10 @@ use serde_json::json;
 use super::execute::{is_not_found, kube_error};
 use super::keyring::{KeyRecord, Keyring};
 use super::observed::{AppSecret, Observed, Subject};
-use super::plan::{Settings, app_secret_annotations, app_secret_labels, hash_algorithm};
+use super::plan::{
+    Settings, app_secret_annotations, app_secret_labels, hash_algorithm, merged_metadata,
+    previous_spec_keys,
+};
 use super::{Error, KubeOperation, names};
 use crate::api::SigningKeyGroup;
 
@@ -96,10 +99,15 @@ pub(super) async fn write_app_secret(
     let id = record.public_key_id.as_ref().ok_or(Error::UnknownKey {
         serial: record.serial,
     })?;
-    let resource_version = match &observed.app_secret {
-        AppSecret::Owned(s) => s.resource_version.clone(),
-        _ => None,
+    let (resource_version, labels, annotations_now) = match &observed.app_secret {
+        AppSecret::Owned(s) => (
+            s.resource_version.clone(),
+            s.labels.clone(),
+            s.annotations.clone(),
+        ),
+        _ => Default::default(),
     };
+    let (previous_labels, previous_annotations) = previous_spec_keys(&annotations_now);
     // The activation time stays what it was while the Secret keeps the same key.
     let activated_at = match &observed.app_secret {
         AppSecret::Owned(s) if s.key_pair_id.as_deref() == Some(id.as_str()) => {
@@ -110,6 +118,8 @@ pub(super) async fn write_app_secret(
     .unwrap_or_else(|| now.to_string());
     let mut annotations = app_secret_annotations(settings, &subject.owner, Some(id));
     annotations.insert(names::ACTIVATED_AT_ANNOTATION.into(), activated_at);
+    let annotations = merged_metadata(&annotations_now, &previous_annotations, annotations);
+    let labels = merged_metadata(&labels, &previous_labels, app_secret_labels(settings));
     let data = BTreeMap::from([
         (
             "private_key.pem".to_owned(),
@@ -130,7 +140,7 @@ pub(super) async fn write_app_secret(
             name: Some(settings.secret_name.clone()),
             namespace: Some(subject.namespace.clone()),
             resource_version: resource_version.clone(),
-            labels: Some(app_secret_labels(settings)),
+            labels: Some(labels),
             annotations: Some(annotations),
             owner_references: Some(owner_reference(object)),
             ..ObjectMeta::default()

@@ -585,3 +585,60 @@ async fn deleting_the_namespace_cleans_up_without_creating_anything_there() {
     assert!(created_there.is_empty(), "{created_there:#?}");
     world.check_logs_and_errors();
 }
+
+#[tokio::test]
+async fn metadata_others_add_to_the_secret_stays_and_causes_no_writes() {
+    let mut world = World::new();
+    world.distribution("E1", &["/private/*"]);
+    let mut object = manifest(
+        "media",
+        hourly(),
+        json!([{"id": "E1", "pathPatterns": ["/private/*"]}]),
+    );
+    object["spec"]["secret"] = json!({"labels": {"team": "media", "tier": "gold"}});
+    world.apply(object.clone()).await;
+    world.until_ready("media").await;
+
+    // A mutating webhook (a policy engine, a service mesh) adds its own label and annotation.
+    let secrets = world.secrets();
+    let name = "media-cloudfront-key";
+    secrets
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {
+                "labels": {"webhook.example.com/injected": "true"},
+                "annotations": {"policy.example.com/checked": "yes"},
+            }})),
+        )
+        .await
+        .unwrap();
+    let before = secrets.get(name).await.unwrap().resource_version();
+    for _ in 0..3 {
+        world.reconcile("media").await.unwrap().unwrap();
+    }
+    let secret = secrets.get(name).await.unwrap();
+    assert_eq!(
+        secret.resource_version(),
+        before,
+        "the Secret was rewritten for metadata keyfront does not own"
+    );
+
+    // Removing a label from the spec removes it from the Secret, and only it.
+    object["spec"]["secret"] = json!({"labels": {"team": "media"}});
+    world.apply(object).await;
+    world.settle("media").await;
+    let secret = secrets.get(name).await.unwrap();
+    let labels = secret.labels();
+    assert_eq!(labels.get("team").map(String::as_str), Some("media"));
+    assert!(!labels.contains_key("tier"), "{labels:?}");
+    assert!(
+        labels.contains_key("webhook.example.com/injected"),
+        "{labels:?}"
+    );
+    assert!(
+        secret
+            .annotations()
+            .contains_key("policy.example.com/checked")
+    );
+}

@@ -20,7 +20,9 @@ mod key_group;
 mod keys;
 mod settings;
 
-pub use app_secret::{app_secret_annotations, app_secret_labels, hash_algorithm};
+pub use app_secret::{
+    app_secret_annotations, app_secret_labels, hash_algorithm, merged_metadata, previous_spec_keys,
+};
 pub(crate) use distributions::selectors;
 use grants::{Access, refusal};
 pub use grants::{admission, reaches_cloudfront};
