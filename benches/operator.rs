@@ -194,6 +194,7 @@ async fn latency_and_steady_state() {
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             health_listen: None,
+            leader_election: None,
         },
         async move {
             let _ = stopped.await;

@@ -14,6 +14,7 @@ use keyfront::emulator::model::{ModelSettings, Quotas};
 use keyfront::emulator::{Emulator, wire};
 use keyfront::reconcile::ReconcilerConfig;
 use keyfront::runtime::OperatorSettings;
+use keyfront::runtime::leader::LeaseSettings;
 use keyfront::telemetry::{self, LogFormat};
 
 #[derive(Parser, Debug)]
@@ -102,6 +103,17 @@ struct RunArgs {
     /// Serve /healthz and /readyz here.
     #[arg(long, env = "KEYFRONT_HEALTH_LISTEN")]
     health_listen: Option<SocketAddr>,
+    /// Run several replicas: only the holder of a Lease in the keyring namespace reconciles
+    /// and writes; the others keep their watches warm and take over when it goes.
+    #[arg(long, env = "KEYFRONT_LEADER_ELECTION")]
+    leader_election: bool,
+    /// The Lease's name.
+    #[arg(long, env = "KEYFRONT_LEASE_NAME", default_value = "keyfront")]
+    lease_name: String,
+    /// How long a leader's lease lasts unrenewed; a standby takes over within it after the
+    /// leader dies (at once when it releases the lease on SIGTERM).
+    #[arg(long, env = "KEYFRONT_LEASE_DURATION", default_value = "15s", value_parser = parse_duration_arg)]
+    lease_duration: Duration,
 }
 
 fn parse_duration_arg(value: &str) -> Result<Duration, String> {
@@ -277,6 +289,7 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         keyring_namespace = %keyring_namespace,
         "keyfront operator starting"
     );
+    let settings_namespace = keyring_namespace.clone();
     let settings = OperatorSettings {
         namespaces: args.namespaces,
         concurrency: args.concurrency.max(1),
@@ -290,6 +303,17 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         backoff_base: args.backoff_base,
         backoff_max: args.backoff_max,
         health_listen: args.health_listen,
+        leader_election: args.leader_election.then(|| LeaseSettings {
+            namespace: settings_namespace.clone(),
+            name: args.lease_name,
+            identity: std::env::var("POD_NAME")
+                .ok()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| format!("keyfront-{}", std::process::id())),
+            duration: args.lease_duration,
+            renew_deadline: args.lease_duration.mul_f64(2.0 / 3.0),
+            retry: (args.lease_duration / 15).max(Duration::from_millis(200)),
+        }),
     };
     keyfront::runtime::run(client, accounts, settings, shutdown_signal()).await
 }

@@ -144,6 +144,14 @@ async fn check_roles(double: &ApiDouble, watched: &[&str]) {
         .await
         .expect("ClusterRole");
     let keyrings = rules(double, "Role", Some("keyfront-system"), "keyfront-keyrings").await;
+    let lease = rules(
+        double,
+        "Role",
+        Some("keyfront-system"),
+        "keyfront-leader-election",
+    )
+    .await
+    .expect("a Role for the leader-election Lease");
     let mut namespaced = Vec::new();
     for ns in watched {
         let role = rules(double, "Role", Some(ns), "keyfront-app-secrets")
@@ -162,6 +170,7 @@ async fn check_roles(double: &ApiDouble, watched: &[&str]) {
                         .all(|r| rbac::allows(r, group, resource, verb))
             }
             Place::Tenant => by_cluster_role,
+            Place::Lease => !by_cluster_role && rbac::allows(&lease, group, resource, verb),
             Place::Keyring => {
                 by_cluster_role
                     || keyrings
@@ -175,7 +184,7 @@ async fn check_roles(double: &ApiDouble, watched: &[&str]) {
         );
     }
     let mut all = rbac::granted(&cluster);
-    for role in namespaced.iter().chain(keyrings.iter()) {
+    for role in namespaced.iter().chain(keyrings.iter()).chain([&lease]) {
         all.extend(rbac::granted(role));
     }
     for (group, resource, verb) in all {
@@ -363,4 +372,54 @@ async fn values_the_schema_refuses_are_named() {
             "{values}: something was installed"
         );
     }
+}
+
+/// Two replicas by default, rolled over one at a time, spread over nodes, with a budget that
+/// keeps one through a drain, and every replica running with leader election.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_elect_a_leader_and_survive_a_drain() {
+    let double = helm_install(json!({})).await;
+    let get = async |group: &str, kind: &str, name: &str| {
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, "v1", kind));
+        Api::<DynamicObject>::namespaced_with(double.client(), "keyfront-system", &resource)
+            .get_opt(name)
+            .await
+            .unwrap()
+    };
+    let deployment = get("apps", "Deployment", "keyfront").await.unwrap();
+    let spec = &deployment.data["spec"];
+    assert_eq!(spec["replicas"], json!(2));
+    assert_eq!(spec["strategy"]["type"], json!("RollingUpdate"));
+    assert_eq!(
+        spec["strategy"]["rollingUpdate"]["maxUnavailable"],
+        json!(0)
+    );
+    let pod = &spec["template"]["spec"];
+    let args = pod["containers"][0]["args"].as_array().unwrap();
+    assert!(args.contains(&json!("--leader-election")), "{args:?}");
+    let anti =
+        &pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0];
+    assert_eq!(
+        anti["podAffinityTerm"]["topologyKey"],
+        json!("kubernetes.io/hostname")
+    );
+    let pdb = get("policy", "PodDisruptionBudget", "keyfront")
+        .await
+        .expect("a PodDisruptionBudget");
+    assert_eq!(pdb.data["spec"]["maxUnavailable"], json!(1));
+
+    let single = helm_install(json!({"replicas": 1})).await;
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+    ));
+    let none = Api::<DynamicObject>::namespaced_with(single.client(), "keyfront-system", &resource)
+        .get_opt("keyfront")
+        .await
+        .unwrap();
+    assert!(
+        none.is_none(),
+        "a budget for one replica would block every drain"
+    );
 }

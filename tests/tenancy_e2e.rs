@@ -124,6 +124,8 @@ impl Stack {
                 CLUSTER_ID,
                 "--keyring-namespace",
                 KEYRING_NAMESPACE,
+                // As the chart runs it, so the Lease calls are audited against the table too.
+                "--leader-election",
             ],
             &operator_log,
         );
@@ -512,6 +514,7 @@ async fn tenants_get_only_what_their_account_grants() {
             {
                 Place::Cluster
             }
+            Some(KEYRING_NAMESPACE) if call.resource == "leases" => Place::Lease,
             Some(KEYRING_NAMESPACE) => Place::Keyring,
             _ => Place::Tenant,
         };
@@ -523,6 +526,14 @@ async fn tenants_get_only_what_their_account_grants() {
     assert!(
         operator_calls > 50,
         "only {operator_calls} operator calls were audited"
+    );
+    assert!(
+        stack
+            .double
+            .audit()
+            .iter()
+            .any(|c| c.resource == "leases" && c.verb == "update"),
+        "the leader never renewed its Lease"
     );
 }
 

@@ -172,6 +172,7 @@ pub async fn run(
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(10),
             health_listen: None,
+            leader_election: None,
         },
         shutdown.clone(),
     ));

@@ -82,6 +82,8 @@ pub struct Context<A> {
     pub clock: Arc<dyn Clock>,
     pub events: events::Events,
     pub config: ReconcilerConfig,
+    /// Whether this replica may write; confirmed before each batch of writes.
+    pub leadership: crate::runtime::leader::Leadership,
 }
 
 /// Facts about the object the plan needs; `cluster_id` makes its owner token.
@@ -300,6 +302,10 @@ pub async fn reconcile<A: CloudFrontAccounts>(
                 .min(ctx.config.resync)
                 .max(Duration::from_millis(200));
             return Ok(Outcome::Requeue(wait));
+        }
+        if !ctx.leadership.confirm().await {
+            tracing::info!("not the leader any more; writing nothing");
+            return Ok(Outcome::Requeue(ctx.config.resync));
         }
         tracing::debug!(steps = ?plan.steps.iter().map(step_name).collect::<Vec<_>>(), "executing");
         match execute::execute(

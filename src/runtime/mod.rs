@@ -9,6 +9,7 @@
 //! re-triggers exactly the SigningKeyGroups it concerns — those naming the account, those in
 //! the Namespace — without polling. A second controller keeps each account's status.
 
+pub mod leader;
 pub mod readiness;
 
 use std::collections::HashMap;
@@ -30,6 +31,7 @@ use crate::api::{CloudFrontAccount, SigningKeyGroup};
 use crate::clock::SystemClock;
 use crate::cloudfront::CloudFrontAccounts;
 use crate::reconcile::{self, Context, ReconcilerConfig, names};
+use leader::{Leadership, LeaseSettings};
 use readiness::Readiness;
 
 /// Logs what a controller stream yields besides reconcile results: a failed watch at warn (the
@@ -136,6 +138,8 @@ pub struct OperatorSettings {
     pub backoff_max: Duration,
     /// Where `/healthz` and `/readyz` are served.
     pub health_listen: Option<SocketAddr>,
+    /// Elect a leader among replicas ([`leader`]); `None`: this process is the only one.
+    pub leader_election: Option<LeaseSettings>,
 }
 
 struct Operator<A> {
@@ -175,6 +179,18 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
         controller: "keyfront".into(),
         instance: std::env::var("POD_NAME").ok(),
     };
+    // The election's own stop signal: sent after the controllers have drained, so the lease
+    // is released only when nothing is being written any more.
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let (leadership, lease_task) = match settings.leader_election.clone() {
+        Some(lease) => {
+            let (leadership, task) = leader::start(client.clone(), lease, async {
+                let _ = released.await;
+            });
+            (leadership, Some(task))
+        }
+        None => (Leadership::sole(), None),
+    };
     let operator = Arc::new(Operator {
         ctx: Arc::new(Context {
             client: client.clone(),
@@ -182,6 +198,7 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
             clock: Arc::new(SystemClock),
             events: Events::new(client.clone(), reporter),
             config: settings.reconciler.clone(),
+            leadership: leadership.clone(),
         }),
         backoff: Backoff::new(settings.backoff_base, settings.backoff_max),
     });
@@ -278,9 +295,15 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
                 },
             )
             .with_config(controller::Config::default().concurrency(settings.concurrency))
+            .reconcile_all_on(leadership.gained())
             .graceful_shutdown_on(shutdown.clone())
             .run(
                 |object, operator: Arc<Operator<A>>| async move {
+                    // A standby keeps its cache warm and writes nothing; on winning the lease
+                    // it reconciles everything (reconcile_all_on).
+                    if !operator.ctx.leadership.is_leader() {
+                        return Ok(Action::await_change());
+                    }
                     let key = object_key(&object);
                     let result = reconcile::reconcile(object, operator.ctx.clone()).await;
                     if result.is_ok() {
@@ -314,9 +337,13 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
         "CloudFrontAccount watch".to_owned(),
     );
     let account_status = Controller::for_stream(stream, store)
+        .reconcile_all_on(leadership.gained())
         .graceful_shutdown_on(shutdown.clone())
         .run(
             |account, operator: Arc<Operator<A>>| async move {
+                if !operator.ctx.leadership.is_leader() {
+                    return Ok(Action::await_change());
+                }
                 reconcile::account::reconcile_account(account, operator.ctx.clone())
                     .await
                     .map(Action::from)
@@ -331,7 +358,30 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
                 log_controller_error("CloudFrontAccount", &error);
             }
         });
-    futures::future::join(futures::future::join_all(controllers), account_status).await;
+    let work = futures::future::join(futures::future::join_all(controllers), account_status);
+    if let Some(mut lease_task) = lease_task {
+        tokio::select! {
+            _ = work => {
+                let _ = release.send(());
+                match lease_task.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => tracing::warn!(%error, "leader election ended badly"),
+                    Err(error) => tracing::warn!(%error, "leader election task failed"),
+                }
+            }
+            // Running on without knowing whether this replica leads could mean two writers.
+            ended = &mut lease_task => {
+                let why = match ended {
+                    Ok(Ok(())) => "it stopped".to_owned(),
+                    Ok(Err(error)) => error.to_string(),
+                    Err(error) => error.to_string(),
+                };
+                anyhow::bail!("leader election ended ({why}); exiting rather than running without knowing whether this replica leads");
+            }
+        }
+    } else {
+        work.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

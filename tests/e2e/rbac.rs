@@ -14,6 +14,8 @@ pub enum Place {
     Tenant,
     /// The operator's own namespace, where the keyrings live.
     Keyring,
+    /// The leader-election Lease, in the operator's own namespace.
+    Lease,
 }
 
 /// (API group, resource, verb, where). `signingkeygroups/finalizers` `update` is never sent:
@@ -65,6 +67,9 @@ pub const OPERATOR_CALLS: &[(&str, &str, &str, Place)] = &[
     ("", "secrets", "create", Place::Keyring),
     ("", "secrets", "update", Place::Keyring),
     ("", "secrets", "delete", Place::Keyring),
+    ("coordination.k8s.io", "leases", "get", Place::Lease),
+    ("coordination.k8s.io", "leases", "create", Place::Lease),
+    ("coordination.k8s.io", "leases", "update", Place::Lease),
 ];
 
 /// Whether a table entry covers a call.

@@ -432,6 +432,7 @@ impl World {
             },
             clock: Arc::new(self.clock.clone()),
             config: self.config.clone(),
+            leadership: keyfront::runtime::leader::Leadership::sole(),
         })
     }
 

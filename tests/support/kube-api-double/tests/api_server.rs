@@ -797,6 +797,7 @@ async fn kube_runtime_watcher_sees_changes(c: Cluster) {
 /// client still writes; dropping watches ends an open watch stream. (Double only.)
 #[tokio::test]
 async fn injected_conflicts_and_dropped_watches_hit_remote_clients_only() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let double = ApiDouble::new();
     let addr = double
         .serve("127.0.0.1:0".parse().unwrap())

@@ -1,0 +1,185 @@
+//! Two `keyfront run --leader-election` processes against the API double and the emulator:
+//! only the Lease holder reconciles (its log has the writes, the standby's has none); after
+//! `kill -9` of the holder the standby takes over within the lease duration; after SIGTERM the
+//! holder drains, releases the Lease and the standby takes over at its next look.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // tests fail loudly by design
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use keyfront::api::SigningKeyGroup;
+use kube::Api;
+use kube_api_double::{ApiDouble, write_kubeconfig};
+use serde_json::json;
+
+mod e2e;
+use e2e::{Process, free_port, keyfront, repo, wait_for};
+
+const KEYRING_NAMESPACE: &str = "keyfront-system";
+/// Short, so the kill -9 case takes seconds; the standby looks every duration/15 (400 ms).
+const LEASE_DURATION: Duration = Duration::from_secs(6);
+
+fn operator(kubeconfig: &Path, cf: std::net::SocketAddr, log: &Path) -> Process {
+    e2e::operator(
+        kubeconfig,
+        cf,
+        &[
+            "--cluster-id",
+            "leader",
+            "--keyring-namespace",
+            KEYRING_NAMESPACE,
+            "--leader-election",
+            "--lease-duration",
+            "6s",
+        ],
+        log,
+    )
+}
+
+/// The identity a `keyfront run` without POD_NAME uses.
+fn identity(process: &Process) -> String {
+    format!("keyfront-{}", process.0.id())
+}
+
+async fn holder(leases: &Api<Lease>) -> Option<String> {
+    leases
+        .get_opt("keyfront")
+        .await
+        .unwrap()
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
+}
+
+/// Waits until `who` holds the Lease; returns how long that took.
+async fn until_held_by(leases: &Api<Lease>, who: &str, timeout: Duration) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if holder(leases).await.as_deref() == Some(who) {
+            return start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{who} did not get the Lease within {timeout:?} (held by {:?})",
+        holder(leases).await
+    );
+}
+
+fn writes_in(log: &Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(r#""message":"executing""#))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_writes_and_a_standby_takes_over_on_kill_and_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let double = ApiDouble::new();
+    let api = double.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    write_kubeconfig(&kubeconfig, api).unwrap();
+    for crd in std::fs::read_dir(repo("crds")).unwrap() {
+        double.create_from_yaml(&crd.unwrap().path()).unwrap();
+    }
+    double
+        .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": KEYRING_NAMESPACE}}))
+        .unwrap();
+    double
+        .create_from_yaml(&repo("examples/accounts/single-team.yaml"))
+        .unwrap();
+    let cf = free_port();
+    let _emulator = keyfront(
+        &[
+            "emulator",
+            "--listen",
+            &cf.to_string(),
+            "--propagation-delay",
+            "1",
+            "--distribution",
+            "EFASTDEMO1",
+        ],
+        &dir.path().join("emulator.log"),
+    );
+    wait_for("the emulator", Duration::from_secs(20), async || {
+        tokio::net::TcpStream::connect(cf).await.is_ok()
+    })
+    .await;
+    let leases: Api<Lease> = Api::namespaced(double.client(), KEYRING_NAMESPACE);
+
+    let (log_a, log_b, log_c) = (
+        dir.path().join("a.log"),
+        dir.path().join("b.log"),
+        dir.path().join("c.log"),
+    );
+    let mut a = operator(&kubeconfig, cf, &log_a);
+    until_held_by(&leases, &identity(&a), Duration::from_secs(20)).await;
+    let b = operator(&kubeconfig, cf, &log_b);
+    double
+        .create_from_yaml(&repo("examples/fast-rotation.yaml"))
+        .unwrap();
+    let objects: Api<SigningKeyGroup> = Api::namespaced(double.client(), "default");
+    wait_for("fast to be Ready", Duration::from_secs(60), async || {
+        e2e::ready(&objects, "fast").await
+    })
+    .await;
+    assert!(writes_in(&log_a) > 0, "the leader wrote nothing");
+    assert_eq!(writes_in(&log_b), 0, "the standby wrote");
+    assert_eq!(holder(&leases).await, Some(identity(&a)));
+
+    // kill -9: the standby takes over once the lease expires.
+    a.0.kill().unwrap();
+    a.0.wait().unwrap();
+    let after_kill = until_held_by(&leases, &identity(&b), LEASE_DURATION * 3).await;
+    assert!(
+        after_kill <= LEASE_DURATION + Duration::from_secs(3),
+        "took {after_kill:?} after kill -9"
+    );
+    let writes_before = writes_in(&log_b);
+    // The new leader carries on: it rotates (fast rotates every 20 s).
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(double.client(), "default");
+    let key_now = e2e::data(
+        &secrets.get("fast-cloudfront-key").await.unwrap(),
+        "key_pair_id",
+    );
+    wait_for(
+        "a rotation by the new leader",
+        Duration::from_secs(60),
+        async || {
+            e2e::data(
+                &secrets.get("fast-cloudfront-key").await.unwrap(),
+                "key_pair_id",
+            ) != key_now
+        },
+    )
+    .await;
+    assert!(writes_in(&log_b) > writes_before);
+
+    // SIGTERM: the leader drains, releases the Lease, and the standby takes it at its next look.
+    let c = operator(&kubeconfig, cf, &log_c);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        holder(&leases).await,
+        Some(identity(&b)),
+        "c took the Lease"
+    );
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &b.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let after_term = until_held_by(&leases, &identity(&c), Duration::from_secs(10)).await;
+    println!(
+        "leader hand-over: {after_kill:.1?} after kill -9 (lease {LEASE_DURATION:?}), {after_term:.1?} after SIGTERM"
+    );
+    assert!(
+        after_term < Duration::from_secs(2),
+        "hand-over after SIGTERM took {after_term:?}"
+    );
+    let released = std::fs::read_to_string(&log_b).unwrap();
+    assert!(released.contains("released the leader lease"), "{released}");
+}
