@@ -85,7 +85,15 @@ async fn helm(
     values: &serde_json::Value,
     upgrades: &[serde_json::Value],
 ) -> (ApiDouble, std::process::Output) {
-    let double = ApiDouble::new();
+    helm_into(ApiDouble::new(), values, upgrades).await
+}
+
+/// [`helm`] into a double prepared by the caller (with other CRDs, say).
+async fn helm_into(
+    double: ApiDouble,
+    values: &serde_json::Value,
+    upgrades: &[serde_json::Value],
+) -> (ApiDouble, std::process::Output) {
     let addr = double.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     for namespace in ["keyfront-system", "team-a", "team-b"] {
         double
@@ -422,4 +430,115 @@ async fn two_replicas_elect_a_leader_and_survive_a_drain() {
         none.is_none(),
         "a budget for one replica would block every drain"
     );
+}
+
+/// The Prometheus Operator's two kinds, schemaless: enough for Helm to install into the double.
+fn prometheus_operator_crds(double: &ApiDouble) {
+    for (plural, kind) in [
+        ("servicemonitors", "ServiceMonitor"),
+        ("prometheusrules", "PrometheusRule"),
+    ] {
+        double
+            .create(json!({
+                "apiVersion": "apiextensions.k8s.io/v1",
+                "kind": "CustomResourceDefinition",
+                "metadata": {"name": format!("{plural}.monitoring.coreos.com")},
+                "spec": {
+                    "group": "monitoring.coreos.com",
+                    "scope": "Namespaced",
+                    "names": {"plural": plural, "singular": kind.to_lowercase(), "kind": kind},
+                    "versions": [{"name": "v1", "served": true, "storage": true, "schema": {
+                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+                    }}],
+                },
+            }))
+            .unwrap();
+    }
+}
+
+/// With metrics on, the chart installs a Service for /metrics, a ServiceMonitor whose job label
+/// is what the alerts select, and a PrometheusRule holding exactly files/prometheus/alerts.yaml,
+/// which promtool accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_on_installs_a_service_monitor_and_the_alerts() {
+    let double = ApiDouble::new();
+    prometheus_operator_crds(&double);
+    let values = json!({"metrics": {"serviceMonitor": {"enabled": true}, "prometheusRule": {"enabled": true}}});
+    let (double, output) = helm_into(double, &values, &[]).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let get = async |group: &str, kind: &str, name: &str| {
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, "v1", kind));
+        Api::<DynamicObject>::namespaced_with(double.client(), "keyfront-system", &resource)
+            .get(name)
+            .await
+            .unwrap()
+    };
+    let service = get("", "Service", "keyfront-metrics").await;
+    assert_eq!(
+        service.data["spec"]["ports"][0]["targetPort"],
+        json!("health")
+    );
+    let monitor = get("monitoring.coreos.com", "ServiceMonitor", "keyfront").await;
+    assert_eq!(
+        monitor.data["spec"]["jobLabel"],
+        json!("app.kubernetes.io/name")
+    );
+    assert_eq!(
+        monitor.data["spec"]["endpoints"][0]["path"],
+        json!("/metrics")
+    );
+
+    let rule = get("monitoring.coreos.com", "PrometheusRule", "keyfront").await;
+    let shipped: serde_json::Value =
+        serde_yaml::from_str(&read("files/prometheus/alerts.yaml")).unwrap();
+    assert_eq!(
+        rule.data["spec"], shipped,
+        "the PrometheusRule is not alerts.yaml"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.yaml");
+    std::fs::write(&file, serde_yaml::to_string(&rule.data["spec"]).unwrap()).unwrap();
+    let check = Command::new("promtool")
+        .args(["check", "rules", file.to_str().unwrap()])
+        .output()
+        .expect("promtool is installed (bash .ci/run installs Debian's prometheus)");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}
+
+/// Every alert's promtool unit test (tests/prometheus/alerts.test.yaml): each fires when it
+/// should, with its labels and annotations, and not before.
+#[test]
+fn every_alert_passes_its_promtool_unit_test() {
+    let output = Command::new("promtool")
+        .args(["test", "rules", "alerts.test.yaml"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/prometheus"))
+        .output()
+        .expect("promtool is installed (bash .ci/run installs Debian's prometheus)");
+    let said = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{said}");
+    let rules: serde_yaml::Value =
+        serde_yaml::from_str(&read("files/prometheus/alerts.yaml")).unwrap();
+    let tests = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/prometheus/alerts.test.yaml"
+    ))
+    .unwrap();
+    for alert in rules["groups"][0]["rules"].as_sequence().unwrap() {
+        let name = alert["alert"].as_str().unwrap();
+        assert!(
+            tests.contains(&format!(
+                "alertname: {name}\n        exp_alerts:\n          - "
+            )),
+            "{name} has no test that expects it to fire"
+        );
+    }
 }

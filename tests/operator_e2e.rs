@@ -44,6 +44,8 @@ struct Stack {
     cf: SdkCloudFront,
     cf_addr: SocketAddr,
     edge: SocketAddr,
+    /// `/healthz`, `/readyz` and `/metrics` of the operator.
+    health: SocketAddr,
     operator: Process,
     operator_log: PathBuf,
     _emulator: Process,
@@ -106,6 +108,7 @@ async fn start() -> Stack {
     .unwrap();
 
     let operator_log = dir.path().join("operator.log");
+    let health = free_port();
     let operator = e2e::operator(
         &kubeconfig,
         cf_addr,
@@ -114,6 +117,8 @@ async fn start() -> Stack {
             CLUSTER_ID,
             "--keyring-namespace",
             KEYRING_NAMESPACE,
+            "--health-listen",
+            &health.to_string(),
         ],
         &operator_log,
     );
@@ -124,6 +129,7 @@ async fn start() -> Stack {
         cf,
         cf_addr,
         edge,
+        health,
         operator,
         operator_log,
         _emulator: emulator,
@@ -705,4 +711,120 @@ async fn readiness_waits_for_synced_watches_and_a_credential_check() {
     };
     assert!(warned("CloudFront credential check failed"), "{logged}");
     assert!(warned("watch failed; retrying"), "{logged}");
+}
+
+/// `/metrics` of the real operator, scraped after an object became Ready: the families the
+/// alerts and the dashboard use exist with their labels, values say what happened, no key ID
+/// appears, and promtool accepts the exposition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_scraped_by_name_and_labels() {
+    let stack = start().await;
+    let _show_log = ShowLogOnFailure(stack.operator_log.clone());
+    apply(&stack, &["examples/fast-rotation.yaml"]).await;
+    let objects: Api<SigningKeyGroup> = Api::namespaced(stack.double.client(), "default");
+    wait_for("fast to be Ready", Duration::from_secs(60), async || {
+        ready(&objects, "fast").await
+    })
+    .await;
+    let text = async || {
+        e2e::http_get_with_status(stack.health, "/metrics")
+            .await
+            .map(|(_, body)| body)
+            .unwrap_or_default()
+    };
+    // The cache sees Ready a moment after the API does.
+    let ready_line =
+        r#"keyfront_signingkeygroup_ready{namespace="default",name="fast",status="True"} 1"#;
+    wait_for(
+        "Ready in the metrics",
+        Duration::from_secs(10),
+        async || text().await.contains(ready_line),
+    )
+    .await;
+    let metrics = text().await;
+    for expected in [
+        r#"keyfront_signingkeygroup_ready{namespace="default",name="fast",status="False"} 0"#,
+        r#"keyfront_signingkeygroup_keys{namespace="default",name="fast",state="active"} 1"#,
+        r#"keyfront_cloudfront_calls_total{account="default",operation="CreatePublicKey",outcome="ok"}"#,
+        r#"keyfront_cloudfront_calls_total{account="default",operation="UpdateDistribution",outcome="ok"}"#,
+        r#"keyfront_cloudfront_call_duration_seconds_bucket{le="#,
+        r#"keyfront_reconciles_total{result="ok"}"#,
+        r#"keyfront_reconcile_duration_seconds_count"#,
+        r#"keyfront_signingkeygroup_next_rotation_timestamp_seconds{namespace="default",name="fast"}"#,
+        r#"keyfront_signingkeygroup_active_key_age_seconds{namespace="default",name="fast"}"#,
+        "keyfront_leader 1",
+    ] {
+        assert!(metrics.contains(expected), "no {expected} in:\n{metrics}");
+    }
+    // Every family the alerts and the dashboard query is exposed.
+    let names = regex_names(
+        &(std::fs::read_to_string(repo("charts/keyfront/files/prometheus/alerts.yaml")).unwrap()
+            + &std::fs::read_to_string(repo("charts/keyfront/dashboards/keyfront.json")).unwrap()),
+    );
+    assert!(names.len() >= 8, "{names:?}");
+    for name in names {
+        let family = ["_total", "_bucket", "_count", "_sum"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .unwrap_or(&name);
+        // A family with labels has no sample before its first event: errors by reason appear
+        // with the first error, while the error count is there from the start.
+        let declared = metrics.contains(&format!("# TYPE {family} "))
+            || (family == "keyfront_reconcile_errors"
+                && metrics.contains(r#"keyfront_reconciles_total{result="error"} 0"#));
+        assert!(declared, "{name} is queried but not exposed");
+    }
+    // No key ID in any label or value.
+    let secrets: Api<Secret> = Api::namespaced(stack.double.client(), "default");
+    let key_id = data(
+        &secrets.get("fast-cloudfront-key").await.unwrap(),
+        "key_pair_id",
+    );
+    assert!(!metrics.contains(&key_id), "a key ID in the metrics");
+    // promtool lints the exposition (names, types, help).
+    let mut lint = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (bash .ci/run installs Debian's prometheus)");
+    use std::io::Write as _;
+    lint.stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = lint.wait_with_output().unwrap();
+    // promtool 2.x reads the classic text format, where a counter's HELP names the sample
+    // (`x_total`); OpenMetrics names the family (`x`). Those are the only findings forgiven.
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let problems: Vec<&str> = said
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter(|l| {
+            let counter_help = l
+                .strip_suffix(" no help text")
+                .and_then(|n| n.strip_suffix("_total"))
+                .is_some_and(|family| metrics.contains(&format!("# HELP {family} ")));
+            !counter_help
+        })
+        .collect();
+    assert!(problems.is_empty(), "promtool check metrics: {problems:?}");
+}
+
+/// The `keyfront_…` metric names a query text mentions.
+fn regex_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("keyfront_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.insert(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    names
 }

@@ -10,6 +10,7 @@
 //! the Namespace — without polling. A second controller keeps each account's status.
 
 pub mod leader;
+pub mod metrics;
 pub mod readiness;
 
 use std::collections::HashMap;
@@ -32,6 +33,7 @@ use crate::clock::SystemClock;
 use crate::cloudfront::CloudFrontAccounts;
 use crate::reconcile::{self, Context, ReconcilerConfig, names};
 use leader::{Leadership, LeaseSettings};
+use metrics::{MeteredAccounts, Metrics};
 use readiness::Readiness;
 
 /// Logs what a controller stream yields besides reconcile results: a failed watch at warn (the
@@ -143,8 +145,9 @@ pub struct OperatorSettings {
 }
 
 struct Operator<A> {
-    ctx: Arc<Context<A>>,
+    ctx: Arc<Context<MeteredAccounts<A>>>,
     backoff: Backoff,
+    metrics: Metrics,
 }
 
 /// The SigningKeyGroups in the cache that `select` picks, as reconcile requests.
@@ -191,17 +194,24 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
         }
         None => (Leadership::sole(), None),
     };
+    let metrics = Metrics::default();
     let operator = Arc::new(Operator {
         ctx: Arc::new(Context {
             client: client.clone(),
-            accounts,
+            accounts: MeteredAccounts {
+                inner: accounts,
+                metrics: metrics.clone(),
+            },
             clock: Arc::new(SystemClock),
             events: Events::new(client.clone(), reporter),
             config: settings.reconciler.clone(),
             leadership: leadership.clone(),
         }),
         backoff: Backoff::new(settings.backoff_base, settings.backoff_max),
+        metrics: metrics.clone(),
     });
+    // Filled as the controllers are built: the caches /metrics reads per-object gauges from.
+    let caches: Arc<Mutex<Vec<Store<SigningKeyGroup>>>> = Arc::default();
     let shutdown = shutdown.shared();
     let readiness = Readiness::default();
     readiness.expect(readiness::CREDENTIALS_CHECK, "not checked yet");
@@ -225,7 +235,34 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for health checks: {e}"))?;
         let ready = readiness.clone();
+        let (scraped, scraped_caches, scraped_leader) =
+            (metrics.clone(), caches.clone(), leadership.clone());
         let router = axum::Router::new()
+            .route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let objects: Vec<_> = scraped_caches
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .iter()
+                        .flat_map(Store::state)
+                        .collect();
+                    let text = scraped.render(
+                        &objects,
+                        scraped_leader.is_leader(),
+                        jiff::Timestamp::now(),
+                    );
+                    async move {
+                        (
+                            [(
+                                axum::http::header::CONTENT_TYPE,
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            )],
+                            text,
+                        )
+                    }
+                }),
+            )
             .route("/healthz", axum::routing::get(|| async { "ok" }))
             .route(
                 "/readyz",
@@ -246,90 +283,105 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
     } else {
         settings.namespaces.iter().cloned().map(Some).collect()
     };
-    let controllers = scopes.into_iter().map(|namespace| {
-        let (objects, secrets): (Api<SigningKeyGroup>, Api<Secret>) = match &namespace {
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-            ),
-            None => (Api::all(client.clone()), Api::all(client.clone())),
-        };
-        // `owns` watches children metadata-only (PartialObjectMetadata): Secret data is never
-        // cached, and the label selector keeps unrelated Secrets out entirely.
-        let owned_secrets = watcher::Config::default().labels(&format!(
-            "{}={}",
-            names::MANAGED_BY_LABEL,
-            names::MANAGED_BY
-        ));
-        tracing::info!(
-            namespace = namespace.as_deref().unwrap_or("<all>"),
-            "watching SigningKeyGroups"
-        );
-        let (store, stream) = synced_watch(
-            objects,
-            watcher::Config::default(),
-            &readiness,
-            format!(
-                "SigningKeyGroup watch ({})",
-                namespace.as_deref().unwrap_or("all namespaces")
-            ),
-        );
-        let controller = Controller::for_stream(stream, store);
-        let (by_account, by_namespace) = (controller.store(), controller.store());
-        controller
-            .owns(secrets, owned_secrets)
-            .watches(
-                Api::<CloudFrontAccount>::all(client.clone()),
+    let controllers: Vec<_> = scopes
+        .into_iter()
+        .map(|namespace| {
+            let (objects, secrets): (Api<SigningKeyGroup>, Api<Secret>) = match &namespace {
+                Some(ns) => (
+                    Api::namespaced(client.clone(), ns),
+                    Api::namespaced(client.clone(), ns),
+                ),
+                None => (Api::all(client.clone()), Api::all(client.clone())),
+            };
+            // `owns` watches children metadata-only (PartialObjectMetadata): Secret data is never
+            // cached, and the label selector keeps unrelated Secrets out entirely.
+            let owned_secrets = watcher::Config::default().labels(&format!(
+                "{}={}",
+                names::MANAGED_BY_LABEL,
+                names::MANAGED_BY
+            ));
+            tracing::info!(
+                namespace = namespace.as_deref().unwrap_or("<all>"),
+                "watching SigningKeyGroups"
+            );
+            let (store, stream) = synced_watch(
+                objects,
                 watcher::Config::default(),
-                move |account| {
-                    let name = account.name_any();
-                    affected(&by_account, |o| o.spec.account_ref.name == name)
-                },
-            )
-            .watches(
-                Api::<Namespace>::all(client.clone()),
-                watcher::Config::default(),
-                move |namespace| {
-                    let name = namespace.name_any();
-                    affected(&by_namespace, |o| o.namespace().as_deref() == Some(&name))
-                },
-            )
-            .with_config(controller::Config::default().concurrency(settings.concurrency))
-            .reconcile_all_on(leadership.gained())
-            .graceful_shutdown_on(shutdown.clone())
-            .run(
-                |object, operator: Arc<Operator<A>>| async move {
-                    // A standby keeps its cache warm and writes nothing; on winning the lease
-                    // it reconciles everything (reconcile_all_on).
-                    if !operator.ctx.leadership.is_leader() {
-                        return Ok(Action::await_change());
+                &readiness,
+                format!(
+                    "SigningKeyGroup watch ({})",
+                    namespace.as_deref().unwrap_or("all namespaces")
+                ),
+            );
+            caches
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(store.clone());
+            let controller = Controller::for_stream(stream, store);
+            let (by_account, by_namespace) = (controller.store(), controller.store());
+            controller
+                .owns(secrets, owned_secrets)
+                .watches(
+                    Api::<CloudFrontAccount>::all(client.clone()),
+                    watcher::Config::default(),
+                    move |account| {
+                        let name = account.name_any();
+                        affected(&by_account, |o| o.spec.account_ref.name == name)
+                    },
+                )
+                .watches(
+                    Api::<Namespace>::all(client.clone()),
+                    watcher::Config::default(),
+                    move |namespace| {
+                        let name = namespace.name_any();
+                        affected(&by_namespace, |o| o.namespace().as_deref() == Some(&name))
+                    },
+                )
+                .with_config(controller::Config::default().concurrency(settings.concurrency))
+                .reconcile_all_on(leadership.gained())
+                .graceful_shutdown_on(shutdown.clone())
+                .run(
+                    |object, operator: Arc<Operator<A>>| async move {
+                        // A standby keeps its cache warm and writes nothing; on winning the lease
+                        // it reconciles everything (reconcile_all_on).
+                        if !operator.ctx.leadership.is_leader() {
+                            return Ok(Action::await_change());
+                        }
+                        let key = object_key(&object);
+                        let start = std::time::Instant::now();
+                        let result = reconcile::reconcile(object, operator.ctx.clone()).await;
+                        operator.metrics.observe_reconcile(
+                            result
+                                .as_ref()
+                                .map(|_| ())
+                                .map_err(reconcile::Error::category),
+                            start.elapsed(),
+                        );
+                        if result.is_ok() {
+                            operator.backoff.reset(&key);
+                        }
+                        result.map(Action::from)
+                    },
+                    |object, error, operator| {
+                        let delay = operator.backoff.next(&object_key(&object));
+                        tracing::warn!(
+                            object = %object_key(&object),
+                            category = error.category(),
+                            error = %error.detail(),
+                            retry_in_ms = delay.as_millis() as u64,
+                            "reconcile failed"
+                        );
+                        Action::requeue(delay)
+                    },
+                    operator.clone(),
+                )
+                .for_each(|result| async move {
+                    if let Err(error) = result {
+                        log_controller_error("SigningKeyGroup", &error);
                     }
-                    let key = object_key(&object);
-                    let result = reconcile::reconcile(object, operator.ctx.clone()).await;
-                    if result.is_ok() {
-                        operator.backoff.reset(&key);
-                    }
-                    result.map(Action::from)
-                },
-                |object, error, operator| {
-                    let delay = operator.backoff.next(&object_key(&object));
-                    tracing::warn!(
-                        object = %object_key(&object),
-                        category = error.category(),
-                        error = %error.detail(),
-                        retry_in_ms = delay.as_millis() as u64,
-                        "reconcile failed"
-                    );
-                    Action::requeue(delay)
-                },
-                operator.clone(),
-            )
-            .for_each(|result| async move {
-                if let Err(error) = result {
-                    log_controller_error("SigningKeyGroup", &error);
-                }
-            })
-    });
+                })
+        })
+        .collect();
     let (store, stream) = synced_watch(
         Api::<CloudFrontAccount>::all(client.clone()),
         watcher::Config::default(),
