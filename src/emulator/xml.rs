@@ -95,8 +95,10 @@ impl Element {
 
     /// Parses a document and returns its root element (namespace attributes are dropped).
     pub fn parse(body: &[u8]) -> Result<Element, XmlError> {
+        // Text is kept exactly (a leaf's value is what the client sent, spaces included);
+        // whitespace between child elements is layout, dropped at the element's end. (Trimming
+        // each text event instead read `&#32;a` as " a" and, written back, as "a".)
         let mut reader = Reader::from_reader(body);
-        reader.config_mut().trim_text(true);
         let mut stack: Vec<Element> = Vec::new();
         let mut buf = Vec::new();
         loop {
@@ -140,9 +142,18 @@ impl Element {
                     }
                 }
                 Event::End(_) => {
-                    let done = stack
+                    let mut done = stack
                         .pop()
                         .ok_or_else(|| XmlError("unbalanced end tag".into()))?;
+                    if !done.children.is_empty() {
+                        if !done.text.trim().is_empty() {
+                            return Err(XmlError(format!(
+                                "<{}> mixes text and elements",
+                                done.name
+                            )));
+                        }
+                        done.text.clear();
+                    }
                     // XML 1.0 has no control characters but tab, newline and return, however
                     // the text was written (plain, CDATA or a character reference).
                     if done
@@ -268,6 +279,27 @@ mod tests {
                 .path(&["Items"])
                 .map(|i| i.children_named("PublicKey").count()),
             Some(2)
+        );
+    }
+
+    /// Found by the `emulator_xml` fuzz target: whitespace written as a character reference
+    /// was kept on the first parse and trimmed after a write and a second parse.
+    #[test]
+    fn leaf_text_is_kept_exactly_and_layout_between_elements_is_not_text() {
+        let parsed = Element::parse(b"<Comment>&#32;a &amp; b </Comment>").unwrap();
+        assert_eq!(parsed.text, " a & b ");
+        assert_eq!(Element::parse(&parsed.to_document()).unwrap(), parsed);
+        let indented = Element::parse(b"<A>\n  <B>x</B>\n  <C/>\n</A>").unwrap();
+        assert_eq!(
+            indented,
+            Element::new("A")
+                .with_text("B", "x")
+                .with(Element::new("C"))
+        );
+        let mixed = Element::parse(b"<A>text<B>x</B></A>").unwrap_err();
+        assert!(
+            mixed.to_string().contains("<A> mixes text and elements"),
+            "{mixed}"
         );
     }
 
