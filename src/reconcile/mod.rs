@@ -117,6 +117,13 @@ pub enum Outcome {
     Requeue(Duration),
     /// Nothing is due: the object is gone or let go; only a change brings it back.
     AwaitChange,
+    /// Deleting, and blocked on something a person must fix (a detach that would make a
+    /// behavior public, say): the scheduler backs off from this delay on instead of looking
+    /// every poll forever. A change to the object still wakes it at once.
+    Blocked(Duration),
+    /// The pass limit was reached with steps still to do. The scheduler looks again with the
+    /// object's growing backoff, not at once: a plan that never settles must not spin.
+    Unsettled,
 }
 
 impl From<Outcome> for kube::runtime::controller::Action {
@@ -124,6 +131,8 @@ impl From<Outcome> for kube::runtime::controller::Action {
         match outcome {
             Outcome::Requeue(after) => Self::requeue(after),
             Outcome::AwaitChange => Self::await_change(),
+            Outcome::Unsettled => Self::requeue(Duration::from_secs(1)),
+            Outcome::Blocked(after) => Self::requeue(after),
         }
     }
 }
@@ -301,6 +310,9 @@ pub async fn reconcile<A: CloudFrontAccounts>(
                 .unwrap_or(ctx.config.resync)
                 .min(ctx.config.resync)
                 .max(Duration::from_millis(200));
+            if subject.deleting && plan.findings.iter().any(|f| f.blocking) {
+                return Ok(Outcome::Blocked(wait));
+            }
             return Ok(Outcome::Requeue(wait));
         }
         if !ctx.leadership.confirm().await {
@@ -357,7 +369,7 @@ pub async fn reconcile<A: CloudFrontAccounts>(
             }
         }
     }
-    Ok(Outcome::Requeue(Duration::from_millis(200)))
+    Ok(Outcome::Unsettled)
 }
 
 pub(crate) fn step_name(step: &plan::Step) -> &'static str {

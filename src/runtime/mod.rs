@@ -357,8 +357,24 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
                                 .map_err(reconcile::Error::category),
                             start.elapsed(),
                         );
-                        if result.is_ok() {
-                            operator.backoff.reset(&key);
+                        match &result {
+                            Ok(reconcile::Outcome::Unsettled) => {
+                                let delay = operator.backoff.next(&key);
+                                tracing::warn!(
+                                    object = %key,
+                                    passes = operator.ctx.config.max_passes,
+                                    retry_in_ms = delay.as_millis() as u64,
+                                    "did not settle within the pass limit; backing off"
+                                );
+                                return Ok(Action::requeue(delay));
+                            }
+                            Ok(reconcile::Outcome::Blocked(wait)) => {
+                                // Grows from the plan's own poll up to --backoff-max.
+                                let delay = operator.backoff.next(&key).max(*wait);
+                                return Ok(Action::requeue(delay));
+                            }
+                            Ok(_) => operator.backoff.reset(&key),
+                            Err(_) => {}
                         }
                         result.map(Action::from)
                     },

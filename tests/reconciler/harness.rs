@@ -547,10 +547,12 @@ impl World {
                 return true;
             }
             match outcome {
-                None | Some(Ok(Outcome::AwaitChange)) => {
+                None | Some(Ok(Outcome::AwaitChange | Outcome::Unsettled)) => {
                     self.clock.advance(Duration::from_secs(1));
                 }
-                Some(Ok(Outcome::Requeue(after))) => self.clock.advance(after),
+                Some(Ok(Outcome::Requeue(after) | Outcome::Blocked(after))) => {
+                    self.clock.advance(after)
+                }
                 Some(Err(_)) => self.clock.advance(Duration::from_secs(2)),
             }
         }

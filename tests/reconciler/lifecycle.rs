@@ -418,6 +418,14 @@ async fn delete_that_would_make_a_behavior_public_waits_with_everything_in_place
             .iter()
             .any(|(r, _)| r == reasons::DETACH_WOULD_MAKE_PUBLIC)
     );
+    // Blocked, not merely waiting: the runtime backs off instead of polling forever.
+    assert!(
+        matches!(
+            world.reconcile("media").await,
+            Some(Ok(keyfront::reconcile::Outcome::Blocked(_)))
+        ),
+        "a deletion blocked on a person is not reported as such"
+    );
 }
 
 #[tokio::test]
@@ -641,4 +649,24 @@ async fn metadata_others_add_to_the_secret_stays_and_causes_no_writes() {
             .annotations()
             .contains_key("policy.example.com/checked")
     );
+}
+
+/// A reconcile cut short by the pass limit reports `Unsettled` (the runtime then backs off)
+/// rather than asking to look again at once, which spun when a plan never settled.
+#[tokio::test]
+async fn a_reconcile_stopped_by_the_pass_limit_says_it_did_not_settle() {
+    let mut world = World::new();
+    world.distribution("E1", &["/private/*"]);
+    world
+        .apply(manifest(
+            "media",
+            hourly(),
+            json!([{"id": "E1", "pathPatterns": ["/private/*"]}]),
+        ))
+        .await;
+    world.config.max_passes = 1;
+    let outcome = world.reconcile("media").await.unwrap().unwrap();
+    assert_eq!(outcome, keyfront::reconcile::Outcome::Unsettled);
+    world.config.max_passes = 16;
+    world.until_ready("media").await;
 }
