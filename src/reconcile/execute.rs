@@ -127,8 +127,25 @@ pub async fn execute<A, C: CloudFront>(
                         reasons::KEY_PUBLISHED,
                         format!("created CloudFront public key {} ({name})", key.value.id),
                     )),
-                    // Created by an earlier attempt whose answer was lost: found by name next.
-                    Err(e) if e.kind == ErrorKind::AlreadyExists => None,
+                    // Created by an earlier attempt whose answer was lost — but only if the
+                    // key under that name is this one; else the name is someone else's, and
+                    // treating it as done would plan the same create forever.
+                    Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                        let ours = reach(cloudfront)?
+                            .list_public_keys()
+                            .await
+                            .map_err(Error::cloudfront("ListPublicKeys"))?
+                            .into_iter()
+                            .any(|k| {
+                                k.name == name
+                                    && crate::keys::fingerprint(&k.encoded_key).ok()
+                                        == Some(record.fingerprint.clone())
+                            });
+                        if !ours {
+                            return Err(Error::cloudfront("CreatePublicKey")(e));
+                        }
+                        None
+                    }
                     Err(e) => return Err(Error::cloudfront("CreatePublicKey")(e)),
                 }
             }
@@ -144,7 +161,25 @@ pub async fn execute<A, C: CloudFront>(
                             config.items.join(", ")
                         ),
                     )),
-                    Err(e) if e.kind == ErrorKind::AlreadyExists => None,
+                    // As for public keys: done only if the group under that name is ours.
+                    Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                        let ours = reach(cloudfront)?
+                            .list_key_groups()
+                            .await
+                            .map_err(Error::cloudfront("ListKeyGroups"))?
+                            .into_iter()
+                            .any(|g| {
+                                g.config.name == config.name
+                                    && names::is_owned_comment(
+                                        g.config.comment.as_deref(),
+                                        &subject.owner,
+                                    )
+                            });
+                        if !ours {
+                            return Err(Error::cloudfront("CreateKeyGroup")(e));
+                        }
+                        None
+                    }
                     Err(e) => return Err(Error::cloudfront("CreateKeyGroup")(e)),
                 }
             }

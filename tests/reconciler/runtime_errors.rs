@@ -246,3 +246,47 @@ async fn a_cloudfront_quota_is_reported() {
     );
     assert_eq!(warnings(&world, "CloudFrontQuotaExceeded").await, 1);
 }
+
+/// A public key under the name keyfront would give its key, but not its key (a clash no retry
+/// can fix): the create's AlreadyExists is an error naming it, not taken for success — which
+/// planned the same create on every pass, forever.
+#[tokio::test]
+async fn already_exists_counts_as_success_only_when_the_key_found_is_ours() {
+    let mut world = World::new();
+    let owner = world.owner("media");
+    for serial in 0..=2 {
+        let name = keyfront::reconcile::names::public_key_name(&owner, serial);
+        world
+            .emulator
+            .create_public_key(&keyfront::cloudfront::NewPublicKey {
+                name: name.clone(),
+                encoded_key: std::fs::read_to_string(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/fixtures/keys/ec-1.pub.pem"
+                ))
+                .unwrap(),
+                comment: None,
+                caller_reference: name,
+            })
+            .await
+            .unwrap();
+    }
+    world.apply(manifest("media", hourly(), json!([]))).await;
+    let mut outcome = None;
+    for _ in 0..5 {
+        outcome = world.reconcile("media").await;
+    }
+    let Some(Err(error)) = outcome else {
+        panic!("expected an error, got {outcome:?}")
+    };
+    assert_eq!(
+        error.category(),
+        "CloudFrontAlreadyExists",
+        "{}",
+        error.detail()
+    );
+    assert_eq!(
+        ready_reason(&world).await.as_deref(),
+        Some("CloudFrontAlreadyExists")
+    );
+}
