@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::coordination::v1::Lease;
 use keyfront::api::SigningKeyGroup;
 use kube::Api;
-use kube_api_double::{ApiDouble, write_kubeconfig};
-use serde_json::json;
 
 mod e2e;
 use e2e::{Process, free_port, keyfront, repo, wait_for};
@@ -78,19 +76,7 @@ fn writes_in(log: &Path) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_leader_writes_and_a_standby_takes_over_on_kill_and_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let double = ApiDouble::new();
-    let api = double.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    write_kubeconfig(&kubeconfig, api).unwrap();
-    for crd in std::fs::read_dir(repo("crds")).unwrap() {
-        double.create_from_yaml(&crd.unwrap().path()).unwrap();
-    }
-    double
-        .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": KEYRING_NAMESPACE}}))
-        .unwrap();
-    double
-        .create_from_yaml(&repo("examples/accounts/single-team.yaml"))
-        .unwrap();
+    let (double, kubeconfig) = e2e::cluster(dir.path(), KEYRING_NAMESPACE).await;
     let cf = free_port();
     let _emulator = keyfront(
         &[

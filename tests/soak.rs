@@ -40,13 +40,13 @@ use keyfront::reconcile::names;
 use keyfront::signer::{MountedSigner, Policy, SigningKey};
 use kube::api::{DeleteParams, ListParams};
 use kube::{Api, ResourceExt as _};
-use kube_api_double::{ApiDouble, write_kubeconfig};
+use kube_api_double::ApiDouble;
 use rand::Rng as _;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 mod e2e;
-use e2e::{Process, cloudfront, edge_get, free_port, http_get, http_post, keyfront, repo};
+use e2e::{Process, cloudfront, edge_get, free_port, http_get, http_post, keyfront};
 
 const CLUSTER_ID: &str = "soak";
 const NAMESPACE: &str = "default";
@@ -559,19 +559,7 @@ async fn twenty_objects_rotate_under_faults_without_a_rejected_request() {
     let run_started = Instant::now();
     let run_dir = KeepOnFailure(Some(tempfile::tempdir().unwrap()));
     let dir = run_dir.0.as_ref().unwrap();
-    let double = ApiDouble::new();
-    let api_addr = double.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    write_kubeconfig(&kubeconfig, api_addr).unwrap();
-    for crd in std::fs::read_dir(repo("crds")).unwrap() {
-        double.create_from_yaml(&crd.unwrap().path()).unwrap();
-    }
-    double
-        .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": KEYRING_NAMESPACE}}))
-        .unwrap();
-    double
-        .create_from_yaml(&repo("examples/accounts/single-team.yaml"))
-        .unwrap();
+    let (double, kubeconfig) = e2e::cluster(dir.path(), KEYRING_NAMESPACE).await;
 
     let (cf_addr, edge) = (free_port(), free_port());
     let mut emulator_args: Vec<String> = [

@@ -142,14 +142,10 @@ pub fn repo(path: &str) -> PathBuf {
 
 /// One plain GET (the emulator's test controls); returns the body.
 pub async fn http_get(addr: SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let text = String::from_utf8(response).unwrap();
-    text.split_once("\r\n\r\n").unwrap().1.to_owned()
+    http_get_with_status(addr, path)
+        .await
+        .unwrap_or_else(|| panic!("GET {path} from {addr} got no HTTP answer"))
+        .1
 }
 
 /// One plain GET; the status and body, or `None` if nothing listens.
@@ -198,6 +194,26 @@ pub async fn edge_get(edge: SocketAddr, host: &str, path_and_query: &str) -> u16
     stream.read_to_end(&mut response).await.unwrap();
     let head = String::from_utf8_lossy(&response[..response.len().min(64)]).into_owned();
     head.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// A Kubernetes API double served on a loopback port with keyfront's CRDs, the namespace
+/// `keyring_namespace` and the `default` CloudFrontAccount of
+/// `examples/accounts/single-team.yaml`; returns it and the kubeconfig written into `dir`.
+pub async fn cluster(dir: &Path, keyring_namespace: &str) -> (kube_api_double::ApiDouble, PathBuf) {
+    let double = kube_api_double::ApiDouble::new();
+    let addr = double.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    kube_api_double::write_kubeconfig(&kubeconfig, addr).unwrap();
+    for crd in std::fs::read_dir(repo("crds")).unwrap() {
+        double.create_from_yaml(&crd.unwrap().path()).unwrap();
+    }
+    double
+        .create(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": keyring_namespace}}))
+        .unwrap();
+    double
+        .create_from_yaml(&repo("examples/accounts/single-team.yaml"))
+        .unwrap();
+    (double, kubeconfig)
 }
 
 /// The Python with `tests/python/requirements.txt` (and helm-sdkpy) installed:
