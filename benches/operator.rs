@@ -1,6 +1,8 @@
 //! The operator against the doubles, measured: apply → Ready latency, CloudFront calls per
-//! steady-state reconcile, and the RSS of `keyfront run` with 200 SigningKeyGroups beside 0
-//! and 20,000 unrelated Secrets (side by side in one run). Prints its figures.
+//! steady-state reconcile, the call budget (50 objects on one distribution with and without
+//! UpdateDistribution coalescing; CloudFront calls per hour at steady state for 200 objects),
+//! and the RSS of `keyfront run` with 200 SigningKeyGroups beside 0 and 20,000 unrelated
+//! Secrets (side by side in one run). Prints its figures.
 //!
 //! Run: `cargo bench --bench operator`. The emulator's quotas are raised as AWS raises them
 //! on request (200 key groups need more than the default 10).
@@ -16,6 +18,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Secret;
 use keyfront::api::SigningKeyGroup;
 use keyfront::clock::SystemClock;
+use keyfront::cloudfront::budget::BudgetSettings;
 use keyfront::cloudfront::{
     BehaviorTrust, CloudFront, Distribution, Etag, KeyGroup, KeyGroupConfig, NewPublicKey,
     PublicKey, Result, Tagged,
@@ -90,6 +93,19 @@ struct Counted {
     writes: Arc<AtomicUsize>,
     /// Every reconcile pass reads the key group exactly once: this counts passes.
     key_group_reads: Arc<AtomicUsize>,
+    distribution_updates: Arc<AtomicUsize>,
+}
+
+impl Counted {
+    fn new(inner: Emulator) -> Self {
+        Self {
+            inner,
+            reads: Arc::default(),
+            writes: Arc::default(),
+            key_group_reads: Arc::default(),
+            distribution_updates: Arc::default(),
+        }
+    }
 }
 
 impl Counted {
@@ -161,6 +177,7 @@ impl CloudFront for Counted {
         etag: &Etag,
     ) -> Result<Tagged<Distribution>> {
         self.write();
+        self.distribution_updates.fetch_add(1, Ordering::Relaxed);
         self.inner.set_trusted_key_groups(id, behaviors, etag).await
     }
 }
@@ -174,12 +191,7 @@ async fn latency_and_steady_state() {
     let distributions: Vec<String> = (0..LATENCY_OBJECTS)
         .map(|_| emulator.create_test_distribution(&[]).unwrap())
         .collect();
-    let cloudfront = Counted {
-        inner: emulator,
-        reads: Arc::default(),
-        writes: Arc::default(),
-        key_group_reads: Arc::default(),
-    };
+    let cloudfront = Counted::new(emulator);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let operator = tokio::spawn(keyfront::runtime::run(
         api.client(),
@@ -195,6 +207,7 @@ async fn latency_and_steady_state() {
             backoff_max: Duration::from_secs(5),
             health_listen: None,
             leader_election: None,
+            budget: BudgetSettings::default(),
         },
         async move {
             let _ = stopped.await;
@@ -273,6 +286,146 @@ async fn latency_and_steady_state() {
     operator.await.unwrap().unwrap();
 }
 
+fn settings(concurrency: u16, resync: Duration, budget: BudgetSettings) -> OperatorSettings {
+    OperatorSettings {
+        namespaces: vec![],
+        concurrency,
+        reconciler: keyfront::reconcile::ReconcilerConfig {
+            propagation_poll: Duration::from_millis(500),
+            resync,
+            ..Default::default()
+        },
+        backoff_base: Duration::from_millis(100),
+        backoff_max: Duration::from_secs(5),
+        health_listen: None,
+        leader_election: None,
+        budget,
+    }
+}
+
+/// Creates `objects` SigningKeyGroups at once, four per cache behavior of `distributions`
+/// (each with a default behavior and `paths`), and waits until all are Ready.
+async fn apply_all(
+    api: &ApiDouble,
+    distributions: &[String],
+    paths: &[String],
+    objects: usize,
+) -> Duration {
+    let start = Instant::now();
+    for n in 0..objects {
+        let mut manifest = object(&format!("budget-{n}"), "ECDSAP256");
+        let distribution = &distributions[n / (4 * (paths.len() + 1))];
+        let slot = (n / 4) % (paths.len() + 1);
+        manifest["spec"]["distributions"] = if slot == 0 {
+            json!([{"id": distribution, "defaultCacheBehavior": true}])
+        } else {
+            json!([{"id": distribution, "defaultCacheBehavior": false, "pathPatterns": [paths[slot - 1]]}])
+        };
+        api.create(manifest).unwrap();
+    }
+    let all: Api<SigningKeyGroup> = Api::namespaced(api.client(), "default");
+    loop {
+        let list = all.list(&Default::default()).await.unwrap();
+        if list.items.iter().filter(|o| is_ready(o)).count() == objects {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(900),
+            "never all Ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// 50 objects attaching to one distribution at once, with the default budget, with and
+/// without coalescing: UpdateDistribution calls and apply → all Ready.
+async fn coalescing(window: Duration) -> (usize, usize, Duration) {
+    const OBJECTS: usize = 50;
+    let api = double();
+    let emulator = emulator();
+    let paths: Vec<String> = (1..=12).map(|n| format!("/p{n}/*")).collect();
+    let path_refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let distribution = emulator.create_test_distribution(&path_refs).unwrap();
+    let cloudfront = Counted::new(emulator);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let operator = tokio::spawn(keyfront::runtime::run(
+        api.client(),
+        cloudfront.clone(),
+        settings(
+            16,
+            Duration::from_secs(3600),
+            BudgetSettings {
+                coalesce_window: window,
+                ..BudgetSettings::default()
+            },
+        ),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let ready = apply_all(&api, &[distribution], &paths, OBJECTS).await;
+    let _ = stop.send(());
+    operator.await.unwrap().unwrap();
+    (
+        cloudfront.distribution_updates.load(Ordering::SeqCst),
+        cloudfront.writes.load(Ordering::SeqCst),
+        ready,
+    )
+}
+
+/// CloudFront calls per hour once 200 objects (4 per distribution) are Ready and nothing is
+/// due, at the default resync (1 h) and distribution resync (10 min): run with both scaled
+/// down 180× (20 s and 3.3 s) for 60 s, i.e. 3 simulated hours.
+async fn steady_state_per_hour() -> (f64, f64, f64) {
+    const OBJECTS: usize = 200;
+    const SCALE: u32 = 180;
+    let api = double();
+    let emulator = emulator();
+    let distributions: Vec<String> = (0..OBJECTS / 4)
+        .map(|_| emulator.create_test_distribution(&[]).unwrap())
+        .collect();
+    let cloudfront = Counted::new(emulator);
+    let defaults = BudgetSettings::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let operator = tokio::spawn(keyfront::runtime::run(
+        api.client(),
+        cloudfront.clone(),
+        settings(
+            16,
+            Duration::from_secs(3600) / SCALE,
+            BudgetSettings {
+                distribution_resync: defaults.distribution_resync / SCALE,
+                reads: keyfront::cloudfront::budget::Rate {
+                    per_second: 100.0,
+                    burst: 100,
+                },
+                writes: keyfront::cloudfront::budget::Rate {
+                    per_second: 50.0,
+                    burst: 50,
+                },
+                ..defaults
+            },
+        ),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    apply_all(&api, &distributions, &[], OBJECTS).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    cloudfront.reads.store(0, Ordering::SeqCst);
+    cloudfront.writes.store(0, Ordering::SeqCst);
+    let passes_before = cloudfront.key_group_reads.load(Ordering::SeqCst);
+    let window = Duration::from_secs(60);
+    tokio::time::sleep(window).await;
+    let hours = window.as_secs_f64() * f64::from(SCALE) / 3600.0;
+    let reads = cloudfront.reads.load(Ordering::SeqCst) as f64 / hours;
+    let writes = cloudfront.writes.load(Ordering::SeqCst) as f64 / hours;
+    let passes = (cloudfront.key_group_reads.load(Ordering::SeqCst) - passes_before) as f64 / hours;
+    let _ = stop.send(());
+    operator.await.unwrap().unwrap();
+    (reads, writes, passes)
+}
+
 /// Peak and current RSS of `keyfront run` once `MEMORY_OBJECTS` objects are Ready beside
 /// `unrelated` Secrets it must not cache.
 async fn operator_memory(unrelated: usize) -> (u64, u64, Duration) {
@@ -348,6 +501,17 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         latency_and_steady_state().await;
+        let (updates, writes, ready) = coalescing(BudgetSettings::default().coalesce_window).await;
+        let (updates_off, writes_off, ready_off) = coalescing(Duration::ZERO).await;
+        println!(
+            "50 objects → one distribution, default budget (1 write/s, burst 5), concurrency 16: coalescing on (2 s window): {updates} UpdateDistribution calls, {writes} writes, all Ready in {:.1} s; off: {updates_off} UpdateDistribution calls, {writes_off} writes, all Ready in {:.1} s",
+            ready.as_secs_f64(),
+            ready_off.as_secs_f64(),
+        );
+        let (reads, writes, passes) = steady_state_per_hour().await;
+        println!(
+            "steady state, 200 Ready objects on 50 distributions, default resyncs: {reads:.0} CloudFront reads/hour ({passes:.0} reconciles), {writes:.0} writes/hour (goal: reads bounded by resync, 0 writes)"
+        );
         let mut rows = Vec::new();
         for unrelated in [0, UNRELATED_SECRETS] {
             let (rss, peak, ready) = operator_memory(unrelated).await;

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use keyfront::clock::SystemClock;
 use keyfront::cloudfront::accounts::{SdkAccounts, SdkSettings};
+use keyfront::cloudfront::budget::{BudgetSettings, Rate};
 use keyfront::emulator::accounts::Aws;
 use keyfront::emulator::faults::FaultSettings;
 use keyfront::emulator::model::{ModelSettings, Quotas};
@@ -93,7 +94,7 @@ struct RunArgs {
     #[arg(long, env = "KEYFRONT_PROPAGATION_POLL", default_value = "15s", value_parser = parse_duration_arg)]
     propagation_poll: Duration,
     /// Reconciles running at once.
-    #[arg(long, env = "KEYFRONT_CONCURRENCY", default_value_t = 4)]
+    #[arg(long, env = "KEYFRONT_CONCURRENCY", default_value_t = 16)]
     concurrency: u16,
     /// First retry delay after a failed reconcile; doubles per failure up to --backoff-max.
     #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
@@ -114,10 +115,40 @@ struct RunArgs {
     /// leader dies (at once when it releases the lease on SIGTERM).
     #[arg(long, env = "KEYFRONT_LEASE_DURATION", default_value = "15s", value_parser = parse_duration_arg)]
     lease_duration: Duration,
+    /// CloudFront reads (Get*, List*) per second per account; halved while CloudFront
+    /// throttles, recovering slowly.
+    #[arg(long, env = "KEYFRONT_CLOUDFRONT_READ_RATE", default_value_t = 5.0, value_parser = parse_rate)]
+    cloudfront_read_rate: f64,
+    /// Reads allowed at once above the rate after a quiet spell.
+    #[arg(long, env = "KEYFRONT_CLOUDFRONT_READ_BURST", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    cloudfront_read_burst: u32,
+    /// CloudFront writes (Create*, Update*, Delete*) per second per account.
+    #[arg(long, env = "KEYFRONT_CLOUDFRONT_WRITE_RATE", default_value_t = 1.0, value_parser = parse_rate)]
+    cloudfront_write_rate: f64,
+    /// Writes allowed at once above the rate after a quiet spell.
+    #[arg(long, env = "KEYFRONT_CLOUDFRONT_WRITE_BURST", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    cloudfront_write_burst: u32,
+    /// How long a distribution update waits to carry other objects' changes to the same
+    /// distribution with it; 0 sends each on its own.
+    #[arg(long, env = "KEYFRONT_COALESCE_WINDOW", default_value = "2s", value_parser = parse_duration_arg)]
+    coalesce_window: Duration,
+    /// How long a distribution read stands in for a fresh one while nothing is awaited there
+    /// (changes by others are seen within this).
+    #[arg(long, env = "KEYFRONT_DISTRIBUTION_RESYNC", default_value = "10m", value_parser = parse_duration_arg)]
+    distribution_resync: Duration,
 }
 
 fn parse_duration_arg(value: &str) -> Result<Duration, String> {
     keyfront::api::parse_duration(value).map_err(|e| e.to_string())
+}
+
+fn parse_rate(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "{value:?} is not a rate: give calls per second, a number above 0 (e.g. 0.5)"
+        )),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -314,6 +345,19 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
             renew_deadline: args.lease_duration.mul_f64(2.0 / 3.0),
             retry: (args.lease_duration / 15).max(Duration::from_millis(200)),
         }),
+        budget: BudgetSettings {
+            reads: Rate {
+                per_second: args.cloudfront_read_rate,
+                burst: args.cloudfront_read_burst,
+            },
+            writes: Rate {
+                per_second: args.cloudfront_write_rate,
+                burst: args.cloudfront_write_burst,
+            },
+            coalesce_window: args.coalesce_window,
+            distribution_resync: args.distribution_resync,
+            ..BudgetSettings::default()
+        },
     };
     keyfront::runtime::run(client, accounts, settings, shutdown_signal()).await
 }

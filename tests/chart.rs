@@ -365,6 +365,7 @@ async fn values_the_schema_refuses_are_named() {
         (json!({"watchNamespace": ["team-a"]}), "watchNamespace"),
         (json!({"resync": "hourly"}), "resync"),
         (json!({"crds": {"keep": "yes"}}), "keep"),
+        (json!({"cloudfrontBudget": {"writeRate": 0}}), "writeRate"),
     ] {
         let (double, output) = helm(&values, &[]).await;
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -405,6 +406,23 @@ async fn two_replicas_elect_a_leader_and_survive_a_drain() {
     let pod = &spec["template"]["spec"];
     let args = pod["containers"][0]["args"].as_array().unwrap();
     assert!(args.contains(&json!("--leader-election")), "{args:?}");
+    // keyfront parses every rendered argument, values included (the call budget's among them).
+    let rendered: Vec<&str> = args.iter().map(|a| a.as_str().unwrap()).collect();
+    assert!(
+        rendered.contains(&"--cloudfront-write-rate=1")
+            && rendered.contains(&"--coalesce-window=2s"),
+        "{rendered:?}"
+    );
+    let parsed = Command::new(env!("CARGO_BIN_EXE_keyfront"))
+        .args(&rendered)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(
+        parsed.status.success(),
+        "keyfront refuses the chart's arguments: {}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
     let anti =
         &pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0];
     assert_eq!(

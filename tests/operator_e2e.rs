@@ -494,7 +494,7 @@ async fn a_terraform_key_group_is_adopted_without_refusing_a_signed_url() {
         e2e::emulator_requests(stack.cf_addr)
             .await
             .iter()
-            .filter(|r| r["operation"] == "UpdateDistribution")
+            .filter(|r| r.operation == "UpdateDistribution")
             .count()
     };
     let updates_before = updates().await;

@@ -6,8 +6,8 @@
 //! name so CloudTrail shows which tenant acted. One client is kept per role, external ID and
 //! session; the SDK's identity cache refreshes its credentials before they expire. Endpoints
 //! can be overridden so the same code talks to `keyfront emulator` (which serves STS too).
-//! Timeouts bound every call; the SDK's standard retry mode retries throttling and transient
-//! failures with jittered exponential backoff.
+//! Timeouts bound every call. STS calls use the SDK's standard retries; CloudFront calls are
+//! retried by the call budget ([`super::budget`]), one token per attempt.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -152,6 +152,9 @@ fn cloudfront_client(
     if let Some(credentials) = credentials {
         config = config.credentials_provider(credentials);
     }
+    // Retries of CloudFront calls are the budget's (super::budget), so each attempt spends a
+    // token and a throttled answer slows every caller of the account, not just this one.
+    config = config.retry_config(RetryConfig::disabled());
     SdkCloudFront::new(aws_sdk_cloudfront::Client::from_conf(config.build()))
 }
 

@@ -10,10 +10,14 @@
 //! public are decisions of the reconciler; this layer only carries them out.
 
 pub mod accounts;
+pub mod budget;
+mod coalesce;
 mod error;
 pub mod sdk;
+pub mod trust;
 
 pub use error::{CloudFrontError, ErrorKind};
+pub use trust::TrustChange;
 
 use std::future::Future;
 
@@ -227,4 +231,23 @@ pub trait CloudFront: Send + Sync {
         behaviors: &[BehaviorTrust],
         etag: &Etag,
     ) -> impl Future<Output = Result<Tagged<Distribution>>> + Send;
+
+    /// Applies `changes` to the distribution's trust as it is when written: one
+    /// read-modify-write, starting from `base` (a read the caller has; saves a read while its
+    /// ETag is current). The budgeted client ([`budget::Budgeted`]) merges the changes of
+    /// several objects to one distribution into one write.
+    fn change_trust(
+        &self,
+        id: &str,
+        changes: &[TrustChange],
+        base: Option<Tagged<Distribution>>,
+    ) -> impl Future<Output = Result<Tagged<Distribution>>> + Send {
+        trust::read_modify_write(self, id, changes, base)
+    }
+
+    /// A recent read (or write) of the distribution this client remembers, if it keeps any:
+    /// the reconciler uses it instead of a fresh read when nothing it waits for is there.
+    fn known_distribution(&self, _id: &str) -> Option<Tagged<Distribution>> {
+        None
+    }
 }

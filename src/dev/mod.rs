@@ -173,6 +173,7 @@ pub async fn run(
             backoff_max: Duration::from_secs(10),
             health_listen: None,
             leader_election: None,
+            budget: crate::cloudfront::budget::BudgetSettings::default(),
         },
         shutdown.clone(),
     ));

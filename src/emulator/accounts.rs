@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Emulator;
 use super::faults::FaultSettings;
@@ -33,11 +33,13 @@ pub struct Identity {
 }
 
 /// One call, as the request log shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestRecord {
     pub account: String,
     pub caller: String,
     pub operation: String,
+    /// When the call arrived (the emulator's clock), so tests can measure call rates.
+    pub at: Timestamp,
 }
 
 /// Temporary credentials from `AssumeRole`.
@@ -245,10 +247,12 @@ impl Aws {
 
     /// Adds a call to the request log.
     pub fn record(&self, identity: &Identity, operation: &str) {
+        let at = self.blueprint.clock.now();
         self.state().requests.push(RequestRecord {
             account: identity.account.clone(),
             caller: identity.arn.clone(),
             operation: operation.to_owned(),
+            at,
         });
     }
 

@@ -9,12 +9,12 @@ use kube::{Api, ResourceExt as _};
 use serde_json::json;
 
 use super::keyring::KeyRecord;
-use super::observed::{AppSecret, Observed, Subject};
+use super::observed::{AppSecret, DistributionState, Observed, Subject};
 use super::plan::{Plan, Step};
 use super::secrets::{delete_secret, orphan_secret, save_keyring, write_app_secret};
 use super::{Context, Error, KubeOperation, names, reasons};
 use crate::api::{KeyState, SigningKeyGroup};
-use crate::cloudfront::{CloudFront, ErrorKind, NewPublicKey};
+use crate::cloudfront::{BehaviorTrust, CloudFront, ErrorKind, NewPublicKey, TrustChange};
 use crate::keys;
 
 /// What running a plan changed that the caller must know.
@@ -197,10 +197,26 @@ pub async fn execute<A, C: CloudFront>(
             Step::SetTrust {
                 distribution_id,
                 behaviors,
-                etag,
             } => {
+                let base = match observed.distributions.get(distribution_id) {
+                    Some(DistributionState::Found(d)) => d,
+                    _ => return Err(Error::Internal("SetTrust on a distribution not observed")),
+                };
+                let changes: Vec<TrustChange> = behaviors
+                    .iter()
+                    .map(|after| {
+                        let before = base.value.behavior(&after.behavior).cloned();
+                        TrustChange::between(
+                            &before.unwrap_or(BehaviorTrust {
+                                behavior: after.behavior.clone(),
+                                trusted_key_groups: Vec::new(),
+                            }),
+                            after,
+                        )
+                    })
+                    .collect();
                 reach(cloudfront)?
-                    .set_trusted_key_groups(distribution_id, behaviors, etag)
+                    .change_trust(distribution_id, &changes, Some(base.clone()))
                     .await
                     .map_err(Error::cloudfront("UpdateDistribution"))?;
                 let described: Vec<String> = behaviors

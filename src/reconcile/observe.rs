@@ -5,9 +5,10 @@
 //! Secret, in the tenant's) and [`observe_cloudfront`], which the reconciler calls only when
 //! the account grant lets this object reach CloudFront at all.
 //!
-//! Steady state costs one CloudFront read for the key group and one per distribution. Public
-//! keys are listed only when something is unaccounted for: a key created but not yet recorded,
-//! a lost keyring, or cleanup.
+//! Steady state costs one CloudFront read for the key group; a distribution is read only when
+//! the client remembers no recent read of it or something is awaited there (see
+//! [`CloudFront::known_distribution`]). Public keys are listed only when something is
+//! unaccounted for: a key created but not yet recorded, a lost keyring, or cleanup.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,7 +21,7 @@ use super::observed::{
     AppSecret, DistributionState, KeyGroupState, Observed, OwnedAppSecret, StoredKeyring, Subject,
 };
 use super::{Error, KubeOperation};
-use crate::cloudfront::{CloudFront, ErrorKind, KeyGroup, Tagged};
+use crate::cloudfront::{CloudFront, DeploymentStatus, Distribution, ErrorKind, KeyGroup, Tagged};
 use crate::keys::PrivateKeyPem;
 use crate::tenancy::Grants;
 
@@ -191,8 +192,22 @@ pub async fn observe_cloudfront<C: CloudFront>(
                 .map(String::as_str),
         );
     }
+    // A remembered read stands in for a fresh one only where nothing is awaited: deployed,
+    // and the edge verifying exactly the key group's keys (a fresh read of the group was just
+    // made). Deleting and adopting always read afresh; a write starts from the read it is
+    // given and re-reads if that is stale.
+    let group = key_group.owned().map(|g| &g.value);
+    let may_remember = !subject.deleting && adoption_trust.is_none();
     let mut distributions = BTreeMap::new();
     for id in wanted {
+        let known = may_remember
+            .then(|| cloudfront.known_distribution(id))
+            .flatten()
+            .filter(|d| group.is_some_and(|g| nothing_awaited(&d.value, g)));
+        if let Some(known) = known {
+            distributions.insert(id.to_owned(), DistributionState::Found(known));
+            continue;
+        }
         let state = match cloudfront.get_distribution(id).await {
             Ok(d) => DistributionState::Found(d),
             Err(e) if e.kind == ErrorKind::NotFound => DistributionState::NotFound,
@@ -207,6 +222,29 @@ pub async fn observe_cloudfront<C: CloudFront>(
     observed.distributions = distributions;
     observed.adoption_trust = adoption_trust;
     Ok(())
+}
+
+/// Whether `distribution` has nothing an object with key group `group` could be waiting for:
+/// deployed, and the edge trusting the group exactly when the configuration does, with the
+/// group's current keys.
+fn nothing_awaited(distribution: &Distribution, group: &KeyGroup) -> bool {
+    let configured = distribution
+        .behaviors
+        .iter()
+        .any(|b| b.trusted_key_groups.contains(&group.id));
+    let active = distribution
+        .active_trusted_key_groups
+        .iter()
+        .find(|a| a.key_group_id == group.id);
+    distribution.status == DeploymentStatus::Deployed
+        && match active {
+            None => !configured,
+            Some(active) => {
+                configured
+                    && BTreeSet::from_iter(&active.key_pair_ids)
+                        == BTreeSet::from_iter(&group.config.items)
+            }
+        }
 }
 
 async fn find_key_group<C: CloudFront>(

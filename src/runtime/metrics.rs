@@ -36,6 +36,12 @@ struct OperationLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BudgetLabels {
+    account: String,
+    class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
 }
@@ -158,6 +164,7 @@ impl Metrics {
         &self,
         objects: &[Arc<SigningKeyGroup>],
         leader: bool,
+        budget_rates: &[(String, &'static str, f64)],
         now: jiff::Timestamp,
     ) -> String {
         let mut registry = Registry::with_prefix("keyfront");
@@ -192,6 +199,20 @@ impl Metrics {
             "leader",
             "1 if this replica holds the leader Lease (or runs without election)",
             leader_gauge,
+        );
+        let rates = Family::<BudgetLabels, FloatGauge>::default();
+        for (account, class, rate) in budget_rates {
+            rates
+                .get_or_create(&BudgetLabels {
+                    account: account.clone(),
+                    class,
+                })
+                .set(*rate);
+        }
+        registry.register(
+            "cloudfront_budget_rate",
+            "Calls per second the CloudFront call budget allows now, per account and class (read, write); below the configured rate after throttling",
+            rates,
         );
         let ready = Family::<ReadyLabels, Gauge>::default();
         let active_age = Family::<ObjectLabels, FloatGauge>::default();
@@ -431,13 +452,19 @@ mod tests {
             Duration::from_millis(30),
         );
         metrics.observe_reconcile(Err("CloudFrontThrottled"), Duration::from_millis(40));
-        let text = metrics.render(&[], true, jiff::Timestamp::now());
+        let text = metrics.render(
+            &[],
+            true,
+            &[("media".into(), "write", 0.5)],
+            jiff::Timestamp::now(),
+        );
         for line in [
             r#"keyfront_cloudfront_calls_total{account="media",operation="UpdateKeyGroup",outcome="throttled"} 1"#,
             r#"keyfront_reconciles_total{result="error"} 1"#,
             r#"keyfront_reconciles_total{result="ok"} 0"#,
             r#"keyfront_reconcile_errors_total{reason="CloudFrontThrottled"} 1"#,
             "keyfront_leader 1",
+            r#"keyfront_cloudfront_budget_rate{account="media",class="write"} 0.5"#,
         ] {
             assert!(text.contains(line), "no {line} in\n{text}");
         }

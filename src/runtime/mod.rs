@@ -31,6 +31,7 @@ use kube::{Api, ResourceExt as _};
 use crate::api::{CloudFrontAccount, SigningKeyGroup};
 use crate::clock::SystemClock;
 use crate::cloudfront::CloudFrontAccounts;
+use crate::cloudfront::budget::{BudgetSettings, BudgetedAccounts};
 use crate::reconcile::{self, Context, ReconcilerConfig, names};
 use leader::{Leadership, LeaseSettings};
 use metrics::{MeteredAccounts, Metrics};
@@ -142,10 +143,12 @@ pub struct OperatorSettings {
     pub health_listen: Option<SocketAddr>,
     /// Elect a leader among replicas ([`leader`]); `None`: this process is the only one.
     pub leader_election: Option<LeaseSettings>,
+    /// How CloudFront calls are paced and batched ([`crate::cloudfront::budget`]).
+    pub budget: BudgetSettings,
 }
 
 struct Operator<A> {
-    ctx: Arc<Context<MeteredAccounts<A>>>,
+    ctx: Arc<Context<BudgetedAccounts<MeteredAccounts<A>>>>,
     backoff: Backoff,
     metrics: Metrics,
 }
@@ -198,10 +201,13 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
     let operator = Arc::new(Operator {
         ctx: Arc::new(Context {
             client: client.clone(),
-            accounts: MeteredAccounts {
-                inner: accounts,
-                metrics: metrics.clone(),
-            },
+            accounts: BudgetedAccounts::new(
+                MeteredAccounts {
+                    inner: accounts,
+                    metrics: metrics.clone(),
+                },
+                settings.budget.clone(),
+            ),
             clock: Arc::new(SystemClock),
             events: Events::new(client.clone(), reporter),
             config: settings.reconciler.clone(),
@@ -235,8 +241,12 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for health checks: {e}"))?;
         let ready = readiness.clone();
-        let (scraped, scraped_caches, scraped_leader) =
-            (metrics.clone(), caches.clone(), leadership.clone());
+        let (scraped, scraped_caches, scraped_leader, scraped_operator) = (
+            metrics.clone(),
+            caches.clone(),
+            leadership.clone(),
+            operator.clone(),
+        );
         let router = axum::Router::new()
             .route(
                 "/metrics",
@@ -250,6 +260,7 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
                     let text = scraped.render(
                         &objects,
                         scraped_leader.is_leader(),
+                        &scraped_operator.ctx.accounts.rates(),
                         jiff::Timestamp::now(),
                     );
                     async move {

@@ -179,7 +179,9 @@ pub async fn http_post(addr: SocketAddr, path: &str, json: &str) -> u16 {
 
 /// The emulator's request log (`/_emulator/requests`): account, caller and operation of every
 /// CloudFront and STS call, in order.
-pub async fn emulator_requests(cf_addr: SocketAddr) -> Vec<serde_json::Value> {
+pub async fn emulator_requests(
+    cf_addr: SocketAddr,
+) -> Vec<keyfront::emulator::accounts::RequestRecord> {
     serde_json::from_str(&http_get(cf_addr, "/_emulator/requests").await).unwrap()
 }
 

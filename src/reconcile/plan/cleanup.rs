@@ -57,7 +57,6 @@ pub(super) fn plan_cleanup(
                 plan.steps.push(Step::SetTrust {
                     distribution_id: id.clone(),
                     behaviors: changes,
-                    etag: dist.etag.clone(),
                 });
             }
         }

@@ -8,14 +8,12 @@ use jiff::Timestamp;
 
 use super::{Plan, Settings, Step, after};
 use crate::api::DistributionSpec;
+use crate::cloudfront::trust::MAX_KEY_GROUPS_PER_BEHAVIOR;
 use crate::cloudfront::{BehaviorSelector, BehaviorTrust, DeploymentStatus, Distribution};
 use crate::reconcile::keyring::Attachment;
 use crate::reconcile::observed::{DistributionState, Observed, Subject};
 use crate::reconcile::reasons;
 use crate::tenancy::{DistributionAccess, Grants};
-
-/// CloudFront allows at most this many key groups on one cache behavior.
-const MAX_KEY_GROUPS_PER_BEHAVIOR: usize = 4;
 
 /// Whether a distribution trusts the key group in its configuration or, until a detach has
 /// deployed, still at the edge: either way URLs for it must verify with the signing key.
@@ -245,7 +243,6 @@ pub(super) fn plan_distributions(
             plan.steps.push(Step::SetTrust {
                 distribution_id: spec.id.clone(),
                 behaviors: changes,
-                etag: dist.etag.clone(),
             });
         } else if dist.value.status == DeploymentStatus::InProgress {
             deploying.insert(spec.id.clone());
@@ -277,7 +274,6 @@ pub(super) fn plan_distributions(
             plan.steps.push(Step::SetTrust {
                 distribution_id: id.clone(),
                 behaviors: changes,
-                etag: dist.etag.clone(),
             });
         }
     }

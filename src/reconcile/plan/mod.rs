@@ -63,11 +63,12 @@ pub enum Step {
         config: KeyGroupConfig,
         etag: Etag,
     },
-    /// Replace the trusted key groups of some behaviors of one distribution.
+    /// Set the trusted key groups of some behaviors of one distribution: carried out as the
+    /// change from the observed trust ([`crate::cloudfront::TrustChange`]), so it combines
+    /// with other objects' changes to the same distribution.
     SetTrust {
         distribution_id: String,
         behaviors: Vec<BehaviorTrust>,
-        etag: Etag,
     },
     /// Point the app-facing Secret at this key (activation, or repair of a drifted Secret).
     WriteAppSecret {

@@ -1,0 +1,530 @@
+//! The CloudFront call budget: every call of every reconcile to one account passes through
+//! that account's token buckets, one for reads and one for writes.
+//!
+//! CloudFront's control plane throttles early (a few distribution updates a minute) and its
+//! limits cannot be raised, so keyfront paces itself rather than leaning on retries:
+//! - **Token buckets** per account ([`Bucket`]): reads and writes have separate rates and
+//!   bursts (`--cloudfront-read-rate`, `--cloudfront-write-rate`, ...). A caller reserves a
+//!   token and sleeps until it is due, so waiting callers are served in order.
+//! - **Adaptive**: a `Throttling` answer halves the bucket's rate (at most once a second, so a
+//!   burst of throttled calls counts once; never below an eighth of the configured rate);
+//!   every 10 s without throttling gives back a tenth of the configured rate.
+//! - **Every attempt is budgeted**: the SDK's own retries are off for CloudFront
+//!   ([`super::accounts`]); this layer retries throttled and transient failures itself, each
+//!   attempt after a token, so the emulator's request log (or CloudTrail) shows the budget.
+//! - **UpdateDistribution is coalesced** per distribution ([`super::coalesce`]).
+//! - **Distribution reads are remembered** for `--distribution-resync`, for the reconciler to
+//!   skip reading a distribution that has nothing it waits for ([`CloudFront::known_distribution`]).
+//!
+//! Must not: change what a call does. A call that fails after its attempts fails as it would
+//! have; the reconciler's backoff takes over from there.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::coalesce::Batches;
+use super::{
+    AccountAccess, BehaviorTrust, CloudFront, CloudFrontAccounts, Distribution, ErrorKind, Etag,
+    KeyGroup, KeyGroupConfig, NewPublicKey, PublicKey, Result, Tagged, TrustChange,
+};
+
+/// The lowest a throttled bucket goes: this fraction of its configured rate.
+const FLOOR_DIVISOR: f64 = 8.0;
+/// Throttled answers closer together than this halve the rate once.
+const DECREASE_SPACING: Duration = Duration::from_secs(1);
+/// Each such period without throttling gives back a tenth of the configured rate.
+const RECOVERY_STEP: Duration = Duration::from_secs(10);
+/// First delay before retrying a transient failure; doubles per attempt.
+const TRANSIENT_RETRY_BASE: Duration = Duration::from_millis(200);
+
+/// A sustained rate and the burst allowed above it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+/// How keyfront paces its CloudFront calls (flags of `keyfront run`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetSettings {
+    pub reads: Rate,
+    pub writes: Rate,
+    /// How long an UpdateDistribution waits for other objects' changes to the same
+    /// distribution before it is sent; zero sends each change on its own.
+    pub coalesce_window: Duration,
+    /// How long a remembered distribution read may stand in for a fresh one.
+    pub distribution_resync: Duration,
+    /// Attempts per call when CloudFront throttles or fails transiently.
+    pub max_attempts: u32,
+}
+
+impl Default for BudgetSettings {
+    /// Conservative: well under what one account's control plane allows, leaving room for
+    /// people and other tools in the same account.
+    fn default() -> Self {
+        Self {
+            reads: Rate {
+                per_second: 5.0,
+                burst: 10,
+            },
+            writes: Rate {
+                per_second: 1.0,
+                burst: 5,
+            },
+            coalesce_window: Duration::from_secs(2),
+            distribution_resync: Duration::from_secs(600),
+            max_attempts: 4,
+        }
+    }
+}
+
+/// Reads or writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Read,
+    Write,
+}
+
+impl Class {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct BucketState {
+    rate: f64,
+    /// Negative: tokens already promised to callers still waiting.
+    tokens: f64,
+    refilled: Instant,
+    last_decrease: Option<Instant>,
+    calm_since: Instant,
+}
+
+/// An adaptive token bucket.
+#[derive(Debug)]
+pub struct Bucket {
+    base: f64,
+    burst: f64,
+    state: Mutex<BucketState>,
+}
+
+impl Bucket {
+    pub fn new(rate: Rate) -> Self {
+        let now = Instant::now();
+        let base = rate.per_second.max(f64::MIN_POSITIVE);
+        Self {
+            base,
+            burst: f64::from(rate.burst.max(1)),
+            state: Mutex::new(BucketState {
+                rate: base,
+                tokens: f64::from(rate.burst.max(1)),
+                refilled: now,
+                last_decrease: None,
+                calm_since: now,
+            }),
+        }
+    }
+
+    fn settled(&self, now: Instant) -> std::sync::MutexGuard<'_, BucketState> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let elapsed = now.saturating_duration_since(state.refilled).as_secs_f64();
+        state.tokens = (state.tokens + elapsed * state.rate).min(self.burst);
+        state.refilled = now;
+        if state.rate < self.base {
+            let calm = now.saturating_duration_since(state.calm_since);
+            let steps = (calm.as_secs_f64() / RECOVERY_STEP.as_secs_f64()).floor();
+            if steps >= 1.0 {
+                state.rate = (state.rate + steps * self.base / 10.0).min(self.base);
+                state.calm_since += RECOVERY_STEP.mul_f64(steps);
+            }
+        } else {
+            state.calm_since = now;
+        }
+        state
+    }
+
+    /// Takes a token: how long to wait before using it.
+    pub fn reserve(&self, now: Instant) -> Duration {
+        let mut state = self.settled(now);
+        state.tokens -= 1.0;
+        if state.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-state.tokens / state.rate)
+        }
+    }
+
+    /// CloudFront answered `Throttling`: halve the rate (once per [`DECREASE_SPACING`]) and
+    /// give up any saved burst.
+    pub fn throttled(&self, now: Instant) {
+        let mut state = self.settled(now);
+        let spaced = state
+            .last_decrease
+            .is_none_or(|last| now.saturating_duration_since(last) >= DECREASE_SPACING);
+        if spaced {
+            state.rate = (state.rate / 2.0).max(self.base / FLOOR_DIVISOR);
+            state.last_decrease = Some(now);
+        }
+        state.tokens = state.tokens.min(0.0);
+        state.calm_since = now;
+    }
+
+    /// The current sustained rate, calls per second.
+    pub fn rate(&self, now: Instant) -> f64 {
+        self.settled(now).rate
+    }
+}
+
+/// One account's share: its buckets, remembered distributions and pending trust changes.
+#[derive(Debug)]
+pub(super) struct AccountBudget {
+    reads: Bucket,
+    writes: Bucket,
+    distributions: Mutex<HashMap<String, (Instant, Tagged<Distribution>)>>,
+    pub(super) batches: Batches,
+}
+
+impl AccountBudget {
+    fn bucket(&self, class: Class) -> &Bucket {
+        match class {
+            Class::Read => &self.reads,
+            Class::Write => &self.writes,
+        }
+    }
+
+    fn remember(&self, distribution: &Tagged<Distribution>) {
+        self.distributions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                distribution.value.id.clone(),
+                (Instant::now(), distribution.clone()),
+            );
+    }
+}
+
+/// Hands out [`Budgeted`] clients; every client of one account shares its budget.
+#[derive(Debug, Clone)]
+pub struct BudgetedAccounts<A> {
+    inner: A,
+    settings: Arc<BudgetSettings>,
+    accounts: Arc<Mutex<HashMap<String, Arc<AccountBudget>>>>,
+}
+
+impl<A> BudgetedAccounts<A> {
+    pub fn new(inner: A, settings: BudgetSettings) -> Self {
+        Self {
+            inner,
+            settings: Arc::new(settings),
+            accounts: Arc::default(),
+        }
+    }
+
+    /// The current rate of every bucket in use: (account, class, calls per second).
+    pub fn rates(&self) -> Vec<(String, &'static str, f64)> {
+        let now = Instant::now();
+        let accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut rates = Vec::new();
+        for (name, budget) in accounts.iter() {
+            for class in [Class::Read, Class::Write] {
+                rates.push((name.clone(), class.label(), budget.bucket(class).rate(now)));
+            }
+        }
+        rates
+    }
+
+    /// The budget of the account named `name`, made on first use.
+    pub fn budgeted<C>(&self, name: &str, client: C) -> Budgeted<C> {
+        let account = self
+            .accounts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(name.to_owned())
+            .or_insert_with(|| {
+                Arc::new(AccountBudget {
+                    reads: Bucket::new(self.settings.reads),
+                    writes: Bucket::new(self.settings.writes),
+                    distributions: Mutex::default(),
+                    batches: Batches::default(),
+                })
+            })
+            .clone();
+        Budgeted {
+            inner: client,
+            account,
+            settings: self.settings.clone(),
+        }
+    }
+}
+
+impl<A: CloudFrontAccounts> CloudFrontAccounts for BudgetedAccounts<A> {
+    type Client = Budgeted<A::Client>;
+
+    async fn connect(&self, access: &AccountAccess) -> Result<Self::Client> {
+        let client = self.inner.connect(access).await?;
+        Ok(self.budgeted(&access.account, client))
+    }
+
+    async fn caller_account(&self, access: &AccountAccess) -> Result<Option<String>> {
+        self.inner.caller_account(access).await
+    }
+}
+
+/// A CloudFront client whose calls spend its account's budget.
+#[derive(Debug, Clone)]
+pub struct Budgeted<C> {
+    pub(super) inner: C,
+    account: Arc<AccountBudget>,
+    pub(super) settings: Arc<BudgetSettings>,
+}
+
+impl<C> Budgeted<C> {
+    /// Runs `attempt` after a token of `class`, again (after another token) while CloudFront
+    /// throttles or fails transiently, up to the configured attempts.
+    async fn spend<T, F: Future<Output = Result<T>>>(
+        &self,
+        class: Class,
+        mut attempt: impl FnMut() -> F,
+    ) -> Result<T> {
+        let bucket = self.account.bucket(class);
+        let mut tries: u32 = 0;
+        loop {
+            let wait = bucket.reserve(Instant::now());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            let result = attempt().await;
+            tries += 1;
+            let kind = match &result {
+                Err(e) => e.kind,
+                Ok(_) => return result,
+            };
+            if kind == ErrorKind::Throttled {
+                bucket.throttled(Instant::now());
+            }
+            let retryable = matches!(kind, ErrorKind::Throttled | ErrorKind::Transient);
+            if !retryable || tries >= self.settings.max_attempts.max(1) {
+                return result;
+            }
+            if kind == ErrorKind::Transient {
+                let delay = TRANSIENT_RETRY_BASE
+                    .saturating_mul(1 << (tries - 1).min(6))
+                    .mul_f64(rand::random_range(0.5..=1.0));
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+
+    pub(super) fn remember(&self, result: &Result<Tagged<Distribution>>) {
+        if let Ok(distribution) = result {
+            self.account.remember(distribution);
+        }
+    }
+
+    pub(super) fn account(&self) -> &AccountBudget {
+        &self.account
+    }
+}
+
+impl<C: CloudFront> CloudFront for Budgeted<C> {
+    async fn create_public_key(&self, key: &NewPublicKey) -> Result<Tagged<PublicKey>> {
+        self.spend(Class::Write, move || self.inner.create_public_key(key))
+            .await
+    }
+    async fn get_public_key(&self, id: &str) -> Result<Tagged<PublicKey>> {
+        self.spend(Class::Read, move || self.inner.get_public_key(id))
+            .await
+    }
+    async fn list_public_keys(&self) -> Result<Vec<PublicKey>> {
+        self.spend(Class::Read, move || self.inner.list_public_keys())
+            .await
+    }
+    async fn delete_public_key(&self, id: &str, etag: &Etag) -> Result<()> {
+        self.spend(Class::Write, move || self.inner.delete_public_key(id, etag))
+            .await
+    }
+    async fn create_key_group(&self, config: &KeyGroupConfig) -> Result<Tagged<KeyGroup>> {
+        self.spend(Class::Write, move || self.inner.create_key_group(config))
+            .await
+    }
+    async fn get_key_group(&self, id: &str) -> Result<Tagged<KeyGroup>> {
+        self.spend(Class::Read, move || self.inner.get_key_group(id))
+            .await
+    }
+    async fn list_key_groups(&self) -> Result<Vec<KeyGroup>> {
+        self.spend(Class::Read, move || self.inner.list_key_groups())
+            .await
+    }
+    async fn update_key_group(
+        &self,
+        id: &str,
+        config: &KeyGroupConfig,
+        etag: &Etag,
+    ) -> Result<Tagged<KeyGroup>> {
+        self.spend(Class::Write, move || {
+            self.inner.update_key_group(id, config, etag)
+        })
+        .await
+    }
+    async fn delete_key_group(&self, id: &str, etag: &Etag) -> Result<()> {
+        self.spend(Class::Write, move || self.inner.delete_key_group(id, etag))
+            .await
+    }
+    async fn get_distribution(&self, id: &str) -> Result<Tagged<Distribution>> {
+        let read = self
+            .spend(Class::Read, move || self.inner.get_distribution(id))
+            .await;
+        self.remember(&read);
+        read
+    }
+    async fn list_distributions_by_key_group(&self, key_group_id: &str) -> Result<Vec<String>> {
+        self.spend(Class::Read, move || {
+            self.inner.list_distributions_by_key_group(key_group_id)
+        })
+        .await
+    }
+    async fn set_trusted_key_groups(
+        &self,
+        id: &str,
+        behaviors: &[BehaviorTrust],
+        etag: &Etag,
+    ) -> Result<Tagged<Distribution>> {
+        let written = self
+            .spend(Class::Write, move || {
+                self.inner.set_trusted_key_groups(id, behaviors, etag)
+            })
+            .await;
+        self.remember(&written);
+        written
+    }
+    async fn change_trust(
+        &self,
+        id: &str,
+        changes: &[TrustChange],
+        base: Option<Tagged<Distribution>>,
+    ) -> Result<Tagged<Distribution>> {
+        if self.settings.coalesce_window.is_zero() {
+            return super::trust::read_modify_write(self, id, changes, base).await;
+        }
+        super::coalesce::change_trust(self, id, changes, base).await
+    }
+    fn known_distribution(&self, id: &str) -> Option<Tagged<Distribution>> {
+        let known = self
+            .account
+            .distributions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        known
+            .get(id)
+            .filter(|(at, _)| at.elapsed() < self.settings.distribution_resync)
+            .map(|(_, distribution)| distribution.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bucket(per_second: f64, burst: u32) -> Bucket {
+        Bucket::new(Rate { per_second, burst })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_is_free_and_then_calls_are_spaced_by_the_rate() {
+        let b = bucket(2.0, 3);
+        let now = Instant::now();
+        let waits: Vec<f64> = (0..6).map(|_| b.reserve(now).as_secs_f64()).collect();
+        assert_eq!(waits, [0.0, 0.0, 0.0, 0.5, 1.0, 1.5]);
+        // After the promised tokens are due, the bucket refills to the burst and no further.
+        let later = now + Duration::from_secs(100);
+        let waits: Vec<f64> = (0..4).map(|_| b.reserve(later).as_secs_f64()).collect();
+        assert_eq!(waits, [0.0, 0.0, 0.0, 0.5]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_halves_once_per_second_down_to_an_eighth_and_recovers_slowly() {
+        let b = bucket(8.0, 1);
+        let start = Instant::now();
+        b.throttled(start);
+        b.throttled(start + Duration::from_millis(500)); // same burst: counted once
+        assert_eq!(b.rate(start + Duration::from_millis(900)), 4.0);
+        for s in 1..10 {
+            b.throttled(start + Duration::from_secs(s));
+        }
+        let last = start + Duration::from_secs(9);
+        assert_eq!(b.rate(last), 1.0, "floor is an eighth of 8/s");
+        // A tenth of the configured rate back per 10 s without throttling.
+        assert_eq!(b.rate(last + Duration::from_secs(9)), 1.0);
+        assert!((b.rate(last + Duration::from_secs(10)) - 1.8).abs() < 1e-9);
+        assert!((b.rate(last + Duration::from_secs(35)) - 3.4).abs() < 1e-9);
+        assert_eq!(b.rate(last + Duration::from_secs(200)), 8.0);
+    }
+
+    /// Every attempt spends a token and is seen by the metrics beneath; a call throttled to
+    /// the last attempt fails as throttled, and the account's write rate has halved.
+    #[tokio::test(start_paused = true)]
+    async fn throttled_attempts_are_retried_within_the_budget_and_slow_the_account() {
+        use crate::cloudfront::{AccountAccess, CloudFrontAccounts as _, KeyGroupConfig};
+        use crate::emulator::{Emulator, faults::FaultSettings, model::ModelSettings};
+        use crate::runtime::metrics::{MeteredAccounts, Metrics};
+
+        let emulator = Emulator::new(
+            ModelSettings::default(),
+            FaultSettings {
+                throttle_rate: 1.0,
+                ..FaultSettings::default()
+            },
+            std::sync::Arc::new(crate::clock::SystemClock),
+        );
+        let metrics = Metrics::default();
+        let accounts = BudgetedAccounts::new(
+            MeteredAccounts {
+                inner: emulator,
+                metrics: metrics.clone(),
+            },
+            BudgetSettings::default(),
+        );
+        let access = AccountAccess {
+            account: "media".into(),
+            assume_role: None,
+            namespace: "team".into(),
+        };
+        let client = accounts.connect(&access).await.unwrap();
+        let start = Instant::now();
+        let error = client
+            .create_key_group(&KeyGroupConfig::default())
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Throttled);
+        let text = metrics.render(&[], true, &[], jiff::Timestamp::now());
+        assert!(
+            text.contains(r#"keyfront_cloudfront_calls_total{account="media",operation="CreateKeyGroup",outcome="throttled"} 4"#),
+            "{text}"
+        );
+        // After the first halving (1 → 0.5/s, saved burst given up) each retry waited for a
+        // token of the halved rate: 2 s, 4 s, 8 s.
+        assert_eq!(start.elapsed(), Duration::from_secs(14));
+        let write_rate = accounts
+            .rates()
+            .into_iter()
+            .find(|(account, class, _)| account == "media" && *class == "write")
+            .map(|(_, _, rate)| rate);
+        assert_eq!(write_rate, Some(0.125), "halved down to the floor, 1/8");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_bucket_spends_its_saved_burst_no_more() {
+        let b = bucket(1.0, 5);
+        let now = Instant::now();
+        b.throttled(now);
+        // Rate 0.5/s now, and no burst left: the next call waits 2 s.
+        assert_eq!(b.reserve(now).as_secs_f64(), 2.0);
+    }
+}

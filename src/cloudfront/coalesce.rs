@@ -1,0 +1,362 @@
+//! UpdateDistribution coalescing: the trust changes of every object of one account to one
+//! distribution that arrive within the coalescing window go out as one read-modify-write.
+//!
+//! The first change to arrive for a distribution leads its batch: it waits the window, takes
+//! every change queued meanwhile, applies them one by one to a single read (a change that no
+//! longer applies — say it would now make a behavior public — is answered with its own error
+//! and left out), writes once, and answers every change with the result. Changes arriving
+//! after the batch was taken start the next one. Ten objects attaching to one distribution
+//! thus make one write instead of ten writes racing on its ETag.
+//!
+//! If the leading reconcile is dropped before it took the batch, the batch goes with it:
+//! the waiting changes are answered with a transient error and their objects retry.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use tokio::sync::oneshot;
+
+use super::budget::Budgeted;
+use super::trust::{self, TrustChange};
+use super::{CloudFront, CloudFrontError, Distribution, ErrorKind, Result, Tagged};
+
+/// How often a batch is re-read and applied again when its ETag went stale.
+const STALE_ETAG_RETRIES: usize = 3;
+
+#[derive(Debug)]
+struct Waiter {
+    changes: Vec<TrustChange>,
+    base: Option<Tagged<Distribution>>,
+    answer: oneshot::Sender<Result<Tagged<Distribution>>>,
+}
+
+/// Queued changes per distribution of one account.
+#[derive(Debug, Default)]
+pub(super) struct Batches(Mutex<HashMap<String, Vec<Waiter>>>);
+
+impl Batches {
+    /// Queues a change; `true` if it is the first of its batch (and must lead it).
+    fn queue(&self, id: &str, waiter: Waiter) -> bool {
+        let mut batches = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let batch = batches.entry(id.to_owned()).or_default();
+        batch.push(waiter);
+        batch.len() == 1
+    }
+
+    fn take(&self, id: &str) -> Vec<Waiter> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id)
+            .unwrap_or_default()
+    }
+}
+
+/// Drops a batch whose leader went away before taking it, so its waiters are answered.
+struct Lead<'a> {
+    batches: &'a Batches,
+    id: &'a str,
+    taken: bool,
+}
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        if !self.taken {
+            drop(self.batches.take(self.id));
+        }
+    }
+}
+
+/// [`CloudFront::change_trust`] of a budgeted client: joins (or leads) the distribution's batch.
+pub(super) async fn change_trust<C: CloudFront>(
+    client: &Budgeted<C>,
+    id: &str,
+    changes: &[TrustChange],
+    base: Option<Tagged<Distribution>>,
+) -> Result<Tagged<Distribution>> {
+    let (answer, answered) = oneshot::channel();
+    let batches = &client.account().batches;
+    let waiter = Waiter {
+        changes: changes.to_vec(),
+        base,
+        answer,
+    };
+    if batches.queue(id, waiter) {
+        let mut lead = Lead {
+            batches,
+            id,
+            taken: false,
+        };
+        tokio::time::sleep(client.settings.coalesce_window).await;
+        let batch = batches.take(id);
+        lead.taken = true;
+        write_batch(client, id, batch).await;
+    }
+    answered.await.unwrap_or_else(|_| {
+        Err(CloudFrontError::new(
+            "UpdateDistribution",
+            ErrorKind::Transient,
+            "BatchAbandoned",
+            format!("the batched update of distribution {id} was abandoned; try again"),
+        ))
+    })
+}
+
+/// One read-modify-write carrying every change of `batch` that applies.
+async fn write_batch<C: CloudFront>(client: &Budgeted<C>, id: &str, mut batch: Vec<Waiter>) {
+    let mut base = batch.iter_mut().find_map(|w| w.base.take());
+    let mut stale = 0;
+    loop {
+        let current = match base.take() {
+            Some(known) => known,
+            None => match client.get_distribution(id).await {
+                Ok(read) => read,
+                Err(e) => return answer_all(batch, &Err(e)),
+            },
+        };
+        let mut edited = current.value.clone();
+        let mut accepted = Vec::new();
+        for waiter in batch {
+            match trust::apply(&edited, &waiter.changes) {
+                Ok(next) => {
+                    edited = next;
+                    accepted.push(waiter);
+                }
+                Err(e) => {
+                    let _ = waiter.answer.send(Err(e));
+                }
+            }
+        }
+        if accepted.is_empty() {
+            return;
+        }
+        let behaviors = trust::touched(&edited, accepted.iter().flat_map(|w| &w.changes));
+        let written = client
+            .set_trusted_key_groups(id, &behaviors, &current.etag)
+            .await;
+        match written {
+            Err(e) if e.kind == ErrorKind::PreconditionFailed && stale < STALE_ETAG_RETRIES => {
+                stale += 1;
+                batch = accepted;
+            }
+            written => return answer_all(accepted, &written),
+        }
+    }
+}
+
+fn answer_all(batch: Vec<Waiter>, result: &Result<Tagged<Distribution>>) {
+    for waiter in batch {
+        let _ = waiter.answer.send(result.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::cloudfront::budget::{BudgetSettings, BudgetedAccounts};
+    use crate::cloudfront::{AccountAccess, BehaviorSelector, CloudFrontAccounts, KeyGroupConfig};
+    use crate::cloudfront::{NewPublicKey, TrustChange};
+    use crate::emulator::Emulator;
+    use crate::emulator::faults::FaultSettings;
+    use crate::emulator::model::ModelSettings;
+    use crate::runtime::metrics::{MeteredAccounts, Metrics};
+
+    const PUBLIC_KEY: &str = include_str!("../../tests/fixtures/keys/ec-1.pub.pem");
+
+    struct Setup {
+        client: Budgeted<crate::runtime::metrics::Metered<Emulator>>,
+        metrics: Metrics,
+        distribution: String,
+        groups: Vec<String>,
+    }
+
+    async fn setup(window: Duration) -> Setup {
+        let emulator = Emulator::new(
+            ModelSettings::default(),
+            FaultSettings::default(),
+            Arc::new(SystemClock),
+        );
+        let key = emulator
+            .create_public_key(&NewPublicKey {
+                name: "k".into(),
+                encoded_key: PUBLIC_KEY.into(),
+                comment: None,
+                caller_reference: "k".into(),
+            })
+            .await
+            .unwrap();
+        let mut groups = Vec::new();
+        for n in 0..4 {
+            let group = emulator
+                .create_key_group(&KeyGroupConfig {
+                    name: format!("g{n}"),
+                    comment: None,
+                    items: vec![key.value.id.clone()],
+                })
+                .await
+                .unwrap();
+            groups.push(group.value.id);
+        }
+        let distribution = emulator.create_test_distribution(&["/a/*"]).unwrap();
+        let metrics = Metrics::default();
+        let accounts = BudgetedAccounts::new(
+            MeteredAccounts {
+                inner: emulator,
+                metrics: metrics.clone(),
+            },
+            BudgetSettings {
+                coalesce_window: window,
+                ..BudgetSettings::default()
+            },
+        );
+        let client = accounts
+            .connect(&AccountAccess {
+                account: "default".into(),
+                assume_role: None,
+                namespace: "team".into(),
+            })
+            .await
+            .unwrap();
+        Setup {
+            client,
+            metrics,
+            distribution,
+            groups,
+        }
+    }
+
+    fn updates(metrics: &Metrics) -> usize {
+        metrics
+            .render(&[], true, &[], jiff::Timestamp::now())
+            .lines()
+            .filter(|l| {
+                l.starts_with("keyfront_cloudfront_calls_total")
+                    && l.contains("\"UpdateDistribution\"")
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<usize>().unwrap())
+            .sum()
+    }
+
+    fn add(behavior: BehaviorSelector, group: &str) -> Vec<TrustChange> {
+        vec![TrustChange {
+            behavior,
+            add: vec![group.to_owned()],
+            remove: vec![],
+            may_make_public: false,
+        }]
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn changes_arriving_within_the_window_make_one_write_with_all_of_them() {
+        let s = setup(Duration::from_secs(2)).await;
+        let base = s.client.get_distribution(&s.distribution).await.unwrap();
+        let path = BehaviorSelector::PathPattern("/a/*".into());
+        let changes = [
+            add(BehaviorSelector::Default, &s.groups[0]),
+            add(BehaviorSelector::Default, &s.groups[1]),
+            add(path.clone(), &s.groups[2]),
+        ];
+        let written = futures::future::join_all(changes.iter().map(|c| {
+            s.client
+                .change_trust(&s.distribution, c, Some(base.clone()))
+        }))
+        .await;
+        assert_eq!(
+            updates(&s.metrics),
+            1,
+            "one UpdateDistribution for three changes"
+        );
+        let last = written.into_iter().map(Result::unwrap).next_back().unwrap();
+        let trust =
+            |b: &BehaviorSelector| last.value.behavior(b).unwrap().trusted_key_groups.clone();
+        assert_eq!(
+            trust(&BehaviorSelector::Default),
+            [s.groups[0].clone(), s.groups[1].clone()]
+        );
+        assert_eq!(trust(&path), [s.groups[2].clone()]);
+
+        // A change arriving later makes the next batch, starting from the remembered write.
+        s.client
+            .change_trust(&s.distribution, &add(path.clone(), &s.groups[3]), None)
+            .await
+            .unwrap();
+        assert_eq!(updates(&s.metrics), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_that_no_longer_applies_is_refused_alone() {
+        let s = setup(Duration::from_secs(2)).await;
+        let base = s.client.get_distribution(&s.distribution).await.unwrap();
+        // Planned from a read where g0 and g1 were trusted: "remove g0, g1 stays".
+        let stale_detach = vec![TrustChange {
+            behavior: BehaviorSelector::Default,
+            add: vec![],
+            remove: vec![s.groups[0].clone()],
+            may_make_public: false,
+        }];
+        s.client
+            .change_trust(
+                &s.distribution,
+                &add(BehaviorSelector::Default, &s.groups[0]),
+                Some(base),
+            )
+            .await
+            .unwrap();
+        let attach = add(BehaviorSelector::PathPattern("/a/*".into()), &s.groups[1]);
+        let (detached, attached) = tokio::join!(
+            s.client.change_trust(&s.distribution, &stale_detach, None),
+            s.client.change_trust(&s.distribution, &attach, None),
+        );
+        let refused = detached.unwrap_err();
+        assert_eq!(refused.kind, ErrorKind::PreconditionFailed);
+        assert!(
+            refused.message.contains("would now make it public"),
+            "{refused}"
+        );
+        let attached = attached.unwrap();
+        assert_eq!(
+            attached
+                .value
+                .behavior(&BehaviorSelector::Default)
+                .unwrap()
+                .trusted_key_groups,
+            [s.groups[0].clone()],
+            "the refused detach was not applied"
+        );
+        assert_eq!(updates(&s.metrics), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_leader_dropped_before_writing_answers_its_batch_with_a_transient_error() {
+        let s = setup(Duration::from_secs(2)).await;
+        let (first, second) = (
+            add(BehaviorSelector::Default, &s.groups[0]),
+            add(BehaviorSelector::Default, &s.groups[1]),
+        );
+        let leader = s.client.change_trust(&s.distribution, &first, None);
+        let follower = s.client.change_trust(&s.distribution, &second, None);
+        let mut leader = Box::pin(leader);
+        // Let the leader queue and start waiting, then the follower join, then drop the leader.
+        assert!(futures::poll!(leader.as_mut()).is_pending());
+        let mut follower = Box::pin(follower);
+        assert!(futures::poll!(follower.as_mut()).is_pending());
+        drop(leader);
+        let abandoned = follower.await.unwrap_err();
+        assert_eq!(abandoned.kind, ErrorKind::Transient);
+        assert_eq!(updates(&s.metrics), 0);
+        // The next change leads a batch of its own.
+        s.client
+            .change_trust(
+                &s.distribution,
+                &add(BehaviorSelector::Default, &s.groups[2]),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(updates(&s.metrics), 1);
+    }
+}
