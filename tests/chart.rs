@@ -94,6 +94,24 @@ async fn helm_into(
     values: &serde_json::Value,
     upgrades: &[serde_json::Value],
 ) -> (ApiDouble, std::process::Output) {
+    helm_run(double, values, upgrades, None).await
+}
+
+/// [`helm_into`], also writing the install's rendered manifests to `rendered`.
+async fn helm_into_rendering(
+    double: ApiDouble,
+    values: &serde_json::Value,
+    rendered: &std::path::Path,
+) -> (ApiDouble, std::process::Output) {
+    helm_run(double, values, &[], Some(rendered)).await
+}
+
+async fn helm_run(
+    double: ApiDouble,
+    values: &serde_json::Value,
+    upgrades: &[serde_json::Value],
+    rendered: Option<&std::path::Path>,
+) -> (ApiDouble, std::process::Output) {
     let addr = double.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     for namespace in ["keyfront-system", "team-a", "team-b"] {
         double
@@ -106,7 +124,11 @@ async fn helm_into(
     let kubeconfig = dir.path().join("kubeconfig");
     write_kubeconfig(&kubeconfig, addr).unwrap();
     let python = e2e::python();
-    let output = tokio::process::Command::new(&python)
+    let mut command = tokio::process::Command::new(&python);
+    if let Some(rendered) = rendered {
+        command.env("KEYFRONT_RENDERED_OUT", rendered);
+    }
+    let output = command
         .env("HELM_DRIVER", "memory")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -379,6 +401,81 @@ async fn values_the_schema_refuses_are_named() {
         assert!(
             installed.items.is_empty(),
             "{values}: something was installed"
+        );
+    }
+}
+
+/// Every rendered manifest of three variants (default values, `watchNamespaces`, metrics on)
+/// passes `kubectl apply --dry-run=server` against a fresh API double that has only the CRDs
+/// and namespaces, and the dry run leaves that double unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rendered_manifests_pass_a_server_side_dry_run() {
+    let metrics_on = json!({"metrics": {"serviceMonitor": {"enabled": true}, "prometheusRule": {"enabled": true}}});
+    for values in [
+        json!({}),
+        json!({"watchNamespaces": ["team-a", "team-b"]}),
+        metrics_on,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let rendered = dir.path().join("rendered.yaml");
+        let installed_into = ApiDouble::new();
+        prometheus_operator_crds(&installed_into);
+        let (_, output) = helm_into_rendering(installed_into, &values, &rendered).await;
+        assert!(
+            output.status.success(),
+            "{values}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = std::fs::read_to_string(&rendered).unwrap();
+        assert!(text.contains("kind: Deployment"), "{values}: {text}");
+
+        let target = ApiDouble::new();
+        prometheus_operator_crds(&target);
+        for crd in std::fs::read_dir(format!("{CHART}/files/crds")).unwrap() {
+            target.create_from_yaml(&crd.unwrap().path()).unwrap();
+        }
+        for namespace in ["keyfront-system", "team-a", "team-b"] {
+            target
+                .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))
+                .unwrap();
+        }
+        let addr = target.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        write_kubeconfig(&kubeconfig, addr).unwrap();
+        let applied = tokio::process::Command::new("kubectl")
+            .env("KUBECONFIG", &kubeconfig)
+            .args(["apply", "--dry-run=server", "-f"])
+            .arg(&rendered)
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&applied.stdout);
+        assert!(
+            applied.status.success(),
+            "{values}: kubectl apply --dry-run=server refused:\n{}\n{stdout}",
+            String::from_utf8_lossy(&applied.stderr)
+        );
+        let objects = text
+            .split("\n---")
+            .filter(|d| d.lines().any(|l| l.starts_with("kind:")))
+            .count();
+        let dry = stdout
+            .lines()
+            .filter(|l| l.ends_with("(server dry run)"))
+            .count();
+        assert_eq!(
+            dry, objects,
+            "{values}: every object dry-run applied:\n{stdout}"
+        );
+        // Nothing was kept.
+        let deployments = ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment"));
+        let kept = Api::<DynamicObject>::all_with(target.client(), &deployments)
+            .list(&Default::default())
+            .await
+            .unwrap();
+        assert!(
+            kept.items.is_empty(),
+            "{values}: the dry run created a Deployment"
         );
     }
 }

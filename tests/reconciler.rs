@@ -3,6 +3,7 @@
 //!
 //! - `lifecycle`: create, rotate, annotations, deletion, one behaviour per test.
 //! - `runtime_errors`: what CloudFront or the cluster refuses becomes a condition and an Event.
+//! - `budget`: through the call budget, distributions are read only when due.
 //! - `adoption`: taking over a key group made by Terraform without breaking a signed URL.
 //! - `keyring_loss`: the keyring lost mid-rotation; retiring keys keep their grace.
 //! - `gitops_health`: Argo CD's health.lua on what keyfront writes (real Lua 5.1).
@@ -13,6 +14,8 @@
 
 #[path = "reconciler/adoption.rs"]
 mod adoption;
+#[path = "reconciler/budget.rs"]
+mod budget;
 #[path = "reconciler/crash_matrix.rs"]
 mod crash_matrix;
 #[path = "reconciler/gitops_health.rs"]

@@ -7,6 +7,9 @@ takes JSON only (the kube API double) accepts the install.
 Each further VALUES_JSON is a `helm upgrade` of the release with those values, in order (the
 release record lives in this process's memory, so upgrades run here too).
 
+With KEYFRONT_RENDERED_OUT set, the install's rendered manifests (the release's and its
+hooks') are written to that file, for `kubectl apply --dry-run=server` elsewhere.
+
 usage: HELM_DRIVER=memory helm_install.py KUBECONFIG NAMESPACE RELEASE VALUES_JSON [VALUES_JSON...]"""
 
 import asyncio
@@ -27,6 +30,13 @@ async def main(kubeconfig, namespace, release, values, upgrades):
         sys.exit("helm lint reported errors")
     result = await helm_sdkpy.Install(config).run(release, CHART, values=values, wait=False, timeout=60)
     print("install:", result.get("info", {}).get("status", result))
+    rendered_out = os.environ.get("KEYFRONT_RENDERED_OUT")
+    if rendered_out:
+        documents = [result.get("manifest", "")] + [h.get("manifest", "") for h in result.get("hooks") or []]
+        if not documents[0].strip():
+            sys.exit("the install result carries no rendered manifest")
+        with open(rendered_out, "w") as out:
+            out.write("\n---\n".join(documents))
     for upgrade in upgrades:
         result = await helm_sdkpy.Upgrade(config).run(release, CHART, values=upgrade, wait=False, timeout=60)
         print("upgrade:", result.get("info", {}).get("status", result))

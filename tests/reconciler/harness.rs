@@ -13,6 +13,7 @@ use futures::FutureExt as _;
 use k8s_openapi::api::core::v1::Secret;
 use keyfront::api::{SigningKeyGroup, SigningKeyGroupStatus};
 use keyfront::clock::{Clock, ManualClock};
+use keyfront::cloudfront::budget::{BudgetSettings, BudgetedAccounts, Rate};
 use keyfront::cloudfront::{
     BehaviorTrust, CloudFront, CloudFrontError, Distribution, ErrorKind, Etag, KeyGroup,
     KeyGroupConfig, NewPublicKey, PublicKey, Result as CfResult, Tagged,
@@ -304,6 +305,8 @@ pub struct World {
     /// Reconcile errors seen, as their `detail()` text (scanned for key material).
     pub error_texts: Vec<String>,
     history: History,
+    /// With [`World::through_the_budget`]: CloudFront as `keyfront run` reaches it.
+    budgeted: Option<BudgetedAccounts<Tap>>,
 }
 
 /// What the checks remember between steps (for I4).
@@ -404,6 +407,7 @@ impl World {
             },
             error_texts: Vec::new(),
             history: History::default(),
+            budgeted: None,
         }
     }
 
@@ -420,20 +424,48 @@ impl World {
         self.api.client()
     }
 
-    pub fn context(&self) -> Arc<Context<Tap>> {
-        let client = self.client();
+    fn tap(&self) -> Tap {
+        Tap {
+            inner: self.emulator.clone(),
+            switch: self.switch.clone(),
+            calls: self.calls.clone(),
+        }
+    }
+
+    fn context_with<A>(&self, accounts: A) -> Arc<Context<A>> {
         Arc::new(Context {
             events: self.events.clone(),
-            client,
-            accounts: Tap {
-                inner: self.emulator.clone(),
-                switch: self.switch.clone(),
-                calls: self.calls.clone(),
-            },
+            client: self.client(),
+            accounts,
             clock: Arc::new(self.clock.clone()),
             config: self.config.clone(),
             leadership: keyfront::runtime::leader::Leadership::sole(),
         })
+    }
+
+    pub fn context(&self) -> Arc<Context<Tap>> {
+        self.context_with(self.tap())
+    }
+
+    /// From now on, reconciles reach CloudFront through the call budget as `keyfront run`'s
+    /// do (remembered distribution reads; rates high and no coalescing window, so the
+    /// manual clock stays in charge).
+    pub fn through_the_budget(&mut self) {
+        self.budgeted = Some(BudgetedAccounts::new(
+            self.tap(),
+            BudgetSettings {
+                reads: Rate {
+                    per_second: 1e6,
+                    burst: 1_000_000,
+                },
+                writes: Rate {
+                    per_second: 1e6,
+                    burst: 1_000_000,
+                },
+                coalesce_window: Duration::ZERO,
+                ..BudgetSettings::default()
+            },
+        ));
     }
 
     pub fn distribution(&self, id: &str, path_patterns: &[&str]) {
@@ -521,7 +553,13 @@ impl World {
     /// One reconcile of `name`, as the controller would run it.
     pub async fn reconcile(&mut self, name: &str) -> Option<Result<Outcome, reconcile::Error>> {
         let object = self.object(name).await?;
-        let result = reconcile::reconcile(Arc::new(object), self.context()).await;
+        let object = Arc::new(object);
+        let result = match &self.budgeted {
+            Some(budgeted) => {
+                reconcile::reconcile(object, self.context_with(budgeted.clone())).await
+            }
+            None => reconcile::reconcile(object, self.context()).await,
+        };
         if let Err(e) = &result {
             self.error_texts.push(e.detail());
         }

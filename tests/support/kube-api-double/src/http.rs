@@ -49,6 +49,40 @@ impl Shared {
     pub fn lock(&self) -> std::sync::MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// The store a write goes to: the live one, or for a dry run a copy that is dropped after.
+    fn writable(&self, dry_run: bool) -> Writable<'_> {
+        let live = self.lock();
+        if dry_run {
+            Writable::DryRun(Box::new(live.dry_run_copy()))
+        } else {
+            Writable::Live(live)
+        }
+    }
+}
+
+enum Writable<'a> {
+    Live(std::sync::MutexGuard<'a, Store>),
+    DryRun(Box<Store>),
+}
+
+impl std::ops::Deref for Writable<'_> {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        match self {
+            Self::Live(store) => store,
+            Self::DryRun(store) => store,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Writable<'_> {
+    fn deref_mut(&mut self) -> &mut Store {
+        match self {
+            Self::Live(store) => store,
+            Self::DryRun(store) => store,
+        }
+    }
 }
 
 fn json_response(code: StatusCode, value: &Value) -> Response {
@@ -313,11 +347,15 @@ async fn resource(
                 .map(str::to_owned),
             over_http,
         });
-    if query.contains_key("dryRun") {
-        return error(StatusError::bad_request(
-            "dryRun is not supported by the kube API double",
-        ));
-    }
+    let dry_run = match query.get("dryRun").map(String::as_str) {
+        None => false,
+        Some("All") => true,
+        Some(other) => {
+            return error(StatusError::bad_request(format!(
+                "Invalid value: {other:?}: supported values: \"All\""
+            )));
+        }
+    };
     if over_http && matches!(method, Method::PUT | Method::PATCH) && shared.faults.conflict() {
         return error(StatusError::new(
             409,
@@ -345,7 +383,7 @@ async fn resource(
         (&Method::POST, None) => parse_body(&request.rt, query, headers, &body)
             .and_then(|object| {
                 shared
-                    .lock()
+                    .writable(dry_run)
                     .create(&request.rt, request.namespace, object, &manager)
             })
             .map(|object| (StatusCode::CREATED, object)),
@@ -357,7 +395,7 @@ async fn resource(
                 status: request.status,
             };
             parse_body(&request.rt, query, headers, &body)
-                .and_then(|object| shared.lock().replace(target, object, &manager))
+                .and_then(|object| shared.writable(dry_run).replace(target, object, &manager))
                 .map(ok)
         }
         (&Method::PATCH, Some(name)) => {
@@ -374,7 +412,7 @@ async fn resource(
                 .to_owned();
             parse_body(&request.rt, query, headers, &body)
                 .and_then(|patch| {
-                    let mut store = shared.lock();
+                    let mut store = shared.writable(dry_run);
                     match content_type.split(';').next().unwrap_or_default().trim() {
                         "application/apply-patch+yaml" => {
                             if !query.contains_key("fieldManager") {
@@ -406,7 +444,7 @@ async fn resource(
                 Propagation::Background
             };
             shared
-                .lock()
+                .writable(dry_run)
                 .delete(&request.rt, request.namespace, name, propagation)
                 .map(ok)
         }

@@ -222,6 +222,21 @@ impl Store {
 }
 
 impl Store {
+    /// A copy to carry out a dry run (`?dryRun=All`) on: the same types and objects, but no
+    /// watcher and no event history, so the write is validated and answered, then dropped
+    /// unseen.
+    pub fn dry_run_copy(&self) -> Self {
+        let (events, _) = broadcast::channel(1);
+        Self {
+            registry: self.registry.clone(),
+            resource_version: self.resource_version,
+            objects: self.objects.clone(),
+            log: VecDeque::new(),
+            event_window: 1,
+            events,
+        }
+    }
+
     pub fn resource_version(&self) -> u64 {
         self.resource_version
     }
