@@ -115,7 +115,9 @@ async fn app(
             let signer = MountedSigner::open(&mount).unwrap().current().unwrap();
             let url = format!("https://{host}{path}");
             let expires = jiff::Timestamp::now().as_second() + 10;
-            let signed = signer.sign_url(&url, &Policy::canned(&url, expires)).unwrap();
+            let signed = signer
+                .sign_url(&url, &Policy::canned(&url, expires))
+                .unwrap();
             (signed, signer.key_pair_id().to_owned())
         };
         let status = e2e::edge_get(edge, &host, &signed[signed.find(&path).unwrap()..]).await;
@@ -133,18 +135,17 @@ async fn app(
 
 /// Waits until a rotation is under way: a key staged or published beside the active one.
 async fn until_rotating(objects: &Api<SigningKeyGroup>) {
-    wait_for("a rotation under way", Duration::from_secs(60), async || {
-        objects
-            .get("fast")
-            .await
-            .unwrap()
-            .status
-            .is_some_and(|s| {
+    wait_for(
+        "a rotation under way",
+        Duration::from_secs(60),
+        async || {
+            objects.get("fast").await.unwrap().status.is_some_and(|s| {
                 s.keys
                     .iter()
                     .any(|k| matches!(k.state, KeyState::Staged | KeyState::Published))
             })
-    })
+        },
+    )
     .await;
 }
 
@@ -273,12 +274,16 @@ async fn only_the_leader_writes_and_a_standby_takes_over_on_kill_and_on_sigterm(
         &secrets.get("fast-cloudfront-key").await.unwrap(),
         "key_pair_id",
     );
-    wait_for("c to finish the rotation", Duration::from_secs(60), async || {
-        e2e::data(
-            &secrets.get("fast-cloudfront-key").await.unwrap(),
-            "key_pair_id",
-        ) != key_then
-    })
+    wait_for(
+        "c to finish the rotation",
+        Duration::from_secs(60),
+        async || {
+            e2e::data(
+                &secrets.get("fast-cloudfront-key").await.unwrap(),
+                "key_pair_id",
+            ) != key_then
+        },
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     stop.store(true, Ordering::Relaxed);

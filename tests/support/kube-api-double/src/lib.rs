@@ -164,6 +164,20 @@ impl ApiDouble {
         self.shared.faults.set_conflict_rate(rate);
     }
 
+    /// From now on, `mutate` changes every `resource` (plural, e.g. `secrets`) written by
+    /// create, update, patch or apply, as a mutating admission webhook does: before
+    /// validation and storage, so the writer gets the mutated object back.
+    pub fn add_mutating_webhook(
+        &self,
+        resource: &str,
+        mutate: impl Fn(&mut serde_json::Value) + Send + Sync + 'static,
+    ) {
+        self.shared.lock().webhooks.push(store::MutatingWebhook {
+            resource: resource.to_owned(),
+            mutate: std::sync::Arc::new(mutate),
+        });
+    }
+
     /// Ends every open watch stream now, as an API server restart does; returns how many.
     pub fn drop_watches(&self) -> usize {
         self.shared.faults.drop_watches()

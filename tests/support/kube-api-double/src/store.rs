@@ -102,9 +102,26 @@ pub struct Target<'a> {
     pub status: bool,
 }
 
+/// A mutating admission webhook: changes every object of one resource (plural, e.g.
+/// `secrets`) written by create, update, patch or apply, before validation and storage.
+#[derive(Clone)]
+pub struct MutatingWebhook {
+    pub resource: String,
+    pub mutate: Arc<dyn Fn(&mut Value) + Send + Sync>,
+}
+
+impl std::fmt::Debug for MutatingWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MutatingWebhook")
+            .field("resource", &self.resource)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug)]
 pub struct Store {
     pub registry: Registry,
+    pub webhooks: Vec<MutatingWebhook>,
     resource_version: u64,
     objects: HashMap<(String, String), BTreeMap<ObjectKey, Value>>,
     log: VecDeque<Arc<WatchEvent>>,
@@ -200,6 +217,7 @@ impl Store {
         let (events, _) = broadcast::channel(event_window.max(1));
         let mut store = Self {
             registry: Registry::default(),
+            webhooks: Vec::new(),
             resource_version: 1,
             objects: HashMap::new(),
             log: VecDeque::new(),
@@ -229,6 +247,7 @@ impl Store {
         let (events, _) = broadcast::channel(1);
         Self {
             registry: self.registry.clone(),
+            webhooks: self.webhooks.clone(),
             resource_version: self.resource_version,
             objects: self.objects.clone(),
             log: VecDeque::new(),
@@ -380,6 +399,9 @@ impl Store {
     fn admit(&self, rt: &ResourceType, mut object: Value, old: Option<&Value>) -> Result<Value> {
         if rt.group.is_empty() && rt.kind == "Secret" {
             merge_string_data(&mut object);
+        }
+        for webhook in self.webhooks.iter().filter(|w| w.resource == rt.plural) {
+            (webhook.mutate)(&mut object);
         }
         let Some(schema) = &rt.schema else {
             return Ok(object);
