@@ -149,6 +149,21 @@ async fn until_rotating(objects: &Api<SigningKeyGroup>) {
     .await;
 }
 
+/// Waits until the app Secret names another key than now: a rotation was finished.
+async fn until_key_changes(secrets: &Api<Secret>, what: &str) {
+    let key_pair_id = async || {
+        e2e::data(
+            &secrets.get("fast-cloudfront-key").await.unwrap(),
+            "key_pair_id",
+        )
+    };
+    let now = key_pair_id().await;
+    wait_for(what, Duration::from_secs(60), async || {
+        key_pair_id().await != now
+    })
+    .await;
+}
+
 fn writes_in(log: &Path) -> usize {
     std::fs::read_to_string(log)
         .unwrap_or_default()
@@ -227,21 +242,7 @@ async fn only_the_leader_writes_and_a_standby_takes_over_on_kill_and_on_sigterm(
     );
     let writes_before = writes_in(&log_b);
     // The new leader carries on: it finishes the rotation (fast rotates every 20 s).
-    let key_now = e2e::data(
-        &secrets.get("fast-cloudfront-key").await.unwrap(),
-        "key_pair_id",
-    );
-    wait_for(
-        "a rotation by the new leader",
-        Duration::from_secs(60),
-        async || {
-            e2e::data(
-                &secrets.get("fast-cloudfront-key").await.unwrap(),
-                "key_pair_id",
-            ) != key_now
-        },
-    )
-    .await;
+    until_key_changes(&secrets, "a rotation by the new leader").await;
     assert!(writes_in(&log_b) > writes_before);
 
     // SIGTERM: the leader drains, releases the Lease, and the standby takes it at its next look.
@@ -270,21 +271,7 @@ async fn only_the_leader_writes_and_a_standby_takes_over_on_kill_and_on_sigterm(
     assert!(released.contains("released the leader lease"), "{released}");
 
     // c finishes the rotation b had started, and the app never noticed either hand-over.
-    let key_then = e2e::data(
-        &secrets.get("fast-cloudfront-key").await.unwrap(),
-        "key_pair_id",
-    );
-    wait_for(
-        "c to finish the rotation",
-        Duration::from_secs(60),
-        async || {
-            e2e::data(
-                &secrets.get("fast-cloudfront-key").await.unwrap(),
-                "key_pair_id",
-            ) != key_then
-        },
-    )
-    .await;
+    until_key_changes(&secrets, "c to finish the rotation").await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     stop.store(true, Ordering::Relaxed);
     app_task.await.unwrap();
