@@ -2,9 +2,9 @@
 //! distribution that arrive within the coalescing window go out as one read-modify-write.
 //!
 //! The first change to arrive for a distribution leads its batch: it waits the window, takes
-//! every change queued meanwhile, applies them one by one to a single read (a change that no
-//! longer applies — say it would now make a behavior public — is answered with its own error
-//! and left out), writes once, and answers every change with the result. Changes arriving
+//! every change queued meanwhile and writes them with one read-modify-write
+//! ([`trust::write_together`]: a change that no longer applies — say it would now make a
+//! behavior public — is answered with its own error and left out). Changes arriving
 //! after the batch was taken start the next one. Ten objects attaching to one distribution
 //! thus make one write instead of ten writes racing on its ETag.
 //!
@@ -14,36 +14,24 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use tokio::sync::oneshot;
-
 use super::budget::Budgeted;
-use super::trust::{self, TrustChange};
-use super::{CloudFront, CloudFrontError, Distribution, ErrorKind, Result, Tagged};
+use super::trust::{self, PendingEdit, TrustChange};
+use super::{CloudFront, Distribution, Result, Tagged};
 
-/// How often a batch is re-read and applied again when its ETag went stale.
-const STALE_ETAG_RETRIES: usize = 3;
-
-#[derive(Debug)]
-struct Waiter {
-    changes: Vec<TrustChange>,
-    base: Option<Tagged<Distribution>>,
-    answer: oneshot::Sender<Result<Tagged<Distribution>>>,
-}
-
-/// Queued changes per distribution of one account.
+/// Queued edits per distribution of one account.
 #[derive(Debug, Default)]
-pub(super) struct Batches(Mutex<HashMap<String, Vec<Waiter>>>);
+pub(super) struct Batches(Mutex<HashMap<String, Vec<PendingEdit>>>);
 
 impl Batches {
-    /// Queues a change; `true` if it is the first of its batch (and must lead it).
-    fn queue(&self, id: &str, waiter: Waiter) -> bool {
+    /// Queues an edit; `true` if it is the first of its batch (and must lead it).
+    fn queue(&self, id: &str, edit: PendingEdit) -> bool {
         let mut batches = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let batch = batches.entry(id.to_owned()).or_default();
-        batch.push(waiter);
+        batch.push(edit);
         batch.len() == 1
     }
 
-    fn take(&self, id: &str) -> Vec<Waiter> {
+    fn take(&self, id: &str) -> Vec<PendingEdit> {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -74,14 +62,9 @@ pub(super) async fn change_trust<C: CloudFront>(
     changes: &[TrustChange],
     base: Option<Tagged<Distribution>>,
 ) -> Result<Tagged<Distribution>> {
-    let (answer, answered) = oneshot::channel();
+    let (edit, outcome) = PendingEdit::new(changes, base);
     let batches = &client.account().batches;
-    let waiter = Waiter {
-        changes: changes.to_vec(),
-        base,
-        answer,
-    };
-    if batches.queue(id, waiter) {
+    if batches.queue(id, edit) {
         let mut lead = Lead {
             batches,
             id,
@@ -90,64 +73,9 @@ pub(super) async fn change_trust<C: CloudFront>(
         tokio::time::sleep(client.settings.coalesce_window).await;
         let batch = batches.take(id);
         lead.taken = true;
-        write_batch(client, id, batch).await;
+        trust::write_together(client, id, batch).await;
     }
-    answered.await.unwrap_or_else(|_| {
-        Err(CloudFrontError::new(
-            "UpdateDistribution",
-            ErrorKind::Transient,
-            "BatchAbandoned",
-            format!("the batched update of distribution {id} was abandoned; try again"),
-        ))
-    })
-}
-
-/// One read-modify-write carrying every change of `batch` that applies.
-async fn write_batch<C: CloudFront>(client: &Budgeted<C>, id: &str, mut batch: Vec<Waiter>) {
-    let mut base = batch.iter_mut().find_map(|w| w.base.take());
-    let mut stale = 0;
-    loop {
-        let current = match base.take() {
-            Some(known) => known,
-            None => match client.get_distribution(id).await {
-                Ok(read) => read,
-                Err(e) => return answer_all(batch, &Err(e)),
-            },
-        };
-        let mut edited = current.value.clone();
-        let mut accepted = Vec::new();
-        for waiter in batch {
-            match trust::apply(&edited, &waiter.changes) {
-                Ok(next) => {
-                    edited = next;
-                    accepted.push(waiter);
-                }
-                Err(e) => {
-                    let _ = waiter.answer.send(Err(e));
-                }
-            }
-        }
-        if accepted.is_empty() {
-            return;
-        }
-        let behaviors = trust::touched(&edited, accepted.iter().flat_map(|w| &w.changes));
-        let written = client
-            .set_trusted_key_groups(id, &behaviors, &current.etag)
-            .await;
-        match written {
-            Err(e) if e.kind == ErrorKind::PreconditionFailed && stale < STALE_ETAG_RETRIES => {
-                stale += 1;
-                batch = accepted;
-            }
-            written => return answer_all(accepted, &written),
-        }
-    }
-}
-
-fn answer_all(batch: Vec<Waiter>, result: &Result<Tagged<Distribution>>) {
-    for waiter in batch {
-        let _ = waiter.answer.send(result.clone());
-    }
+    outcome.wait(id).await
 }
 
 #[cfg(test)]
@@ -158,7 +86,9 @@ mod tests {
     use super::*;
     use crate::clock::SystemClock;
     use crate::cloudfront::budget::{BudgetSettings, BudgetedAccounts};
-    use crate::cloudfront::{AccountAccess, BehaviorSelector, CloudFrontAccounts, KeyGroupConfig};
+    use crate::cloudfront::{
+        AccountAccess, BehaviorSelector, CloudFrontAccounts, ErrorKind, KeyGroupConfig,
+    };
     use crate::cloudfront::{NewPublicKey, TrustChange};
     use crate::emulator::Emulator;
     use crate::emulator::faults::FaultSettings;

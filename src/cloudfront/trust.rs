@@ -8,6 +8,8 @@
 //! the behavior public (someone removed the other key groups meanwhile); the object then
 //! plans again from a fresh read.
 
+use tokio::sync::oneshot;
+
 use super::{
     BehaviorSelector, BehaviorTrust, CloudFront, CloudFrontError, Distribution, ErrorKind,
 };
@@ -16,7 +18,7 @@ use super::{Result, Tagged};
 /// CloudFront allows at most this many key groups on one cache behavior.
 pub const MAX_KEY_GROUPS_PER_BEHAVIOR: usize = 4;
 
-/// How often a read-modify-write is tried again after its ETag went stale.
+/// How often a read-modify-write is read and applied again after its ETag went stale.
 const STALE_ETAG_RETRIES: usize = 3;
 
 /// One behavior's edit: key groups to add and to remove.
@@ -135,6 +137,107 @@ pub fn touched<'a>(
         .collect()
 }
 
+/// One object's edit of a distribution waiting to be written, and where its outcome goes.
+#[derive(Debug)]
+pub(super) struct PendingEdit {
+    changes: Vec<TrustChange>,
+    /// A read the object already has; saves a read while its ETag is current.
+    base: Option<Tagged<Distribution>>,
+    answer: oneshot::Sender<Result<Tagged<Distribution>>>,
+}
+
+/// The outcome of a [`PendingEdit`], once written (or refused).
+pub(super) struct EditOutcome(oneshot::Receiver<Result<Tagged<Distribution>>>);
+
+impl PendingEdit {
+    pub(super) fn new(
+        changes: &[TrustChange],
+        base: Option<Tagged<Distribution>>,
+    ) -> (Self, EditOutcome) {
+        let (answer, answered) = oneshot::channel();
+        let edit = Self {
+            changes: changes.to_vec(),
+            base,
+            answer,
+        };
+        (edit, EditOutcome(answered))
+    }
+
+    fn answer(self, result: Result<Tagged<Distribution>>) {
+        // The object may have stopped waiting (its reconcile was dropped): nothing to tell.
+        let _ = self.answer.send(result);
+    }
+}
+
+impl EditOutcome {
+    /// The written distribution, or why the edit was not written. An edit whose writer went
+    /// away before writing it (a dropped batch leader) fails as transient: try again.
+    pub(super) async fn wait(self, id: &str) -> Result<Tagged<Distribution>> {
+        self.0.await.unwrap_or_else(|_| {
+            Err(CloudFrontError::new(
+                "UpdateDistribution",
+                ErrorKind::Transient,
+                "BatchAbandoned",
+                format!("the batched update of distribution {id} was abandoned; try again"),
+            ))
+        })
+    }
+}
+
+/// Writes several objects' edits of one distribution with one read-modify-write: each edit
+/// (all of its changes or none) is applied in turn to the distribution as read, starting from
+/// the first base an edit brought or a fresh read. An edit that no longer applies is answered
+/// with its own error and left out; the rest go out in one `UpdateDistribution` and are all
+/// answered with its result. A stale ETag means a fresh read and another try, a few times.
+pub(super) async fn write_together<C: CloudFront + ?Sized>(
+    cloudfront: &C,
+    id: &str,
+    mut edits: Vec<PendingEdit>,
+) {
+    let mut base = edits.iter_mut().find_map(|e| e.base.take());
+    let mut stale = 0;
+    loop {
+        let current = match base.take() {
+            Some(known) => known,
+            None => match cloudfront.get_distribution(id).await {
+                Ok(read) => read,
+                Err(e) => return answer_all(edits, &Err(e)),
+            },
+        };
+        let mut edited = current.value.clone();
+        let mut accepted = Vec::new();
+        for edit in edits {
+            match apply(&edited, &edit.changes) {
+                Ok(next) => {
+                    edited = next;
+                    accepted.push(edit);
+                }
+                Err(e) => edit.answer(Err(e)),
+            }
+        }
+        if accepted.is_empty() {
+            return;
+        }
+        let behaviors = touched(&edited, accepted.iter().flat_map(|e| &e.changes));
+        match cloudfront
+            .set_trusted_key_groups(id, &behaviors, &current.etag)
+            .await
+        {
+            Err(e) if e.kind == ErrorKind::PreconditionFailed && stale < STALE_ETAG_RETRIES => {
+                stale += 1;
+                edits = accepted;
+            }
+            written => return answer_all(accepted, &written),
+        }
+    }
+}
+
+fn answer_all(edits: Vec<PendingEdit>, result: &Result<Tagged<Distribution>>) {
+    for edit in edits {
+        edit.answer(result.clone());
+    }
+}
+
 /// Read-modify-write of one distribution's trust: `changes` applied to `base` (a read the
 /// caller already has) or, when that is stale or absent, to a fresh read.
 pub async fn read_modify_write<C: CloudFront + ?Sized>(
@@ -143,24 +246,9 @@ pub async fn read_modify_write<C: CloudFront + ?Sized>(
     changes: &[TrustChange],
     base: Option<Tagged<Distribution>>,
 ) -> Result<Tagged<Distribution>> {
-    let mut base = base;
-    let mut stale = 0;
-    loop {
-        let current = match base.take() {
-            Some(known) => known,
-            None => cloudfront.get_distribution(id).await?,
-        };
-        let behaviors = touched(&apply(&current.value, changes)?, changes);
-        match cloudfront
-            .set_trusted_key_groups(id, &behaviors, &current.etag)
-            .await
-        {
-            Err(e) if e.kind == ErrorKind::PreconditionFailed && stale < STALE_ETAG_RETRIES => {
-                stale += 1;
-            }
-            written => return written,
-        }
-    }
+    let (edit, outcome) = PendingEdit::new(changes, base);
+    write_together(cloudfront, id, vec![edit]).await;
+    outcome.wait(id).await
 }
 
 #[cfg(test)]
