@@ -264,7 +264,8 @@ fn write_crds(args: &CrdArgs) -> anyhow::Result<()> {
 }
 
 /// The cluster from KUBECONFIG or the pod's service account, or one line saying how to get one.
-async fn kube_client() -> anyhow::Result<kube::Client> {
+/// The Kubernetes client of `keyfront run`, its calls marked with `user_agent`.
+async fn kube_client(user_agent: &str) -> anyhow::Result<kube::Client> {
     const FIX: &str = "set KUBECONFIG to a cluster's kubeconfig, or run keyfront in a pod; to try keyfront without a cluster, run `keyfront dev`";
     let kubeconfig_set = std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty());
     let default_kubeconfig = std::env::var_os("HOME")
@@ -286,18 +287,26 @@ async fn kube_client() -> anyhow::Result<kube::Client> {
             missing.display()
         );
     }
-    kube::Client::try_default().await.map_err(|error| {
+    let unusable = |error: &dyn std::error::Error| {
         // The innermost cause says what is wrong; the chain above it repeats itself.
-        let mut cause: &dyn std::error::Error = &error;
+        let mut cause = error;
         while let Some(next) = cause.source() {
             cause = next;
         }
         anyhow::anyhow!("cannot use the Kubernetes configuration: {cause}; {FIX}")
-    })
+    };
+    let mut config = kube::Config::infer().await.map_err(|e| unusable(&e))?;
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_str(user_agent)
+            .map_err(|_| anyhow::anyhow!("cannot send {user_agent:?} as a User-Agent: set POD_NAME to a name of letters, digits, '-' and '.'"))?,
+    ));
+    kube::Client::try_from(config).map_err(|e| unusable(&e))
 }
 
 async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
-    let client = kube_client().await?;
+    let identity = keyfront::runtime::replica_identity();
+    let client = kube_client(&keyfront::runtime::user_agent(&identity)).await?;
     let keyring_namespace = args
         .keyring_namespace
         .clone()
@@ -312,6 +321,7 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         sts_endpoint: args.sts_endpoint.clone(),
         region: args.region.clone(),
         static_credentials: None,
+        app_name: Some(identity.clone()),
     })
     .await;
     tracing::info!(
@@ -337,10 +347,7 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         leader_election: args.leader_election.then(|| LeaseSettings {
             namespace: settings_namespace.clone(),
             name: args.lease_name,
-            identity: std::env::var("POD_NAME")
-                .ok()
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| format!("keyfront-{}", std::process::id())),
+            identity,
             duration: args.lease_duration,
             renew_deadline: args.lease_duration.mul_f64(2.0 / 3.0),
             retry: (args.lease_duration / 15).max(Duration::from_millis(200)),

@@ -91,12 +91,6 @@ async fn ready_count(objects: &Api<SigningKeyGroup>) -> usize {
         .count()
 }
 
-fn is_write(operation: &str) -> bool {
-    ["Create", "Update", "Delete"]
-        .iter()
-        .any(|verb| operation.starts_with(verb))
-}
-
 /// CloudFront calls only (not STS), by keyfront.
 fn cloudfront_calls(requests: &[RequestRecord]) -> Vec<&RequestRecord> {
     requests
@@ -112,7 +106,7 @@ fn busiest_second(requests: &[&RequestRecord]) -> (usize, usize) {
         let window_end = first.at + Duration::from_secs(1);
         let in_window = requests[i..].iter().take_while(|r| r.at < window_end);
         let (writes, reads): (Vec<&&RequestRecord>, Vec<_>) =
-            in_window.partition(|r| is_write(&r.operation));
+            in_window.partition(|r| e2e::is_cloudfront_write(&r.operation));
         busiest = (busiest.0.max(reads.len()), busiest.1.max(writes.len()));
     }
     busiest

@@ -1,5 +1,6 @@
 //! Two `keyfront run --leader-election` processes against the API double and the emulator:
-//! only the Lease holder reconciles (its log has the writes, the standby's has none); after
+//! only the Lease holder writes (the API double's audit and the emulator's request log name each
+//! write's replica by its user agent; the standby has none); after
 //! `kill -9` of the holder the standby takes over within the lease duration; after SIGTERM the
 //! holder drains, releases the Lease and the standby takes over at its next look.
 //!
@@ -21,6 +22,7 @@ use k8s_openapi::api::core::v1::Secret;
 use keyfront::api::{KeyState, SigningKeyGroup};
 use keyfront::signer::{MountedSigner, Policy};
 use kube::Api;
+use kube_api_double::ApiDouble;
 
 mod e2e;
 use e2e::{Process, free_port, keyfront, repo, wait_for};
@@ -164,12 +166,47 @@ async fn until_key_changes(secrets: &Api<Secret>, what: &str) {
     .await;
 }
 
-fn writes_in(log: &Path) -> usize {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains(r#""message":"executing""#))
-        .count()
+/// What one replica wrote, as the peers recorded it (not keyfront's own log): Kubernetes writes
+/// in the API double's audit, told apart by their `User-Agent` (`keyfront/<version> (<who>)`),
+/// and CloudFront writes in the emulator's request log, by `app/<who>` in the SDK's user agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Writes {
+    kubernetes: usize,
+    cloudfront: usize,
+}
+
+const NONE: Writes = Writes {
+    kubernetes: 0,
+    cloudfront: 0,
+};
+
+async fn writes_by(double: &ApiDouble, cf: SocketAddr, who: &str) -> Writes {
+    let kube_agent = format!("({who})");
+    let kubernetes = double
+        .audit()
+        .iter()
+        .filter(|r| matches!(r.verb.as_str(), "create" | "update" | "patch" | "delete"))
+        .filter(|r| {
+            r.user_agent
+                .as_deref()
+                .is_some_and(|ua| ua.ends_with(&kube_agent))
+        })
+        .count();
+    let aws_agent = format!("app/{who}");
+    let cloudfront = e2e::emulator_requests(cf)
+        .await
+        .iter()
+        .filter(|r| e2e::is_cloudfront_write(&r.operation))
+        .filter(|r| {
+            r.user_agent
+                .as_deref()
+                .is_some_and(|ua| ua.split_whitespace().any(|token| token == aws_agent))
+        })
+        .count();
+    Writes {
+        kubernetes,
+        cloudfront,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,9 +250,18 @@ async fn only_the_leader_writes_and_a_standby_takes_over_on_kill_and_on_sigterm(
         e2e::ready(&objects, "fast").await
     })
     .await;
-    assert!(writes_in(&log_a) > 0, "the leader wrote nothing");
-    assert_eq!(writes_in(&log_b), 0, "the standby wrote");
-    assert_eq!(holder(&leases).await, Some(identity(&a)));
+    let (id_a, id_b) = (identity(&a), identity(&b));
+    let by_a = writes_by(&double, cf, &id_a).await;
+    assert!(
+        by_a.kubernetes > 0 && by_a.cloudfront > 0,
+        "the leader's writes are not in the peers' records: {by_a:?}"
+    );
+    assert_eq!(
+        writes_by(&double, cf, &id_b).await,
+        NONE,
+        "the standby wrote"
+    );
+    assert_eq!(holder(&leases).await, Some(id_a.clone()));
 
     // The app, from now to the end.
     let secrets: Api<Secret> = Api::namespaced(double.client(), "default");
@@ -233,33 +279,48 @@ async fn only_the_leader_writes_and_a_standby_takes_over_on_kill_and_on_sigterm(
 
     // kill -9 in the middle of a rotation: the standby takes over once the lease expires.
     until_rotating(&objects).await;
+    assert_eq!(
+        writes_by(&double, cf, &id_b).await,
+        NONE,
+        "the standby wrote while the leader was rotating"
+    );
     a.0.kill().unwrap();
     a.0.wait().unwrap();
-    let after_kill = until_held_by(&leases, &identity(&b), LEASE_DURATION * 3).await;
+    let by_a_at_death = writes_by(&double, cf, &id_a).await;
+    let after_kill = until_held_by(&leases, &id_b, LEASE_DURATION * 3).await;
     assert!(
         after_kill <= LEASE_DURATION + Duration::from_secs(3),
         "took {after_kill:?} after kill -9"
     );
-    let writes_before = writes_in(&log_b);
     // The new leader carries on: it finishes the rotation (fast rotates every 20 s).
     until_key_changes(&secrets, "a rotation by the new leader").await;
-    assert!(writes_in(&log_b) > writes_before);
+    // (a may have published the key already: then b's part is the Secret switch.)
+    assert!(
+        writes_by(&double, cf, &id_b).await.kubernetes > 0,
+        "the new leader's writes are not in the API server's audit"
+    );
 
     // SIGTERM: the leader drains, releases the Lease, and the standby takes it at its next look.
     let c = operator(&kubeconfig, cf, &log_c);
+    let id_c = identity(&c);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         holder(&leases).await,
-        Some(identity(&b)),
+        Some(id_b.clone()),
         "c took the Lease"
     );
     until_rotating(&objects).await;
+    assert_eq!(
+        writes_by(&double, cf, &id_c).await,
+        NONE,
+        "the standby wrote while the leader was rotating"
+    );
     let term = std::process::Command::new("kill")
         .args(["-TERM", &b.0.id().to_string()])
         .status()
         .unwrap();
     assert!(term.success());
-    let after_term = until_held_by(&leases, &identity(&c), Duration::from_secs(10)).await;
+    let after_term = until_held_by(&leases, &id_c, Duration::from_secs(10)).await;
     println!(
         "leader hand-over: {after_kill:.1?} after kill -9 (lease {LEASE_DURATION:?}), {after_term:.1?} after SIGTERM"
     );
@@ -272,6 +333,34 @@ async fn only_the_leader_writes_and_a_standby_takes_over_on_kill_and_on_sigterm(
 
     // c finishes the rotation b had started, and the app never noticed either hand-over.
     until_key_changes(&secrets, "c to finish the rotation").await;
+    let (by_b, by_c) = (
+        writes_by(&double, cf, &id_b).await,
+        writes_by(&double, cf, &id_c).await,
+    );
+    assert!(
+        by_c.kubernetes > 0,
+        "the last leader's writes are not in the API server's audit"
+    );
+    // The second rotation (staged by b, finished by c) published a key: b or c created it.
+    assert!(
+        by_b.cloudfront + by_c.cloudfront > 0,
+        "no CloudFront write after the first hand-over: b {by_b:?}, c {by_c:?}"
+    );
+    assert_eq!(
+        writes_by(&double, cf, &id_a).await,
+        by_a_at_death,
+        "writes in the killed leader's name after its death"
+    );
+    let cloudfront_writes = e2e::emulator_requests(cf)
+        .await
+        .iter()
+        .filter(|r| e2e::is_cloudfront_write(&r.operation))
+        .count();
+    assert_eq!(
+        cloudfront_writes,
+        by_a_at_death.cloudfront + by_b.cloudfront + by_c.cloudfront,
+        "a CloudFront write that names no replica"
+    );
     tokio::time::sleep(Duration::from_secs(5)).await;
     stop.store(true, Ordering::Relaxed);
     app_task.await.unwrap();

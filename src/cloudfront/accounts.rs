@@ -16,7 +16,7 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::{AppName, BehaviorVersion, SdkConfig};
 use aws_sdk_cloudfront::config::SharedCredentialsProvider;
 
 use super::sdk::{SdkCloudFront, map_err};
@@ -37,6 +37,9 @@ pub struct SdkSettings {
     /// Fixed credentials (access key ID, secret) instead of the default chain: for `keyfront
     /// dev`, whose emulator accepts any.
     pub static_credentials: Option<(String, String)>,
+    /// Who is calling, sent as `app/<name>` in the SDK's user agent, which CloudTrail records:
+    /// the replica's identity, so an audit can tell which replica wrote.
+    pub app_name: Option<String>,
 }
 
 /// Bounds for one call: connecting, one attempt, and the whole call including retries.
@@ -79,6 +82,16 @@ impl SdkAccounts {
             .region(aws_config::Region::new(region))
             .timeout_config(default_timeouts())
             .retry_config(RetryConfig::standard().with_max_attempts(4));
+        if let Some(name) = &settings.app_name {
+            match AppName::new(name.clone()) {
+                Ok(app_name) => loader = loader.app_name(app_name),
+                // Only the audit trail loses the name; calls are unaffected.
+                Err(_) => tracing::warn!(
+                    app_name = %name,
+                    "not sending the replica's name in the AWS user agent: it may hold only letters, digits and !#$%&'*+-.^_`|~"
+                ),
+            }
+        }
         if let Some((id, secret)) = &settings.static_credentials {
             loader = loader.credentials_provider(aws_sdk_cloudfront::config::Credentials::new(
                 id.clone(),

@@ -155,6 +155,7 @@ pub async fn run(
         sts_endpoint: Some(endpoint.clone()),
         region: None,
         static_credentials: Some(("AKIDKEYFRONTDEV".into(), "keyfront-dev".into())),
+        app_name: None,
     })
     .await;
     let operator = tokio::spawn(crate::runtime::run(

@@ -40,6 +40,10 @@ pub struct RequestRecord {
     pub operation: String,
     /// When the call arrived (the emulator's clock), so tests can measure call rates.
     pub at: Timestamp,
+    /// The caller's user agent, as CloudTrail's `userAgent` (for the AWS SDKs, their
+    /// `x-amz-user-agent`, which carries `app/<name>`).
+    #[serde(default)]
+    pub user_agent: Option<String>,
 }
 
 /// Temporary credentials from `AssumeRole`.
@@ -246,13 +250,14 @@ impl Aws {
     }
 
     /// Adds a call to the request log.
-    pub fn record(&self, identity: &Identity, operation: &str) {
+    pub fn record(&self, identity: &Identity, user_agent: Option<&str>, operation: &str) {
         let at = self.blueprint.clock.now();
         self.state().requests.push(RequestRecord {
             account: identity.account.clone(),
             caller: identity.arn.clone(),
             operation: operation.to_owned(),
             at,
+            user_agent: user_agent.map(str::to_owned),
         });
     }
 

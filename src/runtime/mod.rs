@@ -174,6 +174,21 @@ fn object_key(object: &SigningKeyGroup) -> String {
     )
 }
 
+/// This replica's name: `$POD_NAME` (the chart sets it), else `keyfront-<pid>`. It holds the
+/// leader Lease and is sent in the user agent of every Kubernetes and AWS call, so the API
+/// server's audit log and CloudTrail say which replica acted.
+pub fn replica_identity() -> String {
+    std::env::var("POD_NAME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| format!("keyfront-{}", std::process::id()))
+}
+
+/// The `User-Agent` of this replica's Kubernetes calls.
+pub fn user_agent(identity: &str) -> String {
+    format!("keyfront/{} ({identity})", env!("CARGO_PKG_VERSION"))
+}
+
 /// Runs the operator until `shutdown` resolves; reconciles in flight then finish.
 pub async fn run<A: CloudFrontAccounts + 'static>(
     client: kube::Client,

@@ -185,6 +185,13 @@ pub async fn emulator_requests(
     serde_json::from_str(&http_get(cf_addr, "/_emulator/requests").await).unwrap()
 }
 
+/// Whether a CloudFront operation (as the emulator's request log names it) writes.
+pub fn is_cloudfront_write(operation: &str) -> bool {
+    ["Create", "Update", "Delete"]
+        .iter()
+        .any(|verb| operation.starts_with(verb))
+}
+
 /// One GET through the verifying edge; returns the HTTP status.
 pub async fn edge_get(edge: SocketAddr, host: &str, path_and_query: &str) -> u16 {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

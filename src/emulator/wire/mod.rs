@@ -120,6 +120,16 @@ pub struct Caller {
     pub aws: Aws,
     pub identity: Identity,
     pub emulator: Emulator,
+    /// `x-amz-user-agent` (where the AWS SDKs put `app/<name>`), else `User-Agent`.
+    pub user_agent: Option<String>,
+}
+
+impl Caller {
+    /// Records the call in the request log.
+    pub fn record(&self, operation: &str) {
+        self.aws
+            .record(&self.identity, self.user_agent.as_deref(), operation);
+    }
 }
 
 /// The access key ID of a SigV4 `Authorization` header (`… Credential=AKID/date/…, …`).
@@ -134,10 +144,15 @@ impl FromRequestParts<Aws> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, aws: &Aws) -> Result<Self, Self::Rejection> {
         let identity = aws.identity(access_key_id(&parts.headers));
+        let user_agent = ["x-amz-user-agent", header::USER_AGENT.as_str()]
+            .iter()
+            .find_map(|name| parts.headers.get(*name)?.to_str().ok())
+            .map(str::to_owned);
         Ok(Self {
             emulator: aws.account(&identity.account),
             identity,
             aws: aws.clone(),
+            user_agent,
         })
     }
 }
@@ -242,7 +257,7 @@ async fn run(
     operation: &str,
     f: impl FnOnce(&mut Model) -> Result<Response, ApiError>,
 ) -> Response {
-    caller.aws.record(&caller.identity, operation);
+    caller.record(operation);
     caller
         .emulator
         .call(operation, f)

@@ -96,7 +96,7 @@ fn get_caller_identity(caller: &Caller) -> Response {
 pub(super) async fn handle(caller: Caller, body: Bytes) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let action = form.get("Action").map(String::as_str).unwrap_or_default();
-    caller.aws.record(&caller.identity, action);
+    caller.record(action);
     match action {
         "AssumeRole" => assume_role(&caller, &form).unwrap_or_else(error),
         "GetCallerIdentity" => get_caller_identity(&caller),
