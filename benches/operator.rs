@@ -18,11 +18,9 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Secret;
 use keyfront::api::SigningKeyGroup;
 use keyfront::clock::SystemClock;
+use keyfront::cloudfront::Result;
 use keyfront::cloudfront::budget::BudgetSettings;
-use keyfront::cloudfront::{
-    BehaviorTrust, CloudFront, Distribution, Etag, KeyGroup, KeyGroupConfig, NewPublicKey,
-    PublicKey, Result, Tagged,
-};
+use keyfront::cloudfront::hooked::{Call, CallHook, Class, Hooked};
 use keyfront::emulator::Emulator;
 use keyfront::emulator::faults::FaultSettings;
 use keyfront::emulator::model::{ModelSettings, Quotas};
@@ -86,9 +84,10 @@ fn is_ready(object: &SigningKeyGroup) -> bool {
 }
 
 /// The emulator with its calls counted.
-#[derive(Clone)]
-struct Counted {
-    inner: Emulator,
+type Counted = Hooked<Emulator, Counts>;
+
+#[derive(Clone, Default)]
+struct Counts {
     reads: Arc<AtomicUsize>,
     writes: Arc<AtomicUsize>,
     /// Every reconcile pass reads the key group exactly once: this counts passes.
@@ -96,89 +95,30 @@ struct Counted {
     distribution_updates: Arc<AtomicUsize>,
 }
 
-impl Counted {
-    fn new(inner: Emulator) -> Self {
-        Self {
-            inner,
-            reads: Arc::default(),
-            writes: Arc::default(),
-            key_group_reads: Arc::default(),
-            distribution_updates: Arc::default(),
-        }
+impl CallHook for Counts {
+    async fn around<T: Send>(
+        &self,
+        call: Call,
+        run: impl Future<Output = Result<T>> + Send,
+    ) -> Result<T> {
+        let counter = match call.class {
+            Class::Read => &self.reads,
+            Class::Write => &self.writes,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        match call.operation {
+            "GetKeyGroup" => self.key_group_reads.fetch_add(1, Ordering::Relaxed),
+            "UpdateDistribution" => self.distribution_updates.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
+        run.await
     }
 }
 
-impl Counted {
-    fn read(&self) {
-        self.reads.fetch_add(1, Ordering::Relaxed);
-    }
-    fn write(&self) {
-        self.writes.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-impl CloudFront for Counted {
-    async fn create_public_key(&self, key: &NewPublicKey) -> Result<Tagged<PublicKey>> {
-        self.write();
-        self.inner.create_public_key(key).await
-    }
-    async fn get_public_key(&self, id: &str) -> Result<Tagged<PublicKey>> {
-        self.read();
-        self.inner.get_public_key(id).await
-    }
-    async fn list_public_keys(&self) -> Result<Vec<PublicKey>> {
-        self.read();
-        self.inner.list_public_keys().await
-    }
-    async fn delete_public_key(&self, id: &str, etag: &Etag) -> Result<()> {
-        self.write();
-        self.inner.delete_public_key(id, etag).await
-    }
-    async fn create_key_group(&self, config: &KeyGroupConfig) -> Result<Tagged<KeyGroup>> {
-        self.write();
-        self.inner.create_key_group(config).await
-    }
-    async fn get_key_group(&self, id: &str) -> Result<Tagged<KeyGroup>> {
-        self.read();
-        self.key_group_reads.fetch_add(1, Ordering::Relaxed);
-        self.inner.get_key_group(id).await
-    }
-    async fn list_key_groups(&self) -> Result<Vec<KeyGroup>> {
-        self.read();
-        self.inner.list_key_groups().await
-    }
-    async fn list_distributions_by_key_group(&self, key_group_id: &str) -> Result<Vec<String>> {
-        self.read();
-        self.inner
-            .list_distributions_by_key_group(key_group_id)
-            .await
-    }
-    async fn update_key_group(
-        &self,
-        id: &str,
-        config: &KeyGroupConfig,
-        etag: &Etag,
-    ) -> Result<Tagged<KeyGroup>> {
-        self.write();
-        self.inner.update_key_group(id, config, etag).await
-    }
-    async fn delete_key_group(&self, id: &str, etag: &Etag) -> Result<()> {
-        self.write();
-        self.inner.delete_key_group(id, etag).await
-    }
-    async fn get_distribution(&self, id: &str) -> Result<Tagged<Distribution>> {
-        self.read();
-        self.inner.get_distribution(id).await
-    }
-    async fn set_trusted_key_groups(
-        &self,
-        id: &str,
-        behaviors: &[BehaviorTrust],
-        etag: &Etag,
-    ) -> Result<Tagged<Distribution>> {
-        self.write();
-        self.distribution_updates.fetch_add(1, Ordering::Relaxed);
-        self.inner.set_trusted_key_groups(id, behaviors, etag).await
+fn counted(inner: Emulator) -> Counted {
+    Hooked {
+        inner,
+        hook: Counts::default(),
     }
 }
 
@@ -191,7 +131,7 @@ async fn latency_and_steady_state() {
     let distributions: Vec<String> = (0..LATENCY_OBJECTS)
         .map(|_| emulator.create_test_distribution(&[]).unwrap())
         .collect();
-    let cloudfront = Counted::new(emulator);
+    let cloudfront = counted(emulator);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let operator = tokio::spawn(keyfront::runtime::run(
         api.client(),
@@ -251,14 +191,14 @@ async fn latency_and_steady_state() {
     // Let attachments deploy and the last status writes land; nothing is due, so an idle
     // operator makes no calls at all.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    cloudfront.reads.store(0, Ordering::SeqCst);
-    cloudfront.writes.store(0, Ordering::SeqCst);
+    cloudfront.hook.reads.store(0, Ordering::SeqCst);
+    cloudfront.hook.writes.store(0, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    cloudfront.key_group_reads.store(0, Ordering::SeqCst);
+    cloudfront.hook.key_group_reads.store(0, Ordering::SeqCst);
     println!(
         "idle for 3 s with {LATENCY_OBJECTS} Ready objects: {} CloudFront reads, {} writes",
-        cloudfront.reads.swap(0, Ordering::SeqCst),
-        cloudfront.writes.swap(0, Ordering::SeqCst),
+        cloudfront.hook.reads.swap(0, Ordering::SeqCst),
+        cloudfront.hook.writes.swap(0, Ordering::SeqCst),
     );
     // Then poke each object once: one reconcile each, in steady state.
     for n in 0..LATENCY_OBJECTS {
@@ -273,9 +213,9 @@ async fn latency_and_steady_state() {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (reads, writes, passes) = (
-        cloudfront.reads.load(Ordering::SeqCst),
-        cloudfront.writes.load(Ordering::SeqCst),
-        cloudfront.key_group_reads.load(Ordering::SeqCst),
+        cloudfront.hook.reads.load(Ordering::SeqCst),
+        cloudfront.hook.writes.load(Ordering::SeqCst),
+        cloudfront.hook.key_group_reads.load(Ordering::SeqCst),
     );
     println!(
         "steady state (key group + one distribution): {LATENCY_OBJECTS} pokes ran {passes} reconciles; per reconcile {:.2} CloudFront reads and {:.2} writes (goal ≤ 2 and 0)",
@@ -346,7 +286,7 @@ async fn coalescing(window: Duration) -> (usize, usize, Duration) {
     let paths: Vec<String> = (1..=12).map(|n| format!("/p{n}/*")).collect();
     let path_refs: Vec<&str> = paths.iter().map(String::as_str).collect();
     let distribution = emulator.create_test_distribution(&path_refs).unwrap();
-    let cloudfront = Counted::new(emulator);
+    let cloudfront = counted(emulator);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let operator = tokio::spawn(keyfront::runtime::run(
         api.client(),
@@ -367,8 +307,8 @@ async fn coalescing(window: Duration) -> (usize, usize, Duration) {
     let _ = stop.send(());
     operator.await.unwrap().unwrap();
     (
-        cloudfront.distribution_updates.load(Ordering::SeqCst),
-        cloudfront.writes.load(Ordering::SeqCst),
+        cloudfront.hook.distribution_updates.load(Ordering::SeqCst),
+        cloudfront.hook.writes.load(Ordering::SeqCst),
         ready,
     )
 }
@@ -384,7 +324,7 @@ async fn steady_state_per_hour() -> (f64, f64, f64) {
     let distributions: Vec<String> = (0..OBJECTS / 4)
         .map(|_| emulator.create_test_distribution(&[]).unwrap())
         .collect();
-    let cloudfront = Counted::new(emulator);
+    let cloudfront = counted(emulator);
     let defaults = BudgetSettings::default();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let operator = tokio::spawn(keyfront::runtime::run(
@@ -412,15 +352,16 @@ async fn steady_state_per_hour() -> (f64, f64, f64) {
     ));
     apply_all(&api, &distributions, &[], OBJECTS).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    cloudfront.reads.store(0, Ordering::SeqCst);
-    cloudfront.writes.store(0, Ordering::SeqCst);
-    let passes_before = cloudfront.key_group_reads.load(Ordering::SeqCst);
+    cloudfront.hook.reads.store(0, Ordering::SeqCst);
+    cloudfront.hook.writes.store(0, Ordering::SeqCst);
+    let passes_before = cloudfront.hook.key_group_reads.load(Ordering::SeqCst);
     let window = Duration::from_secs(60);
     tokio::time::sleep(window).await;
     let hours = window.as_secs_f64() * f64::from(SCALE) / 3600.0;
-    let reads = cloudfront.reads.load(Ordering::SeqCst) as f64 / hours;
-    let writes = cloudfront.writes.load(Ordering::SeqCst) as f64 / hours;
-    let passes = (cloudfront.key_group_reads.load(Ordering::SeqCst) - passes_before) as f64 / hours;
+    let reads = cloudfront.hook.reads.load(Ordering::SeqCst) as f64 / hours;
+    let writes = cloudfront.hook.writes.load(Ordering::SeqCst) as f64 / hours;
+    let passes =
+        (cloudfront.hook.key_group_reads.load(Ordering::SeqCst) - passes_before) as f64 / hours;
     let _ = stop.send(());
     operator.await.unwrap().unwrap();
     (reads, writes, passes)

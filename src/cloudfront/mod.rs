@@ -13,6 +13,7 @@ pub mod accounts;
 pub mod budget;
 mod coalesce;
 mod error;
+pub mod hooked;
 pub mod sdk;
 pub mod trust;
 

@@ -17,10 +17,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::api::{KeyState, SigningKeyGroup};
-use crate::cloudfront::{
-    AccountAccess, BehaviorTrust, CloudFront, CloudFrontAccounts, CloudFrontError, Distribution,
-    ErrorKind, Etag, KeyGroup, KeyGroupConfig, NewPublicKey, PublicKey, Result, Tagged,
-};
+use crate::cloudfront::hooked::{Call, CallHook, Hooked};
+use crate::cloudfront::{AccountAccess, CloudFrontAccounts, CloudFrontError, ErrorKind, Result};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
@@ -319,10 +317,12 @@ impl<A: CloudFrontAccounts> CloudFrontAccounts for MeteredAccounts<A> {
     type Client = Metered<A::Client>;
 
     async fn connect(&self, access: &AccountAccess) -> Result<Self::Client> {
-        Ok(Metered {
+        Ok(Hooked {
             inner: self.inner.connect(access).await?,
-            account: access.account.clone(),
-            metrics: self.metrics.clone(),
+            hook: CallMetrics {
+                account: access.account.clone(),
+                metrics: self.metrics.clone(),
+            },
         })
     }
 
@@ -332,94 +332,30 @@ impl<A: CloudFrontAccounts> CloudFrontAccounts for MeteredAccounts<A> {
 }
 
 /// A CloudFront client whose calls are counted and timed under its account's name.
+pub type Metered<C> = Hooked<C, CallMetrics>;
+
+/// Counts and times each call under its account's name.
 #[derive(Debug, Clone)]
-pub struct Metered<C> {
-    inner: C,
+pub struct CallMetrics {
     account: String,
     metrics: Metrics,
 }
 
-impl<C> Metered<C> {
-    async fn observe<T>(
+impl CallHook for CallMetrics {
+    async fn around<T: Send>(
         &self,
-        operation: &'static str,
-        call: impl Future<Output = Result<T>>,
+        call: Call,
+        run: impl Future<Output = Result<T>> + Send,
     ) -> Result<T> {
         let start = Instant::now();
-        let result = call.await;
-        self.metrics
-            .observe_call(&self.account, operation, outcome(&result), start.elapsed());
+        let result = run.await;
+        self.metrics.observe_call(
+            &self.account,
+            call.operation,
+            outcome(&result),
+            start.elapsed(),
+        );
         result
-    }
-}
-
-impl<C: CloudFront> CloudFront for Metered<C> {
-    async fn create_public_key(&self, key: &NewPublicKey) -> Result<Tagged<PublicKey>> {
-        self.observe("CreatePublicKey", self.inner.create_public_key(key))
-            .await
-    }
-    async fn get_public_key(&self, id: &str) -> Result<Tagged<PublicKey>> {
-        self.observe("GetPublicKey", self.inner.get_public_key(id))
-            .await
-    }
-    async fn list_public_keys(&self) -> Result<Vec<PublicKey>> {
-        self.observe("ListPublicKeys", self.inner.list_public_keys())
-            .await
-    }
-    async fn delete_public_key(&self, id: &str, etag: &Etag) -> Result<()> {
-        self.observe("DeletePublicKey", self.inner.delete_public_key(id, etag))
-            .await
-    }
-    async fn create_key_group(&self, config: &KeyGroupConfig) -> Result<Tagged<KeyGroup>> {
-        self.observe("CreateKeyGroup", self.inner.create_key_group(config))
-            .await
-    }
-    async fn get_key_group(&self, id: &str) -> Result<Tagged<KeyGroup>> {
-        self.observe("GetKeyGroup", self.inner.get_key_group(id))
-            .await
-    }
-    async fn list_key_groups(&self) -> Result<Vec<KeyGroup>> {
-        self.observe("ListKeyGroups", self.inner.list_key_groups())
-            .await
-    }
-    async fn update_key_group(
-        &self,
-        id: &str,
-        config: &KeyGroupConfig,
-        etag: &Etag,
-    ) -> Result<Tagged<KeyGroup>> {
-        self.observe(
-            "UpdateKeyGroup",
-            self.inner.update_key_group(id, config, etag),
-        )
-        .await
-    }
-    async fn delete_key_group(&self, id: &str, etag: &Etag) -> Result<()> {
-        self.observe("DeleteKeyGroup", self.inner.delete_key_group(id, etag))
-            .await
-    }
-    async fn get_distribution(&self, id: &str) -> Result<Tagged<Distribution>> {
-        self.observe("GetDistribution", self.inner.get_distribution(id))
-            .await
-    }
-    async fn list_distributions_by_key_group(&self, key_group_id: &str) -> Result<Vec<String>> {
-        self.observe(
-            "ListDistributionsByKeyGroup",
-            self.inner.list_distributions_by_key_group(key_group_id),
-        )
-        .await
-    }
-    async fn set_trusted_key_groups(
-        &self,
-        id: &str,
-        behaviors: &[BehaviorTrust],
-        etag: &Etag,
-    ) -> Result<Tagged<Distribution>> {
-        self.observe(
-            "UpdateDistribution",
-            self.inner.set_trusted_key_groups(id, behaviors, etag),
-        )
-        .await
     }
 }
 

@@ -14,10 +14,8 @@ use k8s_openapi::api::core::v1::Secret;
 use keyfront::api::{SigningKeyGroup, SigningKeyGroupStatus};
 use keyfront::clock::{Clock, ManualClock};
 use keyfront::cloudfront::budget::{BudgetSettings, BudgetedAccounts, Rate};
-use keyfront::cloudfront::{
-    BehaviorTrust, CloudFront, CloudFrontError, Distribution, ErrorKind, Etag, KeyGroup,
-    KeyGroupConfig, NewPublicKey, PublicKey, Result as CfResult, Tagged,
-};
+use keyfront::cloudfront::hooked::{Call, CallHook, Class, Hooked};
+use keyfront::cloudfront::{BehaviorTrust, CloudFrontError, ErrorKind, Result as CfResult};
 use keyfront::emulator::Emulator;
 use keyfront::emulator::faults::FaultSettings;
 use keyfront::emulator::model::{ModelSettings, Quotas};
@@ -103,12 +101,7 @@ fn dead(operation: &'static str) -> CloudFrontError {
 }
 
 /// The emulator seen through the crash switch, counting calls.
-#[derive(Debug, Clone)]
-pub struct Tap {
-    pub inner: Emulator,
-    pub switch: Arc<CrashSwitch>,
-    pub calls: Arc<CallCounts>,
-}
+pub type Tap = Hooked<Emulator, TapHook>;
 
 /// CloudFront calls made, by kind.
 #[derive(Debug, Default)]
@@ -126,102 +119,37 @@ impl CallCounts {
     }
 }
 
-impl Tap {
-    async fn read<T>(
-        &self,
-        operation: &'static str,
-        call: impl Future<Output = CfResult<T>>,
-    ) -> CfResult<T> {
-        if self.switch.crashed() {
-            return Err(dead(operation));
-        }
-        self.calls.reads.fetch_add(1, Ordering::SeqCst);
-        call.await
-    }
-
-    async fn write<T>(
-        &self,
-        operation: &'static str,
-        call: impl Future<Output = CfResult<T>>,
-    ) -> CfResult<T> {
-        if self.switch.crashed() {
-            return Err(dead(operation));
-        }
-        self.calls.writes.fetch_add(1, Ordering::SeqCst);
-        let result = call.await?;
-        if self.switch.applied() {
-            return Err(dead(operation));
-        }
-        Ok(result)
-    }
+/// Counts each call and passes it through the crash switch: after the crash nothing is
+/// sent; a write at the armed crash point is applied, and then the operator is dead.
+#[derive(Debug, Clone)]
+pub struct TapHook {
+    switch: Arc<CrashSwitch>,
+    calls: Arc<CallCounts>,
 }
 
-impl CloudFront for Tap {
-    async fn create_public_key(&self, key: &NewPublicKey) -> CfResult<Tagged<PublicKey>> {
-        self.write("CreatePublicKey", self.inner.create_public_key(key))
-            .await
-    }
-    async fn get_public_key(&self, id: &str) -> CfResult<Tagged<PublicKey>> {
-        self.read("GetPublicKey", self.inner.get_public_key(id))
-            .await
-    }
-    async fn list_public_keys(&self) -> CfResult<Vec<PublicKey>> {
-        self.read("ListPublicKeys", self.inner.list_public_keys())
-            .await
-    }
-    async fn delete_public_key(&self, id: &str, etag: &Etag) -> CfResult<()> {
-        self.write("DeletePublicKey", self.inner.delete_public_key(id, etag))
-            .await
-    }
-    async fn create_key_group(&self, config: &KeyGroupConfig) -> CfResult<Tagged<KeyGroup>> {
-        self.write("CreateKeyGroup", self.inner.create_key_group(config))
-            .await
-    }
-    async fn get_key_group(&self, id: &str) -> CfResult<Tagged<KeyGroup>> {
-        self.read("GetKeyGroup", self.inner.get_key_group(id)).await
-    }
-    async fn list_key_groups(&self) -> CfResult<Vec<KeyGroup>> {
-        self.read("ListKeyGroups", self.inner.list_key_groups())
-            .await
-    }
-    async fn list_distributions_by_key_group(&self, key_group_id: &str) -> CfResult<Vec<String>> {
-        self.read(
-            "ListDistributionsByKeyGroup",
-            self.inner.list_distributions_by_key_group(key_group_id),
-        )
-        .await
-    }
-    async fn update_key_group(
+impl CallHook for TapHook {
+    async fn around<T: Send>(
         &self,
-        id: &str,
-        config: &KeyGroupConfig,
-        etag: &Etag,
-    ) -> CfResult<Tagged<KeyGroup>> {
-        self.write(
-            "UpdateKeyGroup",
-            self.inner.update_key_group(id, config, etag),
-        )
-        .await
-    }
-    async fn delete_key_group(&self, id: &str, etag: &Etag) -> CfResult<()> {
-        self.write("DeleteKeyGroup", self.inner.delete_key_group(id, etag))
-            .await
-    }
-    async fn get_distribution(&self, id: &str) -> CfResult<Tagged<Distribution>> {
-        self.read("GetDistribution", self.inner.get_distribution(id))
-            .await
-    }
-    async fn set_trusted_key_groups(
-        &self,
-        id: &str,
-        behaviors: &[BehaviorTrust],
-        etag: &Etag,
-    ) -> CfResult<Tagged<Distribution>> {
-        self.write(
-            "UpdateDistribution",
-            self.inner.set_trusted_key_groups(id, behaviors, etag),
-        )
-        .await
+        call: Call,
+        run: impl Future<Output = CfResult<T>> + Send,
+    ) -> CfResult<T> {
+        if self.switch.crashed() {
+            return Err(dead(call.operation));
+        }
+        match call.class {
+            Class::Read => {
+                self.calls.reads.fetch_add(1, Ordering::SeqCst);
+                run.await
+            }
+            Class::Write => {
+                self.calls.writes.fetch_add(1, Ordering::SeqCst);
+                let result = run.await?;
+                if self.switch.applied() {
+                    return Err(dead(call.operation));
+                }
+                Ok(result)
+            }
+        }
     }
 }
 
@@ -425,10 +353,12 @@ impl World {
     }
 
     fn tap(&self) -> Tap {
-        Tap {
+        Hooked {
             inner: self.emulator.clone(),
-            switch: self.switch.clone(),
-            calls: self.calls.clone(),
+            hook: TapHook {
+                switch: self.switch.clone(),
+                calls: self.calls.clone(),
+            },
         }
     }
 

@@ -33,6 +33,7 @@ pub use bucket::{Bucket, Rate};
 use shared_reads::PendingReads;
 
 use super::coalesce::Batches;
+use super::hooked::Class;
 use super::{
     AccountAccess, BehaviorTrust, CloudFront, CloudFrontAccounts, Distribution, ErrorKind, Etag,
     KeyGroup, KeyGroupConfig, NewPublicKey, PublicKey, Result, Tagged, TrustChange,
@@ -71,22 +72,6 @@ impl Default for BudgetSettings {
             coalesce_window: Duration::from_secs(2),
             distribution_resync: Duration::from_secs(600),
             max_attempts: 4,
-        }
-    }
-}
-
-/// Reads or writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
-    Read,
-    Write,
-}
-
-impl Class {
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Read => "read",
-            Self::Write => "write",
         }
     }
 }
