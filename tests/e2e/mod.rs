@@ -177,8 +177,8 @@ pub async fn http_post(addr: SocketAddr, path: &str, json: &str) -> u16 {
     head.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-/// The emulator's request log (`/_emulator/requests`): account, caller and operation of every
-/// CloudFront and STS call, in order.
+/// The emulator's request log (`/_emulator/requests`): account, caller, operation, time and
+/// user agent of every CloudFront and STS call, in order.
 pub async fn emulator_requests(
     cf_addr: SocketAddr,
 ) -> Vec<keyfront::emulator::accounts::RequestRecord> {

@@ -63,4 +63,6 @@ def test_assumed_credentials_act_in_the_roles_account(emulator):
     assert missing.value.response["Error"]["Code"] == "NoSuchPublicKey"
     log = json.load(urllib.request.urlopen(emulator + "/_emulator/requests"))
     created = [r for r in log if r["operation"] == "CreatePublicKey"]
-    assert created == [{"account": "210987654321", "caller": "arn:aws:sts::210987654321:assumed-role/keyfront-media/keyfront-team-a", "operation": "CreatePublicKey"}]
+    assert [{k: r[k] for k in ("account", "caller", "operation")} for r in created] == [{"account": "210987654321", "caller": "arn:aws:sts::210987654321:assumed-role/keyfront-media/keyfront-team-a", "operation": "CreatePublicKey"}]
+    # The log keeps the caller's user agent, as CloudTrail's userAgent: here botocore's own.
+    assert created[0]["user_agent"].startswith("Boto3/"), created[0]
