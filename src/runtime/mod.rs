@@ -376,6 +376,12 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
                         let key = object_key(&object);
                         let start = std::time::Instant::now();
                         let result = reconcile::reconcile(object, operator.ctx.clone()).await;
+                        tracing::debug!(
+                            object = %key,
+                            took_ms = start.elapsed().as_millis() as u64,
+                            outcome = ?result.as_ref().ok(),
+                            "reconciled"
+                        );
                         operator.metrics.observe_reconcile(
                             result
                                 .as_ref()
