@@ -145,7 +145,7 @@ pub async fn reconcile_account<A: CloudFrontAccounts>(
         found.as_ref().map_err(|e| (e.category(), e.detail())),
         ctx.clock.now(),
     );
-    if account.status.as_ref() != Some(&status) {
+    if super::status::changes_stored(account.status.as_ref(), &status) {
         Api::<CloudFrontAccount>::all(ctx.client.clone())
             .patch_status(
                 &account.name_any(),

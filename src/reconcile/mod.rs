@@ -469,7 +469,7 @@ async fn finish<A>(
                 .await;
         }
     }
-    if object.status.as_ref() == Some(&new_status) {
+    if !status::changes_stored(object.status.as_ref(), &new_status) {
         return;
     }
     let objects: Api<SigningKeyGroup> = Api::namespaced(ctx.client.clone(), &subject.namespace);

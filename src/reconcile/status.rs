@@ -25,6 +25,21 @@ pub struct StatusInputs<'a> {
     pub now: Timestamp,
 }
 
+/// Whether writing `new` changes what the API server holds as `current`. Compared as the
+/// JSON the server stores, not as values: a `Time` keeps whole seconds only, so a status made
+/// with a sub-second clock never equals the one read back, and comparing values would rewrite
+/// it on every pass (and on a server that records no-op writes, wake the object again).
+pub fn changes_stored<T: serde::Serialize>(current: Option<&T>, new: &T) -> bool {
+    let Some(current) = current else {
+        return true;
+    };
+    match (serde_json::to_value(current), serde_json::to_value(new)) {
+        (Ok(current), Ok(new)) => current != new,
+        // Cannot tell: write, as before.
+        _ => true,
+    }
+}
+
 fn condition(
     inputs: &StatusInputs<'_>,
     type_: &str,

@@ -594,6 +594,44 @@ async fn deleting_the_namespace_cleans_up_without_creating_anything_there() {
     world.check_logs_and_errors();
 }
 
+/// The operator's clock has sub-second precision, which a status `Time` does not keep: the
+/// status read back is compared as the API server stores it, so a settled object writes no
+/// status. (Compared as values, every pass rewrote it; on the API double each rewrite woke the
+/// object again, a loop paced only by the CloudFront read budget.)
+#[tokio::test]
+async fn a_settled_object_writes_no_status_though_the_clock_has_sub_seconds() {
+    let mut world = World::new();
+    world.clock.advance(std::time::Duration::from_millis(250));
+    world.distribution("E1", &[]);
+    world
+        .apply(manifest(
+            "media",
+            hourly(),
+            json!([{"id": "E1", "defaultCacheBehavior": true}]),
+        ))
+        .await;
+    world.until_ready("media").await;
+    world.settle("media").await;
+    let status_writes = |world: &World| {
+        world
+            .api
+            .audit()
+            .iter()
+            .filter(|r| r.resource == "signingkeygroups/status" && r.verb == "patch")
+            .count()
+    };
+    let before = status_writes(&world);
+    for _ in 0..3 {
+        world.clock.advance(std::time::Duration::from_millis(1_300));
+        world.reconcile("media").await.unwrap().unwrap();
+    }
+    assert_eq!(
+        status_writes(&world) - before,
+        0,
+        "an unchanged status was written again"
+    );
+}
+
 #[tokio::test]
 async fn metadata_others_add_to_the_secret_stays_and_causes_no_writes() {
     let mut world = World::new();
