@@ -143,6 +143,17 @@ impl Operator {
                 KEYRING_NAMESPACE,
                 "--concurrency",
                 "8",
+                // The soak compresses a 30-day rotation into 15 s (20 objects, ~4 CloudFront
+                // writes a rotation), so the call budget is scaled with it; the budget's own
+                // pacing under throttling is tests/budget_e2e.rs's subject.
+                "--cloudfront-read-rate",
+                "200",
+                "--cloudfront-read-burst",
+                "200",
+                "--cloudfront-write-rate",
+                "50",
+                "--cloudfront-write-burst",
+                "50",
             ],
             &dir.join(format!("operator-{n}.log")),
         )
