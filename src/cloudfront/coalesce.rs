@@ -85,15 +85,13 @@ mod tests {
 
     use super::*;
     use crate::clock::SystemClock;
-    use crate::cloudfront::budget::{BudgetSettings, BudgetedAccounts};
-    use crate::cloudfront::{
-        AccountAccess, BehaviorSelector, CloudFrontAccounts, ErrorKind, KeyGroupConfig,
-    };
+    use crate::cloudfront::budget::{self, BudgetSettings};
+    use crate::cloudfront::{BehaviorSelector, ErrorKind, KeyGroupConfig};
     use crate::cloudfront::{NewPublicKey, TrustChange};
     use crate::emulator::Emulator;
     use crate::emulator::faults::FaultSettings;
     use crate::emulator::model::ModelSettings;
-    use crate::runtime::metrics::{MeteredAccounts, Metrics};
+    use crate::runtime::metrics::Metrics;
 
     const PUBLIC_KEY: &str = include_str!("../../tests/fixtures/keys/ec-1.pub.pem");
 
@@ -132,25 +130,11 @@ mod tests {
             groups.push(group.value.id);
         }
         let distribution = emulator.create_test_distribution(&["/a/*"]).unwrap();
-        let metrics = Metrics::default();
-        let accounts = BudgetedAccounts::new(
-            MeteredAccounts {
-                inner: emulator,
-                metrics: metrics.clone(),
-            },
-            BudgetSettings {
-                coalesce_window: window,
-                ..BudgetSettings::default()
-            },
-        );
-        let client = accounts
-            .connect(&AccountAccess {
-                account: "default".into(),
-                assume_role: None,
-                namespace: "team".into(),
-            })
-            .await
-            .unwrap();
+        let settings = BudgetSettings {
+            coalesce_window: window,
+            ..BudgetSettings::default()
+        };
+        let (_, client, metrics) = budget::test_client(emulator, settings).await;
         Setup {
             client,
             metrics,

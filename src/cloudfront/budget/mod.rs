@@ -321,6 +321,35 @@ impl<C: CloudFront> CloudFront for Budgeted<C> {
     }
 }
 
+/// For unit tests: `emulator` behind metrics and the budget, stacked as `keyfront run` stacks
+/// them, with a client of the account "media" and the metrics that count its calls.
+#[cfg(test)]
+pub(super) async fn test_client(
+    emulator: crate::emulator::Emulator,
+    settings: BudgetSettings,
+) -> (
+    BudgetedAccounts<crate::runtime::metrics::MeteredAccounts<crate::emulator::Emulator>>,
+    Budgeted<crate::runtime::metrics::Metered<crate::emulator::Emulator>>,
+    crate::runtime::metrics::Metrics,
+) {
+    use crate::runtime::metrics::{MeteredAccounts, Metrics};
+    let metrics = Metrics::default();
+    let accounts = BudgetedAccounts::new(
+        MeteredAccounts {
+            inner: emulator,
+            metrics: metrics.clone(),
+        },
+        settings,
+    );
+    let access = AccountAccess {
+        account: "media".into(),
+        assume_role: None,
+        namespace: "team".into(),
+    };
+    let client = accounts.connect(&access).await.unwrap();
+    (accounts, client, metrics)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,9 +358,8 @@ mod tests {
     /// the last attempt fails as throttled, and the account's write rate has halved.
     #[tokio::test(start_paused = true)]
     async fn throttled_attempts_are_retried_within_the_budget_and_slow_the_account() {
-        use crate::cloudfront::{AccountAccess, CloudFrontAccounts as _, KeyGroupConfig};
+        use crate::cloudfront::KeyGroupConfig;
         use crate::emulator::{Emulator, faults::FaultSettings, model::ModelSettings};
-        use crate::runtime::metrics::{MeteredAccounts, Metrics};
 
         let emulator = Emulator::new(
             ModelSettings::default(),
@@ -341,20 +369,7 @@ mod tests {
             },
             std::sync::Arc::new(crate::clock::SystemClock),
         );
-        let metrics = Metrics::default();
-        let accounts = BudgetedAccounts::new(
-            MeteredAccounts {
-                inner: emulator,
-                metrics: metrics.clone(),
-            },
-            BudgetSettings::default(),
-        );
-        let access = AccountAccess {
-            account: "media".into(),
-            assume_role: None,
-            namespace: "team".into(),
-        };
-        let client = accounts.connect(&access).await.unwrap();
+        let (accounts, client, metrics) = test_client(emulator, BudgetSettings::default()).await;
         let start = Instant::now();
         let error = client
             .create_key_group(&KeyGroupConfig::default())

@@ -109,15 +109,13 @@ mod tests {
 
     use tokio::time::Instant;
 
-    use super::super::{BudgetSettings, BudgetedAccounts, Rate};
+    use super::super::{BudgetSettings, Rate};
     use crate::cloudfront::CloudFront as _;
 
     /// Objects polling one deploying distribution share a read while it waits for its token.
     #[tokio::test(start_paused = true)]
     async fn reads_of_one_distribution_waiting_for_a_token_are_shared() {
-        use crate::cloudfront::{AccountAccess, CloudFrontAccounts as _};
         use crate::emulator::{Emulator, faults::FaultSettings, model::ModelSettings};
-        use crate::runtime::metrics::{MeteredAccounts, Metrics};
 
         let emulator = Emulator::new(
             ModelSettings::default(),
@@ -125,26 +123,14 @@ mod tests {
             std::sync::Arc::new(crate::clock::SystemClock),
         );
         let id = emulator.create_test_distribution(&[]).unwrap();
-        let metrics = Metrics::default();
-        let accounts = BudgetedAccounts::new(
-            MeteredAccounts {
-                inner: emulator,
-                metrics: metrics.clone(),
+        let settings = BudgetSettings {
+            reads: Rate {
+                per_second: 1.0,
+                burst: 1,
             },
-            BudgetSettings {
-                reads: Rate {
-                    per_second: 1.0,
-                    burst: 1,
-                },
-                ..BudgetSettings::default()
-            },
-        );
-        let access = AccountAccess {
-            account: "media".into(),
-            assume_role: None,
-            namespace: "team".into(),
+            ..BudgetSettings::default()
         };
-        let client = accounts.connect(&access).await.unwrap();
+        let (_, client, metrics) = super::super::test_client(emulator, settings).await;
         client.get_distribution(&id).await.unwrap(); // spends the burst
         let start = Instant::now();
         let reads = futures::future::join_all((0..10).map(|_| client.get_distribution(&id))).await;
