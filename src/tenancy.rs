@@ -21,6 +21,9 @@ use crate::cloudfront::BehaviorSelector;
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NamespaceFacts {
     pub name: String,
+    /// The Namespace's UID: a namespace deleted and created again under the same name is
+    /// another namespace, possibly another tenant's.
+    pub uid: String,
     pub labels: BTreeMap<String, String>,
     /// Being deleted: nothing new can be created in it, and everything in it is going.
     pub terminating: bool,
@@ -43,31 +46,38 @@ pub enum Admission {
 }
 
 /// What an admitted namespace may attach to in one account.
+///
+/// An entry that names a distribution ID decides for that ID: a `*` entry applies only to IDs
+/// that no entry names. Several entries may name one ID, each granting some behaviors to some
+/// namespaces (one distribution split by path among teams); a namespace gets the union of the
+/// entries that admit it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grants {
     pub account: String,
-    /// The account's distribution entries that also admit this namespace.
+    /// Every distribution entry of the account, with whether it admits this namespace.
+    entries: Vec<(DistributionGrant, bool)>,
+}
+
+/// One distribution as granted to a namespace: the entries for its ID that admit it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DistributionAccess {
     entries: Vec<DistributionGrant>,
 }
 
-/// One distribution as granted to a namespace.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DistributionAccess {
-    pub default_cache_behavior: bool,
-    pub path_patterns: Vec<String>,
-    pub allow_public_on_detach: bool,
+fn covers(entry: &DistributionGrant, behavior: &BehaviorSelector) -> bool {
+    match behavior {
+        BehaviorSelector::Default => entry.default_cache_behavior,
+        BehaviorSelector::PathPattern(pattern) => entry
+            .path_patterns
+            .iter()
+            .any(|granted| granted == "*" || granted == pattern),
+    }
 }
 
 impl DistributionAccess {
     /// Whether the namespace may make this behavior trust its key group.
     pub fn behavior_allowed(&self, behavior: &BehaviorSelector) -> bool {
-        match behavior {
-            BehaviorSelector::Default => self.default_cache_behavior,
-            BehaviorSelector::PathPattern(pattern) => self
-                .path_patterns
-                .iter()
-                .any(|granted| granted == "*" || granted == pattern),
-        }
+        self.entries.iter().any(|e| covers(e, behavior))
     }
 }
 
@@ -80,18 +90,52 @@ impl Grants {
         }
     }
 
-    /// The grant for a distribution ID: its own entry, else a `*` entry, else none.
+    /// What a namespace the account no longer admits keeps: no grant, but the admin's word on
+    /// which behaviors may become public when keyfront detaches from them.
+    pub fn withdrawn(name: &str, account: &CloudFrontAccountSpec) -> Self {
+        Self {
+            account: name.to_owned(),
+            entries: account
+                .distributions
+                .iter()
+                .map(|d| (d.clone(), false))
+                .collect(),
+        }
+    }
+
+    /// The entries that decide for a distribution ID: those naming it, else the `*` ones.
+    fn deciding(&self, id: &str) -> impl Iterator<Item = &(DistributionGrant, bool)> {
+        let named = self.entries.iter().any(|(e, _)| e.id == id);
+        let key = if named { id } else { "*" };
+        self.entries.iter().filter(move |(e, _)| e.id == key)
+    }
+
+    /// The grant for a distribution ID, if any entry deciding for it admits the namespace.
     pub fn distribution(&self, id: &str) -> Option<DistributionAccess> {
-        let entry = self
-            .entries
-            .iter()
-            .find(|e| e.id == id)
-            .or_else(|| self.entries.iter().find(|e| e.id == "*"))?;
-        Some(DistributionAccess {
-            default_cache_behavior: entry.default_cache_behavior,
-            path_patterns: entry.path_patterns.clone(),
-            allow_public_on_detach: entry.allow_public_on_detach,
-        })
+        let entries: Vec<DistributionGrant> = self
+            .deciding(id)
+            .filter(|(_, admitted)| *admitted)
+            .map(|(e, _)| e.clone())
+            .collect();
+        (!entries.is_empty()).then_some(DistributionAccess { entries })
+    }
+
+    /// Whether the cluster admin lets this behavior become public when keyfront detaches
+    /// from it: the `allowPublicOnDetach` of the entries deciding for the ID that cover the
+    /// behavior — those admitting the namespace if any do, else any of them, so a grant taken
+    /// away (the entry narrowed to other namespaces) is still detached as the admin allows.
+    pub fn public_on_detach(&self, id: &str, behavior: &BehaviorSelector) -> bool {
+        let covering: Vec<&(DistributionGrant, bool)> = self
+            .deciding(id)
+            .filter(|(e, _)| covers(e, behavior))
+            .collect();
+        let own: Vec<&&(DistributionGrant, bool)> =
+            covering.iter().filter(|(_, admitted)| *admitted).collect();
+        if own.is_empty() {
+            covering.iter().any(|(e, _)| e.allow_public_on_detach)
+        } else {
+            own.iter().any(|(e, _)| e.allow_public_on_detach)
+        }
     }
 }
 
@@ -117,12 +161,13 @@ pub fn admit(
     let entries = account
         .distributions
         .iter()
-        .filter(|d| {
-            d.allowed_namespaces
+        .map(|d| {
+            let admitted = d
+                .allowed_namespaces
                 .as_ref()
-                .is_none_or(|narrower| admits(narrower, namespace).is_ok())
+                .is_none_or(|narrower| admits(narrower, namespace).is_ok());
+            (d.clone(), admitted)
         })
-        .cloned()
         .collect();
     Admission::Admitted(Grants {
         account: name.to_owned(),
@@ -181,6 +226,7 @@ mod tests {
     fn ns(name: &str, labels: &[(&str, &str)]) -> NamespaceFacts {
         NamespaceFacts {
             name: name.into(),
+            uid: format!("uid-{name}"),
             labels: labels
                 .iter()
                 .map(|(k, v)| ((*k).into(), (*v).into()))
@@ -287,6 +333,78 @@ mod tests {
             admit("acct", Some(&widening), &ns("team-c", &[])),
             Admission::NamespaceNotAllowed { .. }
         ));
+    }
+
+    fn split(id: &str, team: &str, pattern: &str, public: bool) -> DistributionGrant {
+        DistributionGrant {
+            id: id.into(),
+            allowed_namespaces: Some(names(&[team])),
+            default_cache_behavior: false,
+            path_patterns: vec![pattern.into()],
+            allow_public_on_detach: public,
+        }
+    }
+
+    fn granted(spec: &CloudFrontAccountSpec, namespace: &str) -> Grants {
+        match admit("acct", Some(spec), &ns(namespace, &[])) {
+            Admission::Admitted(g) => g,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_entry_naming_an_id_decides_for_it_and_star_covers_only_unnamed_ids() {
+        let mut star = dist("*", None);
+        star.path_patterns = vec!["*".into()];
+        let spec = account(
+            names(&["team-a", "team-b"]),
+            vec![dist("D1", Some(names(&["team-a"]))), star],
+        );
+        let b = granted(&spec, "team-b");
+        assert!(
+            b.distribution("D1").is_none(),
+            "* must not widen D1's entry"
+        );
+        assert!(b.distribution("D2").is_some());
+        assert!(granted(&spec, "team-a").distribution("D1").is_some());
+    }
+
+    #[test]
+    fn one_distribution_splits_by_behavior_among_namespaces() {
+        let spec = account(
+            names(&["team-a", "team-b"]),
+            vec![
+                split("D1", "team-a", "/a/*", false),
+                split("D1", "team-b", "/b/*", false),
+                dist("*", None),
+            ],
+        );
+        let a = granted(&spec, "team-a").distribution("D1").unwrap();
+        let b = granted(&spec, "team-b").distribution("D1").unwrap();
+        let path = |p: &str| BehaviorSelector::PathPattern(p.into());
+        assert!(a.behavior_allowed(&path("/a/*")) && !a.behavior_allowed(&path("/b/*")));
+        assert!(b.behavior_allowed(&path("/b/*")) && !b.behavior_allowed(&path("/a/*")));
+        assert!(!a.behavior_allowed(&BehaviorSelector::Default));
+    }
+
+    #[test]
+    fn a_withdrawn_grant_keeps_the_admins_word_on_public_detach_per_behavior() {
+        let spec = account(
+            names(&["team-a", "team-b"]),
+            vec![
+                split("D1", "nobody", "/a/*", true),
+                split("D1", "team-b", "/b/*", false),
+            ],
+        );
+        let a = granted(&spec, "team-a");
+        let path = |p: &str| BehaviorSelector::PathPattern(p.into());
+        assert!(a.distribution("D1").is_none());
+        assert!(a.public_on_detach("D1", &path("/a/*")));
+        assert!(!a.public_on_detach("D1", &path("/b/*")));
+        assert!(!a.public_on_detach("D2", &path("/a/*")));
+        let gone = Grants::withdrawn("acct", &spec);
+        assert!(gone.distribution("D1").is_none());
+        assert!(gone.public_on_detach("D1", &path("/a/*")));
     }
 
     #[test]

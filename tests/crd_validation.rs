@@ -303,6 +303,51 @@ async fn key_group_name_algorithm_and_secret_name_are_immutable() {
     assert_eq!(updated.metadata.generation, Some(2));
 }
 
+#[tokio::test]
+async fn pinning_a_defaulted_name_to_the_value_in_effect_is_not_a_change() {
+    let double = double_with_crd();
+    let api: Api<SigningKeyGroup> = Api::namespaced(double.client(), "default");
+    let initial: SigningKeyGroup = serde_json::from_value(object(json!({}))).expect("typed");
+    api.create(&PostParams::default(), &initial)
+        .await
+        .expect("create");
+    // keyfront records the names in effect.
+    let status =
+        json!({"status": {"keyGroupName": "default_media", "secretName": "media-cloudfront-key"}});
+    api.patch_status("media", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("status");
+    for (patch, field) in [
+        (
+            json!({"spec": {"keyGroup": {"name": "default-media"}}}),
+            "spec.keyGroup",
+        ),
+        (
+            json!({"spec": {"secret": {"name": "other"}}}),
+            "spec.secret",
+        ),
+    ] {
+        let err = api
+            .patch("media", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect_err(&format!("{patch} must be refused"));
+        let message = err.to_string();
+        assert!(
+            message.contains(field) && message.contains("status."),
+            "{message}"
+        );
+    }
+    let pinned = json!({"spec": {"keyGroup": {"name": "default_media"}, "secret": {"name": "media-cloudfront-key"}}});
+    let updated = api
+        .patch("media", &PatchParams::default(), &Patch::Merge(&pinned))
+        .await
+        .expect("pinning the names in effect is accepted");
+    assert_eq!(
+        updated.spec.key_group.name.as_deref(),
+        Some("default_media")
+    );
+}
+
 #[test]
 fn the_account_crd_is_cluster_scoped_with_short_name_cfa() {
     let crd = serde_json::to_value(CloudFrontAccount::crd()).expect("json");
@@ -360,10 +405,6 @@ fn invalid_accounts_are_rejected_naming_the_field() {
         (
             json!({"distributions": [{"id": "e1"}]}),
             "spec.distributions[0].id",
-        ),
-        (
-            json!({"distributions": [{"id": "E1"}, {"id": "E1"}]}),
-            "spec.distributions",
         ),
         (
             json!({"quotas": {"publicKeys": 0}}),

@@ -65,6 +65,11 @@ async fn keyfront_dev_runs_the_whole_system_and_stops_on_ctrl_c() {
     let kubeconfig_line = line_with(&lines, "kubeconfig", Duration::from_secs(30), &mut seen);
     let kubeconfig = std::path::PathBuf::from(kubeconfig_line.split_whitespace().last().unwrap());
     assert!(kubeconfig.exists(), "{kubeconfig_line}");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&kubeconfig).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the kubeconfig holds a credential");
+    }
     let kc = kubeconfig.clone();
     tokio::task::spawn_blocking(move || {
         kubectl(&kc, &["get", "skg", "-A"]);

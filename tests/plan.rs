@@ -14,7 +14,7 @@ use keyfront::cloudfront::{
     KeyGroup, KeyGroupConfig, PublicKey, Tagged,
 };
 use keyfront::keys::PrivateKeyPem;
-use keyfront::reconcile::keyring::{KeyRecord, Keyring};
+use keyfront::reconcile::keyring::{KeyRecord, Keyring, MadeFor};
 use keyfront::reconcile::observed::{
     AppSecret, DistributionState, KeyGroupState, Observed, OwnedAppSecret, StoredKeyring, Subject,
 };
@@ -24,6 +24,15 @@ use keyfront::tenancy::NamespaceFacts;
 use serde_json::json;
 
 const UID: &str = "0b0b0b0b-1111-2222-3333-444444444444";
+const NAMESPACE_UID: &str = "9a9a9a9a-1111-2222-3333-444444444444";
+
+/// The namespace and object every test keyring was made for.
+fn made_for() -> MadeFor {
+    MadeFor {
+        namespace_uid: NAMESPACE_UID.into(),
+        object_uid: UID.into(),
+    }
+}
 
 /// The owner token of `default/media` in cluster `c`.
 fn owner() -> String {
@@ -115,6 +124,7 @@ impl Case {
                 account: Some(open_account()),
                 namespace: NamespaceFacts {
                     name: "default".into(),
+                    uid: NAMESPACE_UID.into(),
                     labels: BTreeMap::new(),
                     terminating: false,
                 },
@@ -137,9 +147,12 @@ impl Case {
                 next_serial,
                 key_group_id: None,
                 keys,
+                made_for: Some(made_for()),
+                key_group_name: Some("default_media".into()),
                 ..Keyring::default()
             },
             resource_version: Some("1".into()),
+            resume_in_namespace: None,
         });
         self
     }
@@ -163,7 +176,7 @@ impl Case {
             value: KeyGroup {
                 id: KG.into(),
                 config: KeyGroupConfig {
-                    name: "default-media".into(),
+                    name: "default_media".into(),
                     comment: Some(names::owned_comment(&owner(), None)),
                     items: items.iter().map(|s| s.to_string()).collect(),
                 },
@@ -179,7 +192,7 @@ impl Case {
 
     /// The app Secret exactly as keyfront writes it for key `serial`.
     fn signing_with(mut self, serial: u32) -> Self {
-        let settings = plan::settings(&self.spec, &self.subject).unwrap();
+        let settings = plan::settings(&self.spec, &self.subject, None).unwrap();
         let record = self.keyring().record(serial).unwrap().clone();
         self.observed.app_secret = AppSecret::Owned(OwnedAppSecret {
             resource_version: Some("1".into()),
@@ -232,6 +245,15 @@ impl Case {
 
     fn plan(&self) -> Plan {
         plan::plan(&self.subject, &self.spec, &self.observed, self.now, POLL)
+    }
+
+    fn clone_case(&self) -> Self {
+        Self {
+            subject: self.subject.clone(),
+            spec: self.spec.clone(),
+            observed: self.observed.clone(),
+            now: self.now,
+        }
     }
 }
 
@@ -691,9 +713,12 @@ fn distributions_are_attached_only_once_a_key_is_active_and_in_the_secret() {
                     next_serial: 2,
                     key_group_id: Some(KG.into()),
                     keys: vec![key(1, KeyState::Active, Some("K1"))],
+                    made_for: Some(made_for()),
+                    key_group_name: Some("default_media".into()),
                     ..Keyring::default()
                 },
                 resource_version: Some("1".into()),
+                resume_in_namespace: None,
             }),
             ..case.observed
         },
@@ -886,9 +911,10 @@ fn grant_a_missing_account_stops_everything_and_reaches_no_cloudfront() {
     assert!(kinds(&plan).is_empty(), "{:?}", kinds(&plan));
     assert!(finding_message(&plan, reasons::ACCOUNT_NOT_FOUND).contains("\"default\""));
     let admission = plan::admission(&case.spec, &case.observed);
-    assert!(!plan::reaches_cloudfront(&admission, false));
+    assert!(!plan::reaches_cloudfront(&admission, &case.observed));
+    let case = case.keys(vec![key(1, KeyState::Active, Some("K1"))]);
     assert!(
-        !plan::reaches_cloudfront(&admission, true),
+        !plan::reaches_cloudfront(&admission, &case.observed),
         "no credentials to act with"
     );
 }
@@ -910,7 +936,7 @@ fn grant_a_namespace_the_account_does_not_admit_generates_no_key() {
         "{message}"
     );
     let admission = plan::admission(&case.spec, &case.observed);
-    assert!(!plan::reaches_cloudfront(&admission, false));
+    assert!(!plan::reaches_cloudfront(&admission, &case.observed));
 }
 
 #[test]
@@ -1090,6 +1116,7 @@ fn a_lost_keyring_keeps_unrecorded_keys_in_the_group_for_their_grace() {
     later.observed.keyring = Some(StoredKeyring {
         keyring: plan.keyring.clone(),
         resource_version: Some("2".into()),
+        resume_in_namespace: None,
     });
     assert!(
         kinds(&later.plan()).is_empty(),
@@ -1126,5 +1153,377 @@ fn a_lost_keyring_and_secret_stage_a_new_key_beside_the_found_ones() {
         plan.desired_items,
         ["K1"],
         "pods signing with K1 keep working"
+    );
+}
+
+// ---- isolation: what a tenant who owns one namespace must never reach ----
+
+/// A Ready object signing with K1 in the group, attached to E1: then its namespace is deleted
+/// and created again (another UID), and an object of the same name appears there.
+fn recreated_namespace() -> Case {
+    let mut case = Case::new()
+        .keys(vec![key(1, KeyState::Active, Some("K1"))])
+        .group(&["K1"])
+        .distribution("E1", &[KG], &["K1"], true);
+    case.attached("E1", false);
+    case.spec = spec(json!([{"id": "E1", "defaultCacheBehavior": true}]));
+    case.observed.namespace.uid = "a-new-namespace-uid".into();
+    case.subject.uid = "a-new-object-uid".into();
+    case.subject.has_finalizer = false;
+    case
+}
+
+#[test]
+fn isolation_a_keyring_made_for_a_deleted_namespace_is_neither_used_nor_written_there() {
+    let case = recreated_namespace();
+    let plan = case.plan();
+    assert!(kinds(&plan).is_empty(), "{:?}", kinds(&plan));
+    let message = finding_message(&plan, reasons::KEYRING_OF_ANOTHER_NAMESPACE);
+    assert!(
+        message.contains("keyfront.dev/resume-in-namespace=a-new-namespace-uid"),
+        "{message}"
+    );
+    assert!(
+        plan.keyring.keys.is_empty(),
+        "status shows none of its keys"
+    );
+    let admission = plan::admission(&case.spec, &case.observed);
+    assert!(!plan::reaches_cloudfront(&admission, &case.observed));
+
+    // Even when the new namespace is not admitted at all (the attack that was found).
+    let mut refused = recreated_namespace();
+    refused.observed.account = Some(
+        serde_json::from_value(json!({"allowedNamespaces": {"from": "Names", "names": ["x"]}}))
+            .unwrap(),
+    );
+    let admission = plan::admission(&refused.spec, &refused.observed);
+    assert!(!plan::reaches_cloudfront(&admission, &refused.observed));
+    assert!(kinds(&refused.plan()).is_empty());
+
+    // Deleting the new object winds nothing of the old tenant's down.
+    let mut deleting = recreated_namespace();
+    deleting.subject.deleting = true;
+    deleting.subject.has_finalizer = true;
+    assert_eq!(kinds(&deleting.plan()), ["RemoveFinalizer"]);
+}
+
+#[test]
+fn isolation_an_object_recreated_in_its_own_namespace_resumes_its_keyring() {
+    let mut case = recreated_namespace();
+    case.observed.namespace.uid = NAMESPACE_UID.into();
+    let plan = case.plan();
+    assert!(
+        kinds(&plan).contains(&"WriteAppSecret(1)".to_owned()),
+        "{:?}",
+        kinds(&plan)
+    );
+    assert_eq!(
+        plan.keyring.made_for.as_ref().unwrap().object_uid,
+        "a-new-object-uid",
+        "the new object UID is recorded"
+    );
+}
+
+#[test]
+fn isolation_a_cluster_admin_lets_a_new_namespace_resume_a_keyring_by_annotation() {
+    let mut case = recreated_namespace();
+    case.observed.keyring.as_mut().unwrap().resume_in_namespace = Some("someone-else".into());
+    assert!(has_finding(
+        &case.plan(),
+        reasons::KEYRING_OF_ANOTHER_NAMESPACE
+    ));
+    case.observed.keyring.as_mut().unwrap().resume_in_namespace =
+        Some("a-new-namespace-uid".into());
+    let plan = case.plan();
+    assert!(!has_finding(&plan, reasons::KEYRING_OF_ANOTHER_NAMESPACE));
+    assert!(
+        kinds(&plan).contains(&"WriteAppSecret(1)".to_owned()),
+        "{:?}",
+        kinds(&plan)
+    );
+    assert_eq!(
+        plan.keyring.made_for.as_ref().unwrap().namespace_uid,
+        "a-new-namespace-uid"
+    );
+}
+
+#[test]
+fn isolation_a_keyring_from_before_uids_is_claimed_only_where_its_key_already_is() {
+    let mut legacy = Case::new()
+        .keys(vec![key(1, KeyState::Active, Some("K1"))])
+        .group(&["K1"]);
+    legacy.keyring().made_for = None;
+    // No app Secret holding its key: a re-created namespace cannot prove anything.
+    assert!(has_finding(
+        &legacy.plan(),
+        reasons::KEYRING_OF_ANOTHER_NAMESPACE
+    ));
+    // A forged Secret (right owner marker, another key) proves nothing either.
+    let mut forged = legacy.clone_case().signing_with(1);
+    if let AppSecret::Owned(s) = &mut forged.observed.app_secret {
+        s.private_key = Some(PrivateKeyPem::new(fixture("ec-2.pem")));
+    }
+    assert!(has_finding(
+        &forged.plan(),
+        reasons::KEYRING_OF_ANOTHER_NAMESPACE
+    ));
+    // The live install being upgraded: its Secret holds the active key; the UIDs are recorded.
+    let live = legacy.signing_with(1);
+    let plan = live.plan();
+    assert!(!has_finding(&plan, reasons::KEYRING_OF_ANOTHER_NAMESPACE));
+    assert_eq!(kinds(&plan), ["SaveKeyring"]);
+    assert_eq!(plan.keyring.made_for, Some(made_for()));
+}
+
+#[test]
+fn isolation_no_key_material_goes_into_a_namespace_the_account_does_not_admit() {
+    let mut case = Case::new()
+        .keys(vec![key(1, KeyState::Active, Some("K1"))])
+        .group(&["K1"]);
+    case.observed.account = Some(
+        serde_json::from_value(
+            json!({"allowedNamespaces": {"from": "Names", "names": ["team-a"]}}),
+        )
+        .unwrap(),
+    );
+    let plan = case.plan();
+    assert!(
+        !kinds(&plan).iter().any(|k| k.starts_with("WriteAppSecret")),
+        "{:?}",
+        kinds(&plan)
+    );
+    assert!(has_finding(&plan, reasons::NAMESPACE_NOT_ALLOWED));
+}
+
+#[test]
+fn isolation_a_star_entry_never_widens_an_entry_that_names_the_distribution() {
+    let case = attached_under(json!([
+        {"id": "E1", "defaultCacheBehavior": true, "allowedNamespaces": {"from": "Names", "names": ["team-a"]}},
+        {"id": "*", "defaultCacheBehavior": true, "pathPatterns": ["*"]}
+    ]));
+    let mut fresh = case.clone_case();
+    fresh.keyring().attachments.clear();
+    fresh = fresh.distribution("E1", &[], &[], true);
+    let plan = fresh.plan();
+    assert!(has_finding(&plan, reasons::DISTRIBUTION_NOT_ALLOWED));
+    assert!(
+        !kinds(&plan).iter().any(|k| k.starts_with("SetTrust")),
+        "{:?}",
+        kinds(&plan)
+    );
+}
+
+#[test]
+fn isolation_one_distribution_is_split_by_behavior_between_namespaces() {
+    let grant = json!([
+        {"id": "E1", "pathPatterns": ["/a/*"], "allowedNamespaces": {"from": "Names", "names": ["team-a"]}},
+        {"id": "E1", "pathPatterns": ["/b/*"], "allowedNamespaces": {"from": "Names", "names": ["default"]}},
+        {"id": "*", "defaultCacheBehavior": true, "pathPatterns": ["*"]}
+    ]);
+    let mut case = attached_under(grant);
+    case.keyring().attachments.clear();
+    case = case.distribution("E1", &[], &[], true);
+    case.spec = spec(json!([{"id": "E1", "pathPatterns": ["/a/*", "/b/*"]}]));
+    let plan = case.plan();
+    let message = finding_message(&plan, reasons::BEHAVIOR_NOT_ALLOWED);
+    assert!(
+        message.contains("/a/*") && !message.contains("/b/*"),
+        "{message}"
+    );
+}
+
+#[test]
+fn isolation_a_withdrawn_grant_is_detached_when_the_admin_allows_it_public() {
+    // The entry is narrowed to no namespace; it and the object both allow public detach.
+    let case = attached_under(json!([{
+        "id": "E1", "defaultCacheBehavior": true, "allowPublicOnDetach": true,
+        "allowedNamespaces": {"from": "Names", "names": []}
+    }]));
+    let plan = case.plan();
+    assert!(
+        kinds(&plan).contains(&"SetTrust(E1:[[]])".to_owned()),
+        "{:?}",
+        kinds(&plan)
+    );
+    let message = finding_message(&plan, reasons::DISTRIBUTION_NOT_ALLOWED);
+    assert!(message.contains("detaches"), "{message}");
+}
+
+#[test]
+fn isolation_a_withdrawn_grant_whose_detach_is_blocked_freezes_the_group_but_not_revocation() {
+    let mut case = attached_under(json!([{
+        "id": "E1", "defaultCacheBehavior": true,
+        "allowedNamespaces": {"from": "Names", "names": []}
+    }]));
+    case.now = at(24 * 60); // the scheduled rotation is long due
+    let plan = case.plan();
+    assert!(has_finding(&plan, reasons::DETACH_WOULD_MAKE_PUBLIC));
+    assert!(has_finding(&plan, reasons::ROTATION_FROZEN));
+    assert!(
+        !kinds(&plan)
+            .iter()
+            .any(|k| k == "StageKey" || k.starts_with("CreatePublicKey")),
+        "{:?}",
+        kinds(&plan)
+    );
+    // A staged key is not published either.
+    let mut staged = case.clone_case();
+    staged.keyring().keys.push(key(2, KeyState::Staged, None));
+    staged.keyring().next_serial = 3;
+    staged.observed.listed_public_keys = Some(vec![]);
+    assert!(
+        !kinds(&staged.plan())
+            .iter()
+            .any(|k| k.starts_with("CreatePublicKey"))
+    );
+    // An emergency revocation still proceeds.
+    case.subject.revoke_request = Some("K1".into());
+    let plan = case.plan();
+    assert!(
+        kinds(&plan).contains(&"StageKey".to_owned()),
+        "{:?}",
+        kinds(&plan)
+    );
+    assert!(!has_finding(&plan, reasons::ROTATION_FROZEN));
+}
+
+#[test]
+fn isolation_default_key_group_names_cannot_collide_and_existing_ones_are_kept() {
+    let subject = |namespace: &str, name: &str| Subject {
+        namespace: namespace.into(),
+        name: name.into(),
+        ..Case::new().subject
+    };
+    let spec = spec(json!([]));
+    let a = plan::key_group_name(&spec, &subject("team", "a-x"), None);
+    let b = plan::key_group_name(&spec, &subject("team-a", "x"), None);
+    assert_ne!(a, b);
+    assert_eq!(b, "team-a_x");
+    // A keyring from before the recorded name keeps the name it was created under.
+    let legacy = Keyring::default();
+    assert_eq!(
+        plan::key_group_name(&spec, &subject("team-a", "x"), Some(&legacy)),
+        "team-a-x"
+    );
+    // Once recorded, it is used as recorded.
+    let recorded = Keyring {
+        key_group_name: Some("chosen".into()),
+        ..Keyring::default()
+    };
+    assert_eq!(
+        plan::key_group_name(&spec, &subject("team-a", "x"), Some(&recorded)),
+        "chosen"
+    );
+    // The plan records the name with the first key.
+    assert_eq!(
+        Case::new().plan().keyring.key_group_name.as_deref(),
+        Some("default_media")
+    );
+}
+
+#[test]
+fn isolation_an_account_can_require_namespace_prefixed_key_group_names() {
+    let mut case = Case::new();
+    case.spec.key_group.name = Some("shared-name".into());
+    let mut account = open_account();
+    account.key_group_names = keyfront::api::KeyGroupNamePolicy::NamespacePrefixed;
+    case.observed.account = Some(account);
+    let plan = case.plan();
+    assert!(kinds(&plan).is_empty(), "{:?}", kinds(&plan));
+    assert!(finding_message(&plan, reasons::KEY_GROUP_NAME_NOT_ALLOWED).contains("\"default_\""));
+    case.spec.key_group.name = Some("default_media-v2".into());
+    assert!(!has_finding(
+        &case.plan(),
+        reasons::KEY_GROUP_NAME_NOT_ALLOWED
+    ));
+    case.spec.key_group.name = None;
+    assert!(!has_finding(
+        &case.plan(),
+        reasons::KEY_GROUP_NAME_NOT_ALLOWED
+    ));
+}
+
+fn status_of(case: &Case, plan: &Plan) -> keyfront::api::SigningKeyGroupStatus {
+    keyfront::reconcile::status::status(&keyfront::reconcile::status::StatusInputs {
+        subject: &case.subject,
+        spec: &case.spec,
+        plan,
+        observed: Some(&case.observed),
+        error: None,
+        previous: None,
+        now: case.now,
+    })
+}
+
+fn condition<'a>(
+    status: &'a keyfront::api::SigningKeyGroupStatus,
+    type_: &str,
+) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    status.conditions.iter().find(|c| c.type_ == type_).unwrap()
+}
+
+#[test]
+fn ready_is_not_true_while_a_revoked_key_is_still_trusted() {
+    let mut revoked = key(1, KeyState::Retiring, Some("K1"));
+    revoked.revoked = true;
+    revoked.retired_at = Some(t0());
+    let mut case = Case::new()
+        .keys(vec![revoked, key(2, KeyState::Active, Some("K2"))])
+        .group(&["K2"])
+        .signing_with(2)
+        .distribution("E1", &[KG], &["K1", "K2"], false);
+    case.attached("E1", false);
+    case.spec = spec(json!([{"id": "E1", "defaultCacheBehavior": true}]));
+    case.observed.public_keys_present.insert("K1".into(), true);
+    let plan = case.plan();
+    let status = status_of(&case, &plan);
+    let ready = condition(&status, reasons::READY);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", reasons::REVOCATION_IN_PROGRESS)
+    );
+}
+
+#[test]
+fn stalled_is_true_while_a_deletion_waits_for_a_person() {
+    let mut case = attached_under(json!([{"id": "E1", "defaultCacheBehavior": true}]));
+    case.spec = spec(json!([{"id": "E1", "defaultCacheBehavior": true}]));
+    case.subject.deleting = true;
+    let plan = case.plan();
+    assert!(
+        has_finding(&plan, reasons::DETACH_WOULD_MAKE_PUBLIC),
+        "{:?}",
+        plan.findings
+    );
+    let status = status_of(&case, &plan);
+    let stalled = condition(&status, reasons::STALLED);
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", reasons::DETACH_WOULD_MAKE_PUBLIC)
+    );
+    assert_eq!(condition(&status, reasons::RECONCILING).status, "False");
+}
+
+#[test]
+fn isolation_a_lost_keyring_of_an_object_named_before_0_2_keeps_its_group_name() {
+    // The keyring is gone; the group found (by its legacy name, marked as this object's).
+    let mut case = Case::new()
+        .keys(vec![key(1, KeyState::Active, Some("K1"))])
+        .group(&["K1"])
+        .signing_with(1);
+    case.observed.keyring = None;
+    if let KeyGroupState::Owned(g) = &mut case.observed.key_group {
+        g.value.config.name = "default-media".into();
+    }
+    case.observed.listed_public_keys = Some(vec![]);
+    let plan = case.plan();
+    assert!(
+        !kinds(&plan).iter().any(|k| k.starts_with("UpdateKeyGroup")),
+        "the group is not renamed: {:?}",
+        kinds(&plan)
+    );
+    assert_eq!(
+        plan.keyring.key_group_name.as_deref(),
+        Some("default-media")
     );
 }

@@ -40,14 +40,35 @@ pub struct CloudFrontAccountSpec {
     /// Which namespaces may use this account at all. Absent: none.
     #[serde(default)]
     pub allowed_namespaces: NamespaceGrant,
-    /// The only distributions SigningKeyGroups of this account may attach to.
+    /// The only distributions SigningKeyGroups of this account may attach to. Entries that
+    /// name an ID decide for it (a `*` entry covers only IDs no entry names); several entries
+    /// may name one ID to split its cache behaviors among namespaces.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 1000))]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["id"]))]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub distributions: Vec<DistributionGrant>,
+    /// Which key group names keyfront may create for a namespace. `NamespacePrefixed`: only
+    /// names starting with `<namespace>_` (the default name always does), so no tenant can
+    /// take a name another needs. Names already in use and adopted groups are not affected.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub key_group_names: KeyGroupNamePolicy,
     /// CloudFront quotas of this account, for the usage shown in status.
     #[serde(default)]
     pub quotas: AccountQuotas,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+/// See [`CloudFrontAccountSpec::key_group_names`].
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KeyGroupNamePolicy {
+    /// Any name CloudFront accepts.
+    #[default]
+    Any,
+    /// Only `<namespace>_…`.
+    NamespacePrefixed,
 }
 
 /// An IAM role to assume with STS.

@@ -14,10 +14,11 @@ mod names;
 
 pub use account::{
     AccountQuotas, AccountUsage, AssumeRole, CloudFrontAccount, CloudFrontAccountSpec,
-    CloudFrontAccountStatus, DEFAULT_ACCOUNT, DistributionGrant, NamespaceFrom, NamespaceGrant,
+    CloudFrontAccountStatus, DEFAULT_ACCOUNT, DistributionGrant, KeyGroupNamePolicy, NamespaceFrom,
+    NamespaceGrant,
 };
 pub use duration::{DurationError, parse_duration};
-pub use names::{default_key_group_name, default_secret_name};
+pub use names::{default_key_group_name, default_secret_name, legacy_default_key_group_name};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
@@ -54,8 +55,21 @@ const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";
     validation = Rule::new(
         "has(self.spec.keyGroup.name) || (size(self.metadata.name) <= 64 && self.metadata.name.matches('^[A-Za-z0-9_-]+$'))"
     ).message(
-        "spec.keyGroup.name: required when metadata.name is longer than 64 characters or contains '.', because the default key group name '<namespace>-<name>' must match ^[A-Za-z0-9_-]{1,128}$"
+        "spec.keyGroup.name: required when metadata.name is longer than 64 characters or contains '.', because the default key group name '<namespace>_<name>' must match ^[A-Za-z0-9_-]{1,128}$"
     ).field_path(".spec.keyGroup.name"),
+    // Names are immutable, compared as the names in effect: the spec's, else the one status
+    // records. Pinning a name to the value that was defaulted is therefore no change (GitOps
+    // users pin names later). `oldSelf.status` on both sides: a spec update cannot move it.
+    validation = Rule::new(
+        "(has(self.spec.keyGroup.name) ? self.spec.keyGroup.name : (has(oldSelf.status) && has(oldSelf.status.keyGroupName) ? oldSelf.status.keyGroupName : '')) == (has(oldSelf.spec.keyGroup.name) ? oldSelf.spec.keyGroup.name : (has(oldSelf.status) && has(oldSelf.status.keyGroupName) ? oldSelf.status.keyGroupName : ''))"
+    ).message(
+        "spec.keyGroup.name is immutable: it names the CloudFront key group distributions trust (setting it to the name in status.keyGroupName is allowed)"
+    ).field_path(".spec.keyGroup.name"),
+    validation = Rule::new(
+        "(has(self.spec.secret.name) ? self.spec.secret.name : (has(oldSelf.status) && has(oldSelf.status.secretName) ? oldSelf.status.secretName : '')) == (has(oldSelf.spec.secret.name) ? oldSelf.spec.secret.name : (has(oldSelf.status) && has(oldSelf.status.secretName) ? oldSelf.status.secretName : ''))"
+    ).message(
+        "spec.secret.name is immutable: pods mount the Secret by name (setting it to the name in status.secretName is allowed)"
+    ).field_path(".spec.secret.name"),
     validation = Rule::new(
         "has(self.spec.secret.name) || size(self.metadata.name) <= 236"
     ).message(
@@ -131,14 +145,12 @@ impl Default for AccountRef {
 /// The CloudFront key group.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new(
-    "has(self.name) == has(oldSelf.name) && (!has(self.name) || self.name == oldSelf.name)"
-).message("spec.keyGroup.name is immutable: it names the CloudFront key group distributions trust"))]
 #[x_kube(validation = Rule::new("!has(self.adopt) || !self.adopt || has(self.name)").message(
     "spec.keyGroup.name: required with adopt: true, to name the existing key group to adopt"
 ).field_path(".name"))]
 pub struct KeyGroupSpec {
-    /// Key group name in CloudFront; defaults to `<namespace>-<name>`. Immutable.
+    /// Key group name in CloudFront; defaults to `<namespace>_<name>` (objects first reconciled
+    /// before keyfront 0.2 keep `<namespace>-<name>`). Immutable once set or defaulted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9_-]{1,128}$"))]
     pub name: Option<String>,
@@ -246,9 +258,6 @@ impl Default for RotationSpec {
 /// The app-facing Secret.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new(
-    "has(self.name) == has(oldSelf.name) && (!has(self.name) || self.name == oldSelf.name)"
-).message("spec.secret.name is immutable: pods mount the Secret by name"))]
 pub struct SecretSpec {
     /// Secret name; defaults to `<name>-cloudfront-key`. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -312,6 +321,13 @@ pub struct SigningKeyGroupStatus {
     /// CloudFront key group ID.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_group_id: Option<String>,
+    /// The key group name in effect (the spec's, or the default decided when the object was
+    /// first reconciled): pinning `spec.keyGroup.name` to it is not a change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_group_name: Option<String>,
+    /// The app-facing Secret name in effect: pinning `spec.secret.name` to it is not a change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
     /// CloudFront public key ID apps sign with now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_key_id: Option<String>,

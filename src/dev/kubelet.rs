@@ -1,9 +1,11 @@
 //! A Secret projected into a directory the way the kubelet mounts it: each version in a fresh
 //! hidden directory, published by one atomic rename of the `..data` symlink, with stable
-//! top-level links into it — so a reader never sees files from two versions.
+//! top-level links into it — so a reader never sees files from two versions. The files hold a
+//! private key, so they are written 0600 (only the user running `keyfront dev` reads them).
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::symlink;
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, symlink};
 use std::path::Path;
 
 use k8s_openapi::ByteString;
@@ -20,7 +22,12 @@ pub fn project(
     let versioned = dir.join(&name);
     std::fs::create_dir(&versioned)?;
     for (file, value) in data {
-        std::fs::write(versioned.join(file), &value.0)?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(versioned.join(file))?
+            .write_all(&value.0)?;
     }
     let previous = std::fs::read_link(dir.join("..data")).ok();
     let tmp = dir.join("..data_tmp");
@@ -66,5 +73,11 @@ mod tests {
             !dir.path().join("..version_1").exists(),
             "the old version is cleaned up"
         );
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join("key_pair_id"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "only the owner reads the key files");
     }
 }

@@ -59,8 +59,19 @@ pub struct KeyRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Attachment {
-    /// The last `allowPublicOnDetach` seen in the spec, used when the entry is removed.
+    /// The last `allowPublicOnDetach` seen in the spec (the tenant's opt-in only; the account
+    /// is asked again at detach time), used when the entry is removed.
     pub allow_public_on_detach: bool,
+}
+
+/// Whom a keyring was made for: it is resumed by itself only in the namespace with this UID
+/// (the object may be re-created there: its UID is updated); anywhere else only on a cluster
+/// admin's explicit act ([`super::names::RESUME_ANNOTATION`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MadeFor {
+    pub namespace_uid: String,
+    pub object_uid: String,
 }
 
 /// What keyfront took over with an adopted key group (`spec.keyGroup.adopt`).
@@ -82,6 +93,14 @@ pub struct Adoption {
 pub struct Keyring {
     /// Serials are never reused, so a public key name never points at two key pairs.
     pub next_serial: u32,
+    /// The namespace and object this keyring belongs to. Absent in keyrings written before
+    /// keyfront recorded it: those are claimed only by proof ([`super::plan::keyring_claim`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub made_for: Option<MadeFor>,
+    /// The CloudFront key group name, decided once when the first key was staged and never
+    /// recomputed (so a change of default naming never renames an existing group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_group_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_group_id: Option<String>,
     /// Sorted by serial.

@@ -176,6 +176,10 @@ async fn observe_all<A: CloudFrontAccounts>(
         account: account.as_ref().map(|a| a.spec.clone()),
         namespace: NamespaceFacts {
             name: subject.namespace.clone(),
+            uid: namespace
+                .as_ref()
+                .and_then(|n| n.metadata.uid.clone())
+                .unwrap_or_default(),
             terminating: namespace
                 .as_ref()
                 .is_some_and(|n| n.metadata.deletion_timestamp.is_some()),
@@ -188,9 +192,7 @@ async fn observe_all<A: CloudFrontAccounts>(
     observed.keyring = keyring;
     observed.app_secret = app_secret;
     let admission = plan::admission(&object.spec, &observed);
-    let Some(account) =
-        account.filter(|_| plan::reaches_cloudfront(&admission, observed.keyring.is_some()))
-    else {
+    let Some(account) = account.filter(|_| plan::reaches_cloudfront(&admission, &observed)) else {
         return Ok((observed, None));
     };
     let cloudfront = ctx
@@ -222,7 +224,18 @@ async fn observe_all<A: CloudFrontAccounts>(
         &cloudfront,
         subject,
         &observe::Wanted {
-            key_group_name: &plan::key_group_name(&object.spec, subject),
+            key_group_name: &plan::key_group_name(
+                &object.spec,
+                subject,
+                observed.keyring.as_ref().map(|k| &k.keyring),
+            ),
+            legacy_key_group_name: (object.spec.key_group.name.is_none()
+                && observed
+                    .keyring
+                    .as_ref()
+                    .is_none_or(|k| k.keyring.key_group_name.is_none()))
+            .then(|| crate::api::legacy_default_key_group_name(&subject.namespace, &subject.name))
+            .as_deref(),
             distribution_ids: &granted,
             adopting_under: grants.filter(|_| object.spec.key_group.adopt),
         },

@@ -33,6 +33,10 @@ pub const SPEC_METADATA_ANNOTATION: &str = "keyfront.dev/spec-metadata-keys";
 pub const OWNER_OBJECT_ANNOTATION: &str = "keyfront.dev/owner-object";
 /// Label distinguishing the keyring Secret (never mounted by apps) from the app-facing one.
 pub const ROLE_LABEL: &str = "keyfront.dev/role";
+/// On a keyring Secret, set by a cluster admin: the UID of a namespace that may resume this
+/// keyring although it was made for another (a namespace restored from backup, or deleted and
+/// created again for the same tenant). keyfront never sets it.
+pub const RESUME_ANNOTATION: &str = "keyfront.dev/resume-in-namespace";
 /// Finalizer guarding CloudFront cleanup.
 pub const FINALIZER: &str = "keyfront.dev/cleanup";
 /// `kubectl annotate skg/x keyfront.dev/rotate=<any new value>`: rotate now.

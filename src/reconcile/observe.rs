@@ -72,6 +72,12 @@ pub async fn observe_secrets(
             Some(StoredKeyring {
                 keyring,
                 resource_version: secret.metadata.resource_version.clone(),
+                resume_in_namespace: secret
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(names::RESUME_ANNOTATION))
+                    .cloned(),
             })
         }
         Some(_) => return Err(Error::KeyringNotOwned),
@@ -97,6 +103,9 @@ pub async fn observe_secrets(
 /// What [`observe_cloudfront`] looks for.
 pub struct Wanted<'a> {
     pub key_group_name: &'a str,
+    /// Where no name is recorded and the spec names none: the pre-0.2 default name, under
+    /// which a group marked as this object's is found too (a lost keyring of an old object).
+    pub legacy_key_group_name: Option<&'a str>,
     /// Granted distributions of the spec.
     pub distribution_ids: &'a [String],
     /// With `spec.keyGroup.adopt`, the namespace's grants: a key group not yet marked is
@@ -119,7 +128,7 @@ pub async fn observe_cloudfront<C: CloudFront>(
     let key_group = find_key_group(
         cloudfront,
         owner,
-        wanted_by_spec.key_group_name,
+        wanted_by_spec,
         recorded.and_then(|k| k.key_group_id.as_deref()),
     )
     .await?;
@@ -247,10 +256,13 @@ fn nothing_awaited(distribution: &Distribution, group: &KeyGroup) -> bool {
         }
 }
 
+/// The key group by its recorded ID, else by the wanted name, else (one listing serves both)
+/// by the legacy name — there only a group marked as this object's counts: a foreign group is
+/// not "taken" under a name this object no longer asks for.
 async fn find_key_group<C: CloudFront>(
     cloudfront: &C,
     owner: &str,
-    name: &str,
+    wanted: &Wanted<'_>,
     recorded_id: Option<&str>,
 ) -> Result<KeyGroupState, Error> {
     let classify = |group: Tagged<KeyGroup>| {
@@ -271,11 +283,19 @@ async fn find_key_group<C: CloudFront>(
         .list_key_groups()
         .await
         .map_err(Error::cloudfront("ListKeyGroups"))?;
-    let Some(found) = groups.into_iter().find(|g| g.config.name == name) else {
-        return Ok(KeyGroupState::Missing);
+    let by_name = |name: &str| groups.iter().find(|g| g.config.name == name).cloned();
+    let (found, legacy) = match by_name(wanted.key_group_name) {
+        Some(found) => (found, false),
+        None => match wanted.legacy_key_group_name.and_then(by_name) {
+            Some(found) => (found, true),
+            None => return Ok(KeyGroupState::Missing),
+        },
     };
     match cloudfront.get_key_group(&found.id).await {
-        Ok(group) => Ok(classify(group)),
+        Ok(group) => match classify(group) {
+            KeyGroupState::Taken(_) if legacy => Ok(KeyGroupState::Missing),
+            state => Ok(state),
+        },
         Err(e) if e.kind == ErrorKind::NotFound => Ok(KeyGroupState::Missing),
         Err(e) => Err(Error::cloudfront("GetKeyGroup")(e)),
     }

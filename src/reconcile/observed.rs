@@ -59,6 +59,8 @@ pub struct OwnedAppSecret {
 pub struct StoredKeyring {
     pub keyring: Keyring,
     pub resource_version: Option<String>,
+    /// The cluster admin's [`super::names::RESUME_ANNOTATION`], if set.
+    pub resume_in_namespace: Option<String>,
 }
 
 /// The CloudFront key group as found.

@@ -36,6 +36,8 @@ pub const DISTRIBUTION_NOT_ALLOWED: &str = "DistributionNotAllowed";
 pub const BEHAVIOR_NOT_ALLOWED: &str = "CacheBehaviorNotAllowed";
 pub const SECRET_CONFLICT: &str = "SecretConflict";
 pub const KEY_GROUP_NAME_TAKEN: &str = "KeyGroupNameTaken";
+/// The account lets this namespace create key groups only under its own prefix.
+pub const KEY_GROUP_NAME_NOT_ALLOWED: &str = "KeyGroupNameNotAllowed";
 /// `spec.keyGroup.adopt` names a key group that does not exist.
 pub const KEY_GROUP_NOT_FOUND: &str = "KeyGroupNotFound";
 /// Adopting the key group would reach distributions or behaviors the account does not grant.
@@ -48,6 +50,15 @@ pub const BEHAVIOR_NOT_FOUND: &str = "CacheBehaviorNotFound";
 pub const TOO_MANY_KEY_GROUPS: &str = "TooManyKeyGroupsOnBehavior";
 pub const DETACH_WOULD_MAKE_PUBLIC: &str = "DetachWouldMakePublic";
 pub const REVOKE_KEY_NOT_FOUND: &str = "RevokeKeyNotFound";
+/// A behavior the object is no longer granted still trusts its key group (the detach would
+/// make it public, or has not deployed yet): no new key is published or activated there.
+pub const ROTATION_FROZEN: &str = "RotationFrozen";
+/// A revoked key is still in the key group: signing works, but the revocation is not done.
+pub const REVOCATION_IN_PROGRESS: &str = "RevocationInProgress";
+/// The keyring found under this object's identity was made for a namespace of the same name
+/// that has since been deleted: it is the previous tenant's, and is neither used nor wound
+/// down until a cluster admin says otherwise.
+pub const KEYRING_OF_ANOTHER_NAMESPACE: &str = "KeyringOfAnotherNamespace";
 // Error categories that need a person (the others are in `Error::category`).
 pub const CLOUDFRONT_QUOTA_EXCEEDED: &str = "CloudFrontQuotaExceeded";
 pub const CLOUDFRONT_ACCESS_DENIED: &str = "CloudFrontAccessDenied";
@@ -80,6 +91,7 @@ pub fn is_waiting(reason: &str) -> bool {
             | WAITING_FOR_PROPAGATION
             | ROTATION_IN_PROGRESS
             | NEXT_KEY_READY
+            | REVOCATION_IN_PROGRESS
             | IDLE
     )
 }
@@ -93,6 +105,7 @@ pub fn needs_a_human(reason: &str, previous: Option<&str>) -> bool {
         INVALID_SPEC
         | SECRET_CONFLICT
         | KEY_GROUP_NAME_TAKEN
+        | KEY_GROUP_NAME_NOT_ALLOWED
         | KEY_GROUP_NOT_FOUND
         | ADOPTION_NOT_ALLOWED
         | ADOPTED_TRUST_NOT_DECLARED
@@ -105,6 +118,8 @@ pub fn needs_a_human(reason: &str, previous: Option<&str>) -> bool {
         | BEHAVIOR_NOT_FOUND
         | TOO_MANY_KEY_GROUPS
         | DETACH_WOULD_MAKE_PUBLIC
+        | ROTATION_FROZEN
+        | KEYRING_OF_ANOTHER_NAMESPACE
         | "CloudFrontQuotaExceeded"
         | "CloudFrontRejected"
         | "KeyringInvalid"

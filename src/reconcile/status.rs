@@ -220,6 +220,13 @@ pub fn status(inputs: &StatusInputs<'_>) -> SigningKeyGroupStatus {
         condition(inputs, reasons::READY, false, reasons::DELETING, message)
     } else if let Some(f) = blocking {
         condition(inputs, reasons::READY, false, f.reason, f.message.clone())
+    } else if let Some(f) = plan
+        .findings
+        .iter()
+        .find(|f| f.reason == reasons::REVOCATION_IN_PROGRESS)
+    {
+        // Signing works, but a key someone declared compromised is still trusted.
+        condition(inputs, reasons::READY, false, f.reason, f.message.clone())
     } else if let (Some(a), false) = (active, plan.has_steps()) {
         condition(
             inputs,
@@ -249,6 +256,16 @@ pub fn status(inputs: &StatusInputs<'_>) -> SigningKeyGroupStatus {
         observed_generation: inputs.subject.generation,
         conditions,
         key_group_id: kg_id,
+        key_group_name: plan
+            .settings
+            .as_ref()
+            .map(|s| s.key_group_name.clone())
+            .or_else(|| inputs.previous.and_then(|p| p.key_group_name.clone())),
+        secret_name: plan
+            .settings
+            .as_ref()
+            .map(|s| s.secret_name.clone())
+            .or_else(|| inputs.previous.and_then(|p| p.secret_name.clone())),
         active_key_id: active.and_then(|a| a.public_key_id.clone()),
         keys,
         last_rotation_time: active.and_then(|a| a.activated_at).map(Time),
@@ -267,17 +284,23 @@ fn gitops_conditions(inputs: &StatusInputs<'_>, ready: &Condition) -> [Condition
         .previous
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == reasons::READY))
         .map(|c| c.reason.as_str());
-    let stalled = ready.status == "False"
-        && !inputs.subject.deleting
-        && reasons::needs_a_human(&ready.reason, previous_ready_reason);
-    let stalled_condition = if stalled {
-        condition(
-            inputs,
-            reasons::STALLED,
-            true,
-            &ready.reason,
-            ready.message.clone(),
-        )
+    // A deletion that waits for a person (a detach that would make a behavior public) is
+    // stalled too: its Ready reason is Deleting, the finding says what the person must do.
+    let blocked_deletion = plan
+        .findings
+        .iter()
+        .find(|f| f.blocking && reasons::needs_a_human(f.reason, None))
+        .filter(|_| inputs.subject.deleting && inputs.error.is_none());
+    let stalled_on = match blocked_deletion {
+        Some(f) => Some((f.reason.to_owned(), f.message.clone())),
+        None => (ready.status == "False"
+            && !inputs.subject.deleting
+            && reasons::needs_a_human(&ready.reason, previous_ready_reason))
+        .then(|| (ready.reason.clone(), ready.message.clone())),
+    };
+    let stalled = stalled_on.is_some();
+    let stalled_condition = if let Some((reason, message)) = stalled_on {
+        condition(inputs, reasons::STALLED, true, &reason, message)
     } else {
         condition(
             inputs,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::distributions::{PublicDetach, configured_to_trust, detach_all_but};
+use super::distributions::{configured_to_trust, detach_all_but};
 use super::{Plan, Step, after};
 use crate::api::{DeletionPolicy, SigningKeyGroupSpec};
 use crate::reconcile::names;
@@ -50,9 +50,8 @@ pub(super) fn plan_cleanup(
                         .map(|a| a.allow_public_on_detach)
                 })
                 .unwrap_or(false);
-            let public = PublicDetach::decide(opted_in, grants.distribution(id).as_ref());
             still_trusted |= configured_to_trust(&dist.value, kg_id);
-            let changes = detach_all_but(plan, &dist.value, kg_id, &[], public);
+            let changes = detach_all_but(plan, &dist.value, kg_id, &[], opted_in, grants);
             if !changes.is_empty() {
                 plan.steps.push(Step::SetTrust {
                     distribution_id: id.clone(),

@@ -13,7 +13,7 @@ use crate::cloudfront::{BehaviorSelector, BehaviorTrust, DeploymentStatus, Distr
 use crate::reconcile::keyring::Attachment;
 use crate::reconcile::observed::{DistributionState, Observed, Subject};
 use crate::reconcile::reasons;
-use crate::tenancy::{DistributionAccess, Grants};
+use crate::tenancy::Grants;
 
 /// Whether a distribution trusts the key group in its configuration or, until a detach has
 /// deployed, still at the edge: either way URLs for it must verify with the signing key.
@@ -55,9 +55,9 @@ pub(super) enum PublicDetach {
 }
 
 impl PublicDetach {
-    /// Combines the tenant's opt-in with the account's grant (absent grant: not honoured).
-    pub(super) fn decide(opted_in: bool, access: Option<&DistributionAccess>) -> Self {
-        match (opted_in, access.is_some_and(|a| a.allow_public_on_detach)) {
+    /// Combines the tenant's opt-in with the account's word for that behavior.
+    pub(super) fn decide(opted_in: bool, admin_allows: bool) -> Self {
+        match (opted_in, admin_allows) {
             (false, _) => Self::NotOptedIn,
             (true, false) => Self::NotHonoured,
             (true, true) => Self::Allowed,
@@ -102,6 +102,32 @@ pub(super) fn detach(
     })
 }
 
+/// The behaviors, among the distributions observed, that trust the key group in their
+/// configuration without being granted to the namespace (a grant taken away, a behavior the
+/// account never granted): while any is left, the group is frozen.
+pub(super) fn ungranted_trust(observed: &Observed, grants: &Grants, kg_id: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for state in observed.distributions.values() {
+        let DistributionState::Found(dist) = state else {
+            continue;
+        };
+        let access = grants.distribution(&dist.value.id);
+        for trust in &dist.value.behaviors {
+            if trust.trusted_key_groups.iter().any(|g| g == kg_id)
+                && access
+                    .as_ref()
+                    .is_none_or(|a| !a.behavior_allowed(&trust.behavior))
+            {
+                found.push(format!(
+                    "the {} of distribution {}",
+                    trust.behavior, dist.value.id
+                ));
+            }
+        }
+    }
+    found
+}
+
 /// Whether any behavior of the distribution's configuration trusts the key group.
 pub(super) fn configured_to_trust(distribution: &Distribution, kg_id: &str) -> bool {
     distribution
@@ -110,19 +136,23 @@ pub(super) fn configured_to_trust(distribution: &Distribution, kg_id: &str) -> b
         .any(|b| b.trusted_key_groups.iter().any(|g| g == kg_id))
 }
 
-/// Detaches the key group from every behavior of `dist` that trusts it and is not in `keep`.
+/// Detaches the key group from every behavior of `dist` that trusts it and is not in `keep`;
+/// `opted_in` is the tenant's `allowPublicOnDetach`, the account decides per behavior.
 pub(super) fn detach_all_but(
     plan: &mut Plan,
     dist: &Distribution,
     kg_id: &str,
     keep: &[BehaviorSelector],
-    public: PublicDetach,
+    opted_in: bool,
+    grants: &Grants,
 ) -> Vec<BehaviorTrust> {
     let mut changes = Vec::new();
     for trust in &dist.behaviors {
         if keep.contains(&trust.behavior) || !trust.trusted_key_groups.iter().any(|g| g == kg_id) {
             continue;
         }
+        let public =
+            PublicDetach::decide(opted_in, grants.public_on_detach(&dist.id, &trust.behavior));
         match detach(trust, kg_id, public, &dist.id) {
             Ok(change) => changes.push(change),
             Err(message) => plan.find(
@@ -156,11 +186,16 @@ pub(super) fn plan_distributions(
     let mut granted: BTreeSet<&String> = BTreeSet::new();
     for spec in &settings.distributions {
         let Some(access) = grants.distribution(&spec.id) else {
+            let what = if plan.keyring.attachments.contains_key(&spec.id) {
+                "keyfront detaches the key group from it"
+            } else {
+                "keyfront does not touch it"
+            };
             plan.find(
                 reasons::DISTRIBUTIONS_READY,
                 reasons::DISTRIBUTION_NOT_ALLOWED,
                 format!(
-                    "distribution {} is not granted to namespace {:?} by CloudFrontAccount {:?}; keyfront does not touch it",
+                    "distribution {} is not granted to namespace {:?} by CloudFrontAccount {:?}; {what}",
                     spec.id, subject.namespace, grants.account
                 ),
             );
@@ -228,13 +263,19 @@ pub(super) fn plan_distributions(
                 trusted_key_groups: trusted,
             });
         }
-        let public = PublicDetach::decide(spec.allow_public_on_detach, Some(&access));
-        changes.extend(detach_all_but(plan, &dist.value, kg_id, &selected, public));
+        changes.extend(detach_all_but(
+            plan,
+            &dist.value,
+            kg_id,
+            &selected,
+            spec.allow_public_on_detach,
+            grants,
+        ));
         if !changes.is_empty() || configured_to_trust(&dist.value, kg_id) {
             plan.keyring.attachments.insert(
                 spec.id.clone(),
                 Attachment {
-                    allow_public_on_detach: public == PublicDetach::Allowed,
+                    allow_public_on_detach: spec.allow_public_on_detach,
                 },
             );
         }
@@ -262,11 +303,14 @@ pub(super) fn plan_distributions(
             plan.keyring.attachments.remove(&id);
             continue;
         };
-        let public = PublicDetach::decide(
+        let changes = detach_all_but(
+            plan,
+            &dist.value,
+            kg_id,
+            &[],
             attachment.allow_public_on_detach,
-            grants.distribution(&id).as_ref(),
+            grants,
         );
-        let changes = detach_all_but(plan, &dist.value, kg_id, &[], public);
         // Remembered until the edge, too, has stopped trusting the group.
         if !trusts(&dist.value, kg_id) {
             plan.keyring.attachments.remove(&id);

@@ -3,17 +3,21 @@
 //! the Namespace, never from anything the tenant can edit.
 
 use super::Observed;
-use crate::api::SigningKeyGroupSpec;
+use super::claim::{KeyringClaim, keyring_claim};
+use crate::api::{KeyGroupNamePolicy, SigningKeyGroupSpec};
 use crate::reconcile::reasons;
 use crate::tenancy::{self, Admission, Grants};
 
-/// Whether this pass may use CloudFront at all: only with an account to act in, and only
-/// for an admitted namespace or to wind down what keyfront already created (a keyring exists).
-/// The reconciler asks this before connecting; the plan asks it before reading CloudFront facts.
-pub fn reaches_cloudfront(admission: &Admission, has_keyring: bool) -> bool {
+/// Whether this pass may use CloudFront at all: only with an account to act in, never with
+/// another namespace's keyring, and only for an admitted namespace or to wind down what
+/// keyfront already created for this one (its own keyring exists). The reconciler asks this
+/// before connecting; the plan asks it before reading CloudFront facts.
+pub fn reaches_cloudfront(admission: &Admission, observed: &Observed) -> bool {
+    let claim = keyring_claim(observed);
     match admission {
         Admission::AccountNotFound { .. } => false,
-        Admission::NamespaceNotAllowed { .. } => has_keyring,
+        _ if claim == KeyringClaim::OfAnotherNamespace => false,
+        Admission::NamespaceNotAllowed { .. } => claim == KeyringClaim::Own,
         Admission::Admitted(_) => true,
     }
 }
@@ -50,10 +54,32 @@ pub(super) fn refusal(admission: &Admission) -> Option<(&'static str, String)> {
     }
 }
 
+/// Why the account does not let this namespace create the key group name, if it does not:
+/// only for a name keyfront would create (no keyring yet, not an adoption).
+pub(super) fn name_refusal(
+    observed: &Observed,
+    settings: &super::Settings,
+    namespace: &str,
+) -> Option<String> {
+    let policy = observed.account.as_ref()?.key_group_names;
+    let prefix = format!("{namespace}_");
+    (policy == KeyGroupNamePolicy::NamespacePrefixed
+        && observed.keyring.is_none()
+        && !settings.adopt
+        && !settings.key_group_name.starts_with(&prefix))
+    .then(|| {
+        format!(
+            "spec.keyGroup.name {:?}: this namespace's CloudFrontAccount lets it create key groups only under names starting with {prefix:?}; rename it, or leave it out for the default",
+            settings.key_group_name
+        )
+    })
+}
+
 /// What the account lets this object do in this pass.
 pub(super) struct Access<'a> {
     pub(super) grants: &'a Grants,
-    /// Whether new keys may be generated and published (the namespace is admitted); without
-    /// it keyfront only winds down: it detaches and keeps what exists.
-    pub(super) may_generate: bool,
+    /// Whether the namespace is admitted: new keys may be generated and published, and the
+    /// signing key written into it. Without it keyfront only winds down: it detaches and keeps
+    /// what exists, and writes no key material into the namespace.
+    pub(super) admitted: bool,
 }

@@ -493,3 +493,28 @@ pub(super) fn plan_activation(
     }
     Some(candidate.serial)
 }
+
+/// Revoked keys that the key group or a distribution's edge still trusts.
+pub(super) fn revoked_still_trusted(
+    plan: &Plan,
+    observed: &Observed,
+    in_group: &BTreeSet<String>,
+) -> Vec<String> {
+    let at_edge = |id: &str| {
+        observed.distributions.values().any(|d| match d {
+            DistributionState::Found(d) => d
+                .value
+                .active_trusted_key_groups
+                .iter()
+                .any(|g| g.key_pair_ids.iter().any(|k| k == id)),
+            DistributionState::NotFound => false,
+        })
+    };
+    plan.keyring
+        .keys
+        .iter()
+        .filter(|r| r.revoked)
+        .filter_map(|r| r.public_key_id.clone())
+        .filter(|id| in_group.contains(id) || at_edge(id))
+        .collect()
+}

@@ -13,6 +13,7 @@
 
 mod adopted_keys;
 mod app_secret;
+mod claim;
 mod cleanup;
 mod distributions;
 mod grants;
@@ -23,6 +24,7 @@ mod settings;
 pub use app_secret::{
     app_secret_annotations, app_secret_labels, hash_algorithm, merged_metadata, previous_spec_keys,
 };
+pub use claim::{KeyringClaim, keyring_claim};
 pub(crate) use distributions::selectors;
 use grants::{Access, refusal};
 pub use grants::{admission, reaches_cloudfront};
@@ -34,7 +36,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::keyring::{KeyRecord, Keyring};
+use super::keyring::{KeyRecord, Keyring, MadeFor};
 use super::observed::{AppSecret, KeyGroupState, Observed, Subject};
 use super::reasons;
 use crate::api::{DeletionPolicy, KeyAlgorithm, KeyState, SigningKeyGroupSpec};
@@ -190,11 +192,33 @@ pub fn plan(
 ) -> Plan {
     let mut plan = Plan::new(observed.keyring());
     let admission = admission(spec, observed);
-    let grants = match &admission {
-        Admission::Admitted(grants) => grants.clone(),
-        _ => Grants::none(&spec.account_ref.name),
+    let grants = match (&admission, &observed.account) {
+        (Admission::Admitted(grants), _) => grants.clone(),
+        (_, Some(account)) => Grants::withdrawn(&spec.account_ref.name, account),
+        (_, None) => Grants::none(&spec.account_ref.name),
     };
-    let reachable = reaches_cloudfront(&admission, observed.keyring.is_some());
+    let reachable = reaches_cloudfront(&admission, observed);
+    if keyring_claim(observed) == KeyringClaim::OfAnotherNamespace {
+        // The previous tenant's keys: neither used nor wound down, nothing written here.
+        plan.keyring = Keyring::default();
+        if subject.deleting {
+            if subject.has_finalizer {
+                plan.steps.push(Step::RemoveFinalizer);
+            }
+            return plan;
+        }
+        plan.find(
+            reasons::READY,
+            reasons::KEYRING_OF_ANOTHER_NAMESPACE,
+            claim::foreign_keyring_message(
+                &subject.namespace,
+                &subject.owner,
+                &observed.namespace.uid,
+            ),
+        );
+        plan.settings = settings(spec, subject, None).ok();
+        return plan;
+    }
     if subject.deleting {
         if !subject.has_finalizer {
             return plan;
@@ -220,7 +244,8 @@ pub fn plan(
         }
         return plan;
     }
-    let settings = match settings(spec, subject) {
+    let recorded = observed.keyring.as_ref().map(|k| &k.keyring);
+    let mut settings = match settings(spec, subject, recorded) {
         Ok(s) => s,
         Err(e) => {
             plan.find(reasons::READY, reasons::INVALID_SPEC, e.to_string());
@@ -234,8 +259,28 @@ pub fn plan(
             return plan;
         }
     }
+    // No name recorded (a lost keyring): the group found under this object's marker keeps
+    // the name it has (observe also looks under the pre-0.2 default).
+    if spec.key_group.name.is_none()
+        && recorded.is_none_or(|k| k.key_group_name.is_none())
+        && let Some(group) = observed.key_group.owned()
+    {
+        settings.key_group_name = group.value.config.name.clone();
+    }
+    if let Some(message) = grants::name_refusal(observed, &settings, &subject.namespace) {
+        plan.find(reasons::READY, reasons::KEY_GROUP_NAME_NOT_ALLOWED, message);
+        plan.settings = Some(settings);
+        return plan;
+    }
     if !subject.has_finalizer {
         plan.steps.push(Step::AddFinalizer);
+    }
+    plan.keyring.key_group_name = Some(settings.key_group_name.clone());
+    if !observed.namespace.uid.is_empty() {
+        plan.keyring.made_for = Some(MadeFor {
+            namespace_uid: observed.namespace.uid.clone(),
+            object_uid: subject.uid.clone(),
+        });
     }
     if observed.app_secret == AppSecret::Foreign {
         plan.steps.clear();
@@ -280,7 +325,7 @@ pub fn plan(
         observed,
         &Access {
             grants: &grants,
-            may_generate: admitted,
+            admitted,
         },
         now,
         propagation_poll,
@@ -342,16 +387,37 @@ fn plan_lifecycle(
     ));
     adopted_keys::release_adopted_keys(plan, settings, observed, &observed_items);
 
+    // A removed grant is obeyed: while a behavior the object is no longer granted trusts the
+    // group, no new key is published or activated (it would be deployed there). An emergency
+    // revocation still proceeds.
+    let ungranted = group
+        .map(|g| distributions::ungranted_trust(observed, access.grants, &g.value.id))
+        .unwrap_or_default();
+    let revoking = plan.keyring.active().is_some_and(|a| a.revoked);
+    let frozen = !ungranted.is_empty() && !revoking;
+    if frozen {
+        plan.find(
+            reasons::ROTATING,
+            reasons::ROTATION_FROZEN,
+            format!(
+                "no new key is published or activated while {} trusts this key group without being granted to namespace {:?}; keyfront detaches it once that is allowed (or grant it again)",
+                ungranted.join(", "),
+                subject.namespace
+            ),
+        );
+    }
+    let may_publish = access.admitted && !frozen;
+
     // Rotation: a new key when there is none, when the active one is due, revoked or a
     // rotation was requested, and only if the group has room (I6).
-    let stage = if access.may_generate {
+    let stage = if may_publish {
         keys::plan_rotation(plan, subject, settings, desired.len(), now, poll)
     } else {
         None
     };
 
     // Create public keys of Staged keys that a listing confirmed are not in CloudFront yet.
-    if observed.listed_public_keys.is_some() && access.may_generate {
+    if observed.listed_public_keys.is_some() && may_publish {
         for r in &plan.keyring.keys {
             if r.state == KeyState::Staged && r.public_key_id.is_none() {
                 plan.steps.push(Step::CreatePublicKey { serial: r.serial });
@@ -367,17 +433,23 @@ fn plan_lifecycle(
     }
 
     let kg_id = group.map(|g| g.value.id.clone());
-    let activation = keys::plan_activation(
-        plan,
-        settings,
-        observed,
-        &observed_items,
-        kg_id.as_deref(),
-        now,
-        poll,
-    );
+    let activation = if may_publish {
+        keys::plan_activation(
+            plan,
+            settings,
+            observed,
+            &observed_items,
+            kg_id.as_deref(),
+            now,
+            poll,
+        )
+    } else {
+        None
+    };
     let active_serial = activation.or_else(|| plan.keyring.active().map(|a| a.serial));
-    if let Some(serial) = active_serial {
+    // Private key material goes only into a namespace the account admits, whatever the
+    // keyring says: winding down never writes the app Secret.
+    if let Some(serial) = active_serial.filter(|_| access.admitted) {
         let in_sync = activation.is_none()
             && plan.keyring.record(serial).is_some_and(|r| {
                 app_secret::app_secret_matches(&observed.app_secret, r, settings, &subject.owner)
@@ -385,6 +457,17 @@ fn plan_lifecycle(
         if !in_sync {
             plan.steps.push(Step::WriteAppSecret { serial });
         }
+    }
+    let revoked_trusted = keys::revoked_still_trusted(plan, observed, &observed_items);
+    if !revoked_trusted.is_empty() {
+        plan.wait(
+            reasons::READY,
+            reasons::REVOCATION_IN_PROGRESS,
+            format!(
+                "revoked public keys {} are still trusted: removing them from the key group and waiting for the distributions to deploy that",
+                revoked_trusted.join(", ")
+            ),
+        );
     }
     let signing_key_in_place =
         active_serial.is_some() && matches!(observed.app_secret, AppSecret::Owned(_));

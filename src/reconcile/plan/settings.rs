@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use crate::api::{
     DeletionPolicy, DistributionSpec, DurationError, KeyAlgorithm, SigningKeyGroupSpec,
-    default_key_group_name, default_secret_name, parse_duration,
+    default_key_group_name, default_secret_name, legacy_default_key_group_name, parse_duration,
 };
+use crate::reconcile::keyring::Keyring;
 use crate::reconcile::observed::Subject;
 
 /// The spec with durations parsed and defaults applied.
@@ -49,12 +50,24 @@ pub struct SpecError {
     pub source: DurationError,
 }
 
-/// The CloudFront key group name, computable even from an invalid spec (cleanup needs it).
-pub fn key_group_name(spec: &SigningKeyGroupSpec, subject: &Subject) -> String {
-    spec.key_group
-        .name
-        .clone()
-        .unwrap_or_else(|| default_key_group_name(&subject.namespace, &subject.name))
+/// The CloudFront key group name, computable even from an invalid spec (cleanup needs it):
+/// the spec's, else the one recorded when the keyring was made, else for a keyring older than
+/// that record the default of its time, else today's default. Decided once, never recomputed.
+pub fn key_group_name(
+    spec: &SigningKeyGroupSpec,
+    subject: &Subject,
+    keyring: Option<&Keyring>,
+) -> String {
+    if let Some(name) = &spec.key_group.name {
+        return name.clone();
+    }
+    match keyring {
+        Some(k) => k
+            .key_group_name
+            .clone()
+            .unwrap_or_else(|| legacy_default_key_group_name(&subject.namespace, &subject.name)),
+        None => default_key_group_name(&subject.namespace, &subject.name),
+    }
 }
 
 /// The app-facing Secret name, computable even from an invalid spec.
@@ -66,7 +79,11 @@ pub fn secret_name(spec: &SigningKeyGroupSpec, subject: &Subject) -> String {
 }
 
 /// Parses and completes the spec.
-pub fn settings(spec: &SigningKeyGroupSpec, subject: &Subject) -> Result<Settings, SpecError> {
+pub fn settings(
+    spec: &SigningKeyGroupSpec,
+    subject: &Subject,
+    keyring: Option<&Keyring>,
+) -> Result<Settings, SpecError> {
     let duration = |field: &'static str, value: &str| {
         parse_duration(value).map_err(|source| SpecError { field, source })
     };
@@ -93,7 +110,7 @@ pub fn settings(spec: &SigningKeyGroupSpec, subject: &Subject) -> Result<Setting
         None => max_signed_url_lifetime.saturating_add(secret_refresh_allowance),
     };
     Ok(Settings {
-        key_group_name: key_group_name(spec, subject),
+        key_group_name: key_group_name(spec, subject, keyring),
         key_group_comment: spec.key_group.comment.clone(),
         secret_name: secret_name(spec, subject),
         secret_labels: spec.secret.labels.clone(),

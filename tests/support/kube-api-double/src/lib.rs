@@ -215,5 +215,15 @@ pub fn write_kubeconfig(path: &Path, addr: SocketAddr) -> anyhow::Result<()> {
     let config = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-api-double\n  cluster:\n    server: http://{addr}\ncontexts:\n- name: kube-api-double\n  context:\n    cluster: kube-api-double\n    user: tester\n    namespace: default\ncurrent-context: kube-api-double\nusers:\n- name: tester\n  user:\n    token: kube-api-double\n"
     );
-    std::fs::write(path, config).with_context(|| format!("cannot write {}", path.display()))
+    // Owner-only, as kubectl writes ~/.kube/config.
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(config.as_bytes()))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
