@@ -644,3 +644,166 @@ async fn a_restored_object_resumes_its_own_key_group_and_keys() {
     assert_eq!(keys, groups[0].config.items, "an orphaned public key");
     assert_eq!(edge_get(stack.edge, &host, &signed_before).await, 200);
 }
+
+/// The attack from the isolation issue: team-a's object is deleted with `Retain`, the namespace
+/// is deleted, and a namespace of the same name is created again (another tenant could be
+/// handed it) with an object of the same name. The new namespace never gets the old key, the old
+/// team's content stays refused to anything the new tenant holds, and the account lists the
+/// keyring no object claims. Then a cluster admin says it is the same tenant, and it resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_namespace_never_inherits_the_old_tenants_key() {
+    let stack = Stack::start().await;
+    let _show_log = ShowLogOnFailure(stack.operator_log.clone());
+    let retained = object(
+        "team-a",
+        "site",
+        &format!("  deletionPolicy: Retain\n{ATTACH_E1}"),
+    );
+    stack.apply(&retained).await;
+    let objects = stack.objects("team-a");
+    wait_for("team-a/site Ready", Duration::from_secs(60), async || {
+        ready(&objects, "site").await
+    })
+    .await;
+    let host = e2e::domain_name(stack.cf_addr, "E1TEAMA").await;
+    let secrets: Api<Secret> = Api::namespaced(stack.double.client(), "team-a");
+    let old_secret = secrets.get("site-cloudfront-key").await.unwrap();
+    let old_key = data(&old_secret, "private_key.pem");
+    let signed_by_old_team = sign(&old_secret, &host, "/video/1.ts");
+    wait_for(
+        "the old team's URL to pass",
+        Duration::from_secs(30),
+        async || edge_get(stack.edge, &host, &signed_by_old_team).await == 200,
+    )
+    .await;
+
+    // The namespace goes (keyfront lets the object go under Retain), then comes back.
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(stack.double.client());
+    let old_uid = namespaces.get("team-a").await.unwrap().uid().unwrap();
+    namespaces
+        .delete("team-a", &Default::default())
+        .await
+        .unwrap();
+    wait_for(
+        "namespace team-a to go",
+        Duration::from_secs(60),
+        async || namespaces.get_opt("team-a").await.unwrap().is_none(),
+    )
+    .await;
+    stack
+        .double
+        .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}))
+        .unwrap();
+    let new_uid = namespaces.get("team-a").await.unwrap().uid().unwrap();
+    assert_ne!(new_uid, old_uid);
+    stack.apply(&object("team-a", "site", ATTACH_E1)).await;
+    wait_for(
+        "team-a/site to say the keyring is another namespace's",
+        Duration::from_secs(60),
+        async || {
+            stack.condition("team-a", "site", "Ready").await
+                == Some(("False".into(), "KeyringOfAnotherNamespace".into()))
+        },
+    )
+    .await;
+    let requests_then = stack.until_quiet(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        secrets
+            .get_opt("site-cloudfront-key")
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing is written into the new namespace"
+    );
+    let leaked = secrets
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .any(|s| {
+            s.data
+                .as_ref()
+                .is_some_and(|d| d.values().any(|v| v.0 == old_key.as_bytes()))
+        });
+    assert!(
+        !leaked,
+        "the old team's private key is in the new namespace"
+    );
+    let since: Vec<_> = stack.requests().await[requests_then..]
+        .iter()
+        .filter(|r| r.operation != "ListKeyGroups")
+        .map(|r| r.operation.clone())
+        .collect();
+    assert!(
+        since.is_empty(),
+        "CloudFront calls for the foreign keyring: {since:?}"
+    );
+    // The old team's content: still refused unsigned, still open to its own URLs only.
+    assert_eq!(edge_get(stack.edge, &host, "/video/1.ts").await, 403);
+    assert_eq!(edge_get(stack.edge, &host, &signed_by_old_team).await, 200);
+
+    // The account lists the keyring no object claims (checked again on any account change).
+    let accounts: Api<CloudFrontAccount> = Api::all(stack.double.client());
+    accounts
+        .patch(
+            "default",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"example.com/nudge": "1"}}})),
+        )
+        .await
+        .unwrap();
+    let keyring = names::keyring_secret_name(&names::owner_token(CLUSTER_ID, "team-a", "site"));
+    wait_for(
+        "the account to list the unclaimed keyring",
+        Duration::from_secs(30),
+        async || {
+            accounts
+                .get("default")
+                .await
+                .unwrap()
+                .status
+                .is_some_and(|s| {
+                    s.unclaimed_keyrings.iter().any(|u| {
+                        u.secret == keyring
+                            && u.object == "team-a/site"
+                            && u.reason.contains("created again")
+                    })
+                })
+        },
+    )
+    .await;
+
+    // A cluster admin says it is the same tenant: the object resumes the same key.
+    let keyrings: Api<Secret> = Api::namespaced(stack.double.client(), KEYRING_NAMESPACE);
+    keyrings
+        .patch(
+            &keyring,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {names::RESUME_ANNOTATION: new_uid}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    objects
+        .patch(
+            "site",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"example.com/nudge": "1"}}})),
+        )
+        .await
+        .unwrap();
+    wait_for(
+        "team-a/site Ready after the admin's word",
+        Duration::from_secs(60),
+        async || ready(&objects, "site").await,
+    )
+    .await;
+    let resumed = secrets.get("site-cloudfront-key").await.unwrap();
+    assert_eq!(
+        data(&resumed, "key_pair_id"),
+        data(&old_secret, "key_pair_id")
+    );
+}

@@ -188,6 +188,23 @@ pub struct CloudFrontAccountStatus {
     /// What the account holds against its quotas.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<AccountUsage>,
+    /// Keyrings of this account that no SigningKeyGroup uses: left by `deletionPolicy: Retain`,
+    /// a finalizer removed by force, or a namespace deleted (and perhaps created again). Their
+    /// CloudFront keys still count against the quotas; see docs/tenancy.md to clean them up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unclaimed_keyrings: Vec<UnclaimedKeyring>,
+}
+
+/// A keyring no object claims.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UnclaimedKeyring {
+    /// The keyring Secret, in keyfront's namespace.
+    pub secret: String,
+    /// The `namespace/name` it was made for.
+    pub object: String,
+    /// Why no object claims it.
+    pub reason: String,
 }
 
 /// Public keys and key groups in the account, and how many of them are keyfront's.

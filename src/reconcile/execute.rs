@@ -95,6 +95,7 @@ pub async fn execute<A, C: CloudFront>(
                     &keyrings,
                     &ctx.config.keyring_namespace,
                     subject,
+                    &object.spec.account_ref.name,
                     &keyring,
                     observed,
                 )

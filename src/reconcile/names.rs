@@ -31,6 +31,11 @@ pub const ACTIVATED_AT_ANNOTATION: &str = "keyfront.dev/activated-at";
 pub const SPEC_METADATA_ANNOTATION: &str = "keyfront.dev/spec-metadata-keys";
 /// Annotation on the keyring naming the `SigningKeyGroup` (`namespace/name`) for people.
 pub const OWNER_OBJECT_ANNOTATION: &str = "keyfront.dev/owner-object";
+/// Annotations on the keyring for the account's list of unclaimed keyrings (read from
+/// metadata alone): the `CloudFrontAccount` the keys live in, and the UID of the namespace
+/// they were made for.
+pub const ACCOUNT_ANNOTATION: &str = "keyfront.dev/account";
+pub const NAMESPACE_UID_ANNOTATION: &str = "keyfront.dev/namespace-uid";
 /// Label distinguishing the keyring Secret (never mounted by apps) from the app-facing one.
 pub const ROLE_LABEL: &str = "keyfront.dev/role";
 /// On a keyring Secret, set by a cluster admin: the UID of a namespace that may resume this

@@ -30,10 +30,25 @@ pub(super) async fn save_keyring(
     keyrings: &Api<Secret>,
     namespace: &str,
     subject: &Subject,
+    account: &str,
     keyring: &Keyring,
     observed: &Observed,
 ) -> Result<(), Error> {
     let name = names::keyring_secret_name(&subject.owner);
+    let mut annotations = BTreeMap::from([
+        (names::OWNER_ANNOTATION.to_owned(), subject.owner.clone()),
+        (
+            names::OWNER_OBJECT_ANNOTATION.to_owned(),
+            format!("{}/{}", subject.namespace, subject.name),
+        ),
+        (names::ACCOUNT_ANNOTATION.to_owned(), account.to_owned()),
+    ]);
+    if let Some(made_for) = &keyring.made_for {
+        annotations.insert(
+            names::NAMESPACE_UID_ANNOTATION.to_owned(),
+            made_for.namespace_uid.clone(),
+        );
+    }
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(name.clone()),
@@ -51,13 +66,7 @@ pub(super) async fn save_keyring(
             ])),
             // No ownerReference: owners cannot cross namespaces, and the keyring must outlive
             // a force-deleted object so that its restore resumes the same keys.
-            annotations: Some(BTreeMap::from([
-                (names::OWNER_ANNOTATION.to_owned(), subject.owner.clone()),
-                (
-                    names::OWNER_OBJECT_ANNOTATION.to_owned(),
-                    format!("{}/{}", subject.namespace, subject.name),
-                ),
-            ])),
+            annotations: Some(annotations),
             ..ObjectMeta::default()
         },
         type_: Some("Opaque".into()),

@@ -79,6 +79,12 @@ pub struct Metrics {
     reconciles: Family<ResultLabels, Counter>,
     reconcile_errors: Family<ReasonLabels, Counter>,
     reconcile_duration: Histogram,
+    unclaimed_keyrings: Family<AccountLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AccountLabels {
+    account: String,
 }
 
 impl Default for Metrics {
@@ -91,6 +97,7 @@ impl Default for Metrics {
             reconciles: Family::default(),
             reconcile_errors: Family::default(),
             reconcile_duration: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            unclaimed_keyrings: Family::default(),
         };
         // Both results exist from the start, so a rate of errors is 0, not absent.
         for result in ["ok", "error"] {
@@ -142,6 +149,15 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// How many keyrings of `account` no object claims (from the account's last check).
+    pub fn set_unclaimed_keyrings(&self, account: &str, count: usize) {
+        self.unclaimed_keyrings
+            .get_or_create(&AccountLabels {
+                account: account.to_owned(),
+            })
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
     /// One reconcile: `Ok` or the error's category.
     pub fn observe_reconcile(&self, result: std::result::Result<(), &'static str>, took: Duration) {
         let outcome = if result.is_ok() { "ok" } else { "error" };
@@ -190,6 +206,11 @@ impl Metrics {
             "reconcile_duration_seconds",
             "How long one reconcile took",
             self.reconcile_duration.clone(),
+        );
+        registry.register(
+            "unclaimed_keyrings",
+            "Keyrings of an account that no SigningKeyGroup claims (Retain, forced finalizer removal, deleted namespace); their keys still count against the account's quotas",
+            self.unclaimed_keyrings.clone(),
         );
         let leader_gauge = Gauge::<i64>::default();
         leader_gauge.set(i64::from(leader));

@@ -404,9 +404,13 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
                 if !operator.ctx.leadership.is_leader() {
                     return Ok(Action::await_change());
                 }
-                reconcile::account::reconcile_account(account, operator.ctx.clone())
-                    .await
-                    .map(Action::from)
+                let name = account.name_any();
+                let metrics = operator.metrics.clone();
+                reconcile::account::reconcile_account(account, operator.ctx.clone(), |n| {
+                    metrics.set_unclaimed_keyrings(&name, n);
+                })
+                .await
+                .map(Action::from)
             },
             |_, _, operator| {
                 Action::requeue(operator.ctx.config.resync.min(Duration::from_secs(300)))

@@ -64,6 +64,7 @@ pub const OPERATOR_CALLS: &[(&str, &str, &str, Place)] = &[
     ("events.k8s.io", "events", "create", Place::Tenant),
     ("events.k8s.io", "events", "patch", Place::Tenant),
     ("", "secrets", "get", Place::Keyring),
+    ("", "secrets", "list", Place::Keyring),
     ("", "secrets", "create", Place::Keyring),
     ("", "secrets", "update", Place::Keyring),
     ("", "secrets", "delete", Place::Keyring),

@@ -70,7 +70,7 @@ async fn a_key_group_name_owned_by_someone_else_is_left_alone() {
     let theirs = world
         .emulator
         .create_key_group(&KeyGroupConfig {
-            name: "default-media".into(),
+            name: "default_media".into(),
             comment: Some("made by hand".into()),
             items: vec![],
         })
@@ -96,7 +96,7 @@ async fn a_key_group_name_owned_by_someone_else_is_left_alone() {
             world
                 .emulator
                 .create_key_group(&KeyGroupConfig {
-                    name: "default-media".into(),
+                    name: "default_media".into(),
                     comment: Some("made by hand".into()),
                     items: vec![key.value.id],
                 })
