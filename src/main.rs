@@ -67,9 +67,11 @@ struct CrdArgs {
 #[derive(Args, Debug)]
 struct RunArgs {
     /// This cluster's ID: part of the owner identity marked on every CloudFront object, so
-    /// clusters sharing an AWS account must use different IDs.
-    #[arg(long, env = "KEYFRONT_CLUSTER_ID", default_value = "default")]
-    cluster_id: String,
+    /// clusters sharing an AWS account must use different IDs. Default: the identity this
+    /// install recorded (ConfigMap keyfront-cluster-identity), else `default` for an install
+    /// from before 0.2, else the kube-system namespace's UID.
+    #[arg(long, env = "KEYFRONT_CLUSTER_ID")]
+    cluster_id: Option<String>,
     /// Namespace holding every keyring Secret (all private keys); the operator's own.
     /// Default: $POD_NAMESPACE, else the kubeconfig's namespace.
     #[arg(long, env = "KEYFRONT_KEYRING_NAMESPACE")]
@@ -324,9 +326,16 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         app_name: Some(identity.clone()),
     })
     .await;
+    let cluster = keyfront::runtime::identity::resolve(
+        &client,
+        &keyring_namespace,
+        args.cluster_id.as_deref(),
+    )
+    .await?;
     tracing::info!(
         cloudfront_endpoint = args.cloudfront_endpoint.as_deref().unwrap_or("<AWS>"),
-        cluster_id = %args.cluster_id,
+        cluster_id = %cluster.cluster_id,
+        cluster_id_from = cluster.source,
         keyring_namespace = %keyring_namespace,
         "keyfront operator starting"
     );
@@ -335,7 +344,7 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         namespaces: args.namespaces,
         concurrency: args.concurrency.max(1),
         reconciler: ReconcilerConfig {
-            cluster_id: args.cluster_id,
+            cluster_id: cluster.cluster_id,
             keyring_namespace,
             propagation_poll: args.propagation_poll,
             resync: args.resync,

@@ -176,6 +176,35 @@ async fn twenty_objects_attaching_to_one_distribution_make_at_most_two_updates()
         .map(|b| b.trusted_key_groups.len())
         .sum();
     assert_eq!(trusted, 20);
+
+    // Started without --cluster-id on a new install: the identity is the kube-system
+    // namespace's UID, recorded, and it marks the CloudFront objects.
+    let uid = Api::<k8s_openapi::api::core::v1::Namespace>::all(double.client())
+        .get("kube-system")
+        .await
+        .unwrap()
+        .metadata
+        .uid
+        .unwrap();
+    let recorded = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
+        double.client(),
+        KEYRING_NAMESPACE,
+    )
+    .get(keyfront::runtime::identity::IDENTITY_CONFIG_MAP)
+    .await
+    .unwrap();
+    assert_eq!(recorded.data.unwrap()["clusterId"], uid);
+    let owner = keyfront::reconcile::names::owner_token(&uid, "default", "attach-0");
+    let groups = e2e::cloudfront(cf).list_key_groups().await.unwrap();
+    assert!(
+        groups
+            .iter()
+            .any(|g| keyfront::reconcile::names::is_owned_comment(
+                g.config.comment.as_deref(),
+                &owner
+            )),
+        "no key group marked with the kube-system UID's owner token"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

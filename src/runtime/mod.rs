@@ -10,6 +10,7 @@
 //! the Namespace — without polling. A second controller keeps each account's status.
 
 mod backoff;
+pub mod identity;
 pub mod leader;
 pub mod metrics;
 pub mod readiness;

@@ -65,6 +65,8 @@ pub const OPERATOR_CALLS: &[(&str, &str, &str, Place)] = &[
     ("events.k8s.io", "events", "patch", Place::Tenant),
     ("", "secrets", "get", Place::Keyring),
     ("", "secrets", "list", Place::Keyring),
+    ("", "configmaps", "get", Place::Keyring),
+    ("", "configmaps", "create", Place::Keyring),
     ("", "secrets", "create", Place::Keyring),
     ("", "secrets", "update", Place::Keyring),
     ("", "secrets", "delete", Place::Keyring),
