@@ -134,6 +134,7 @@ impl Case {
                 listed_public_keys: None,
                 public_keys_present: BTreeMap::new(),
                 adoption_trust: None,
+                trusting_distributions: None,
                 distributions: BTreeMap::new(),
             },
             now: t0(),
@@ -1525,5 +1526,55 @@ fn isolation_a_lost_keyring_of_an_object_named_before_0_2_keeps_its_group_name()
     assert_eq!(
         plan.keyring.key_group_name.as_deref(),
         Some("default-media")
+    );
+}
+
+#[test]
+fn isolation_activation_waits_for_a_granted_distribution_that_trusts_the_group_from_outside() {
+    // The spec lists no distribution; Terraform attached the group to E9, which is granted.
+    let mut case = Case::new()
+        .keys(vec![
+            key(1, KeyState::Active, Some("K1")),
+            key(2, KeyState::Published, Some("K2")),
+        ])
+        .group(&["K1", "K2"])
+        .signing_with(1)
+        .distribution("E9", &[KG], &["K1"], false);
+    case.observed.trusting_distributions = Some(vec!["E9".into()]);
+    let plan = case.plan();
+    assert!(
+        !kinds(&plan).iter().any(|k| k.starts_with("WriteAppSecret")),
+        "{:?}",
+        kinds(&plan)
+    );
+    assert!(finding_message(&plan, reasons::WAITING_FOR_PROPAGATION).contains("E9"));
+    assert!(
+        !kinds(&plan).iter().any(|k| k.starts_with("SetTrust")),
+        "keyfront never writes a distribution it did not attach"
+    );
+    let case = case.distribution("E9", &[KG], &["K1", "K2"], true);
+    assert!(kinds(&case.plan()).contains(&"WriteAppSecret(2)".to_owned()));
+}
+
+#[test]
+fn isolation_a_trusting_distribution_outside_the_grant_is_reported_not_read() {
+    let mut case = Case::new()
+        .keys(vec![
+            key(1, KeyState::Active, Some("K1")),
+            key(2, KeyState::Published, Some("K2")),
+        ])
+        .group(&["K1", "K2"])
+        .signing_with(1);
+    case.observed.trusting_distributions = Some(vec!["E8OTHER".into()]);
+    let plan = case.plan();
+    let message = finding_message(&plan, reasons::TRUSTED_OUTSIDE_GRANT);
+    assert!(
+        message.contains("E8OTHER") && message.contains("403"),
+        "{message}"
+    );
+    let status = status_of(&case, &plan);
+    assert_eq!(
+        condition(&status, reasons::DISTRIBUTIONS_READY).reason,
+        reasons::TRUSTED_OUTSIDE_GRANT
     );
 }

@@ -807,3 +807,101 @@ async fn a_recreated_namespace_never_inherits_the_old_tenants_key() {
         data(&old_secret, "key_pair_id")
     );
 }
+
+/// A distribution attached to the key group outside keyfront (as Terraform would, by the ID in
+/// status) is found with ListDistributionsByKeyGroup and waited for: an app signing with
+/// whatever the Secret holds is never rejected there through a rotation, and keyfront never
+/// writes that distribution.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_distribution_attached_outside_keyfront_is_waited_for_through_a_rotation() {
+    let stack = Stack::start().await;
+    let _show_log = ShowLogOnFailure(stack.operator_log.clone());
+    stack.apply(&object("team-a", "ext", "")).await;
+    let objects = stack.objects("team-a");
+    wait_for("team-a/ext Ready", Duration::from_secs(60), async || {
+        ready(&objects, "ext").await
+    })
+    .await;
+    let status = objects.get("ext").await.unwrap().status.unwrap();
+    let group = status.key_group_id.clone().unwrap();
+    let first_key = status.active_key_id.clone().unwrap();
+
+    // "Terraform" attaches the group to E1TEAMA (granted to team-a, not in the spec).
+    let distribution = stack.cf.get_distribution("E1TEAMA").await.unwrap();
+    stack
+        .cf
+        .set_trusted_key_groups(
+            "E1TEAMA",
+            &[BehaviorTrust {
+                behavior: BehaviorSelector::Default,
+                trusted_key_groups: vec![group.clone()],
+            }],
+            &distribution.etag,
+        )
+        .await
+        .unwrap();
+    let host = e2e::domain_name(stack.cf_addr, "E1TEAMA").await;
+    let secrets: Api<Secret> = Api::namespaced(stack.double.client(), "team-a");
+    wait_for(
+        "E1TEAMA to verify the first key",
+        Duration::from_secs(30),
+        async || {
+            let secret = secrets.get("ext-cloudfront-key").await.unwrap();
+            edge_get(stack.edge, &host, &sign(&secret, &host, "/v/0.ts")).await == 200
+        },
+    )
+    .await;
+    let updates_before = stack
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r.operation == "UpdateDistribution")
+        .count();
+
+    objects
+        .patch(
+            "ext",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {names::ROTATE_ANNOTATION: "1"}}})),
+        )
+        .await
+        .unwrap();
+    // The app: signs with whatever the Secret holds now, as fast as it can.
+    let (mut sent, mut rejected, mut rotated_at) = (0, 0, None);
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        let secret = secrets.get("ext-cloudfront-key").await.unwrap();
+        let status = edge_get(
+            stack.edge,
+            &host,
+            &sign(&secret, &host, &format!("/v/{sent}.ts")),
+        )
+        .await;
+        sent += 1;
+        if status != 200 {
+            rejected += 1;
+        }
+        if rotated_at.is_none() && data(&secret, "key_pair_id") != first_key {
+            rotated_at = Some(std::time::Instant::now());
+        }
+        if rotated_at.is_some_and(|t| t.elapsed() > Duration::from_secs(3)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(rotated_at.is_some(), "the key did not rotate in 60 s");
+    println!(
+        "{sent} signed requests through a rotation on an externally attached distribution, {rejected} rejected"
+    );
+    assert_eq!(rejected, 0, "requests rejected at the edge of E1TEAMA");
+    let updates_after = stack
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r.operation == "UpdateDistribution")
+        .count();
+    assert_eq!(
+        updates_after, updates_before,
+        "keyfront wrote a distribution it does not own"
+    );
+}

@@ -238,6 +238,7 @@ async fn observe_all<A: CloudFrontAccounts>(
             .as_deref(),
             distribution_ids: &granted,
             adopting_under: grants.filter(|_| object.spec.key_group.adopt),
+            grants,
         },
         &mut observed,
     )
@@ -413,6 +414,7 @@ fn empty_observation() -> observed::Observed {
         public_keys_present: Default::default(),
         distributions: Default::default(),
         adoption_trust: None,
+        trusting_distributions: None,
     }
 }
 

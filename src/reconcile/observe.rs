@@ -21,6 +21,7 @@ use super::observed::{
     AppSecret, DistributionState, KeyGroupState, Observed, OwnedAppSecret, StoredKeyring, Subject,
 };
 use super::{Error, KubeOperation};
+use crate::api::KeyState;
 use crate::cloudfront::{CloudFront, DeploymentStatus, Distribution, ErrorKind, KeyGroup, Tagged};
 use crate::keys::PrivateKeyPem;
 use crate::tenancy::Grants;
@@ -111,6 +112,9 @@ pub struct Wanted<'a> {
     /// With `spec.keyGroup.adopt`, the namespace's grants: a key group not yet marked is
     /// checked for the distributions that trust it, and the granted ones among them are read.
     pub adopting_under: Option<&'a Grants>,
+    /// The namespace's grants, when admitted: of the distributions found trusting the group
+    /// while a key waits to become active, only granted ones are read.
+    pub grants: Option<&'a Grants>,
 }
 
 /// The CloudFront half of an observation, filled into `observed`: the key group (found by
@@ -134,6 +138,23 @@ pub async fn observe_cloudfront<C: CloudFront>(
     .await?;
     let adoption_trust = match (&key_group, wanted_by_spec.adopting_under) {
         (KeyGroupState::Taken(group), Some(_)) => Some(
+            cloudfront
+                .list_distributions_by_key_group(&group.value.id)
+                .await
+                .map_err(Error::cloudfront("ListDistributionsByKeyGroup"))?,
+        ),
+        _ => None,
+    };
+
+    // A key waiting to become active must be live on every distribution that trusts the
+    // group, including ones attached outside keyfront (by hand, Terraform, ACK).
+    let awaiting_activation = recorded.is_some_and(|k| {
+        k.keys
+            .iter()
+            .any(|r| r.state == KeyState::Published && !r.revoked && r.public_key_id.is_some())
+    });
+    let trusting_distributions = match (&key_group, awaiting_activation && !subject.deleting) {
+        (KeyGroupState::Owned(group), true) => Some(
             cloudfront
                 .list_distributions_by_key_group(&group.value.id)
                 .await
@@ -201,6 +222,13 @@ pub async fn observe_cloudfront<C: CloudFront>(
                 .map(String::as_str),
         );
     }
+    if let (Some(ids), Some(grants)) = (&trusting_distributions, wanted_by_spec.grants) {
+        wanted.extend(
+            ids.iter()
+                .filter(|id| grants.distribution(id).is_some())
+                .map(String::as_str),
+        );
+    }
     // A remembered read stands in for a fresh one only where nothing is awaited: deployed,
     // and the edge verifying exactly the key group's keys (a fresh read of the group was just
     // made). Deleting and adopting always read afresh; a write starts from the read it is
@@ -230,6 +258,7 @@ pub async fn observe_cloudfront<C: CloudFront>(
     observed.public_keys_present = public_keys_present;
     observed.distributions = distributions;
     observed.adoption_trust = adoption_trust;
+    observed.trusting_distributions = trusting_distributions;
     Ok(())
 }
 

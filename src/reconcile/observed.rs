@@ -111,6 +111,10 @@ pub struct Observed {
     /// With `spec.keyGroup.adopt` and a key group not yet marked: the distributions that trust
     /// it (the granted ones among them are in `distributions` too).
     pub adoption_trust: Option<Vec<String>>,
+    /// While a key waits to become active: every distribution that trusts the key group
+    /// (`ListDistributionsByKeyGroup`), whether or not the spec lists it. The granted ones
+    /// among them are in `distributions` too; the others are not read.
+    pub trusting_distributions: Option<Vec<String>>,
 }
 
 impl Observed {

@@ -53,6 +53,9 @@ pub const REVOKE_KEY_NOT_FOUND: &str = "RevokeKeyNotFound";
 /// A behavior the object is no longer granted still trusts its key group (the detach would
 /// make it public, or has not deployed yet): no new key is published or activated there.
 pub const ROTATION_FROZEN: &str = "RotationFrozen";
+/// A distribution the namespace is not granted trusts the key group (attached outside
+/// keyfront): keyfront does not read it, so a rotation may reach apps before it deploys there.
+pub const TRUSTED_OUTSIDE_GRANT: &str = "TrustedOutsideGrant";
 /// A revoked key is still in the key group: signing works, but the revocation is not done.
 pub const REVOCATION_IN_PROGRESS: &str = "RevocationInProgress";
 /// The keyring found under this object's identity was made for a namespace of the same name

@@ -458,6 +458,24 @@ fn plan_lifecycle(
             plan.steps.push(Step::WriteAppSecret { serial });
         }
     }
+    let unread: Vec<&str> = observed
+        .trusting_distributions
+        .iter()
+        .flatten()
+        .filter(|id| !observed.distributions.contains_key(*id))
+        .map(String::as_str)
+        .collect();
+    if !unread.is_empty() {
+        plan.wait(
+            reasons::DISTRIBUTIONS_READY,
+            reasons::TRUSTED_OUTSIDE_GRANT,
+            format!(
+                "distributions {} trust this key group but are not granted to namespace {:?}, so keyfront does not read them and cannot wait for them to deploy a new key: their viewers may see 403s after a rotation. Ask a cluster admin to grant them, or detach the key group there",
+                unread.join(", "),
+                subject.namespace
+            ),
+        );
+    }
     let revoked_trusted = keys::revoked_still_trusted(plan, observed, &observed_items);
     if !revoked_trusted.is_empty() {
         plan.wait(
