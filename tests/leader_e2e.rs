@@ -373,3 +373,77 @@ async fn only_the_leader_writes_and_a_standby_takes_over_on_kill_and_on_sigterm(
     assert!(stats.sent > 500, "the app sent only {}", stats.sent);
     assert!(stats.rejected.is_empty(), "rejected: {:?}", stats.rejected);
 }
+
+/// A leader whose API server stops answering Lease calls (accepts the connection, never
+/// replies) steps down within the renew deadline (2/3 of the 6 s lease) of its last renewal,
+/// and writes nothing after that, though its rotation falls due: the audit log and the
+/// emulator's request log show no write from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_lease_calls_hang_steps_down_in_time_and_writes_nothing_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let (double, kubeconfig) = e2e::cluster(dir.path(), KEYRING_NAMESPACE).await;
+    let cf = free_port();
+    let _emulator = keyfront(
+        &[
+            "emulator",
+            "--listen",
+            &cf.to_string(),
+            "--propagation-delay",
+            "1",
+            "--distribution",
+            "EFASTDEMO1",
+        ],
+        &dir.path().join("emulator.log"),
+    );
+    wait_for("the emulator", Duration::from_secs(20), async || {
+        tokio::net::TcpStream::connect(cf).await.is_ok()
+    })
+    .await;
+    let leases: Api<Lease> = Api::namespaced(double.client(), KEYRING_NAMESPACE);
+    let log = dir.path().join("a.log");
+    let _show = e2e::ShowLogOnFailure(log.clone());
+    let a = operator(&kubeconfig, cf, &log);
+    let id = identity(&a);
+    until_held_by(&leases, &id, Duration::from_secs(20)).await;
+    double
+        .create_from_yaml(&repo("examples/fast-rotation.yaml"))
+        .unwrap();
+    let objects: Api<SigningKeyGroup> = Api::namespaced(double.client(), "default");
+    wait_for("fast to be Ready", Duration::from_secs(60), async || {
+        e2e::ready(&objects, "fast").await
+    })
+    .await;
+
+    double.hang("leases", true);
+    let hung_at = Instant::now();
+    let stepped_down = "stepping down";
+    wait_for(
+        "the leader to step down",
+        Duration::from_secs(20),
+        async || {
+            std::fs::read_to_string(&log)
+                .unwrap()
+                .contains(stepped_down)
+        },
+    )
+    .await;
+    let took = hung_at.elapsed();
+    let renew_deadline = LEASE_DURATION.mul_f64(2.0 / 3.0);
+    println!(
+        "stepped down {took:?} after the Lease calls began to hang (renew deadline {renew_deadline:?})"
+    );
+    // The last renewal was at most one look (400 ms) before the hang began.
+    assert!(
+        took <= renew_deadline + Duration::from_millis(500),
+        "stepped down {took:?} after the hang, past the renew deadline"
+    );
+    let at_step_down = writes_by(&double, cf, &id).await;
+    // fast rotates every 20 s: a leader would have written within this time.
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    assert_eq!(
+        writes_by(&double, cf, &id).await,
+        at_step_down,
+        "a replica that stepped down wrote"
+    );
+    double.hang("leases", false);
+}

@@ -24,6 +24,9 @@ pub enum ErrorKind {
     /// keyfront refused to write: the distribution's config has an element this build's AWS
     /// SDK does not know, which the update would have dropped.
     UnknownField,
+    /// keyfront withheld the write: this replica no longer knows it leads (it could not renew
+    /// the leader Lease within the renew deadline). Nothing was sent.
+    NotLeader,
 }
 
 impl ErrorKind {
@@ -78,6 +81,7 @@ impl ErrorKind {
             Self::Invalid => "Invalid",
             Self::Transient => "Transient",
             Self::UnknownField => "UnknownField",
+            Self::NotLeader => "NotLeader",
         }
     }
 }

@@ -103,6 +103,7 @@ impl Error {
                 ErrorKind::Invalid => reasons::CLOUDFRONT_REJECTED,
                 ErrorKind::Transient => "CloudFrontUnavailable",
                 ErrorKind::UnknownField => reasons::UNKNOWN_DISTRIBUTION_FIELD,
+                ErrorKind::NotLeader => "LeadershipLost",
             },
             Self::Kube { .. } => "KubernetesError",
             Self::KeyringNotOwned | Self::Keyring(_) | Self::UnknownKey { .. } => {

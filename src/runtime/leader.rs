@@ -12,9 +12,13 @@
 //!
 //! A holder that cannot renew for `renew_deadline` (shorter than `duration`) steps down, so two
 //! replicas never both believe they lead; and [`Leadership::confirm`] reads the Lease again
-//! before each batch of writes.
+//! before each batch of writes. Every Lease call runs under a timeout that ends at the renew
+//! deadline (a hung API server, which answers nothing, must not keep a holder believing it
+//! leads); per call, not client-wide, since a short read timeout would end the watches.
+//! [`Leadership::may_write`] holds until the renew deadline after the last successful renewal:
+//! writes that waited (for a CloudFront budget token, say) check it again before each attempt.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::Stream;
@@ -44,6 +48,8 @@ pub struct LeaseSettings {
 pub struct Leadership {
     state: watch::Receiver<bool>,
     lease: Option<(Api<Lease>, Arc<LeaseSettings>)>,
+    /// When this replica last renewed the Lease (with election).
+    renewed: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Leadership {
@@ -53,11 +59,36 @@ impl Leadership {
         let (tx, state) = watch::channel(true);
         // The receiver keeps the last value after the sender is gone.
         drop(tx);
-        Self { state, lease: None }
+        Self {
+            state,
+            lease: None,
+            renewed: Arc::default(),
+        }
     }
 
     pub fn is_leader(&self) -> bool {
         *self.state.borrow()
+    }
+
+    /// How long this replica may still write: until the renew deadline after its last
+    /// successful renewal (forever without election; zero when it does not lead).
+    fn validity(&self) -> Duration {
+        let Some((_, settings)) = &self.lease else {
+            return Duration::MAX;
+        };
+        if !self.is_leader() {
+            return Duration::ZERO;
+        }
+        let renewed = *self.renewed.lock().unwrap_or_else(PoisonError::into_inner);
+        renewed.map_or(Duration::ZERO, |at| {
+            (at + settings.renew_deadline).saturating_duration_since(Instant::now())
+        })
+    }
+
+    /// Whether a write may leave this replica now: it leads, and renewed the Lease within the
+    /// renew deadline. Checked before each CloudFront write attempt.
+    pub fn may_write(&self) -> bool {
+        !self.validity().is_zero()
     }
 
     /// Reads the Lease: still held by this replica and not expired by this clock. Called
@@ -67,14 +98,23 @@ impl Leadership {
         let Some((api, settings)) = &self.lease else {
             return true;
         };
-        if !self.is_leader() {
+        let left = self.validity();
+        if left.is_zero() {
             return false;
         }
-        match api.get_opt(&settings.name).await {
-            Ok(Some(lease)) => held_by(&lease, &settings.identity, jiff::Timestamp::now()),
-            Ok(None) => false,
-            Err(error) => {
+        match tokio::time::timeout(left, api.get_opt(&settings.name)).await {
+            Ok(Ok(Some(lease))) => {
+                held_by(&lease, &settings.identity, jiff::Timestamp::now()) && self.may_write()
+            }
+            Ok(Ok(None)) => false,
+            Ok(Err(error)) => {
                 tracing::warn!(%error, "could not re-read the leader Lease; not writing");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "re-reading the leader Lease took past the renew deadline; not writing"
+                );
                 false
             }
         }
@@ -121,11 +161,13 @@ pub fn start(
     let api: Api<Lease> = Api::namespaced(client, &settings.namespace);
     let settings = Arc::new(settings);
     let (tx, state) = watch::channel(false);
+    let renewed: Arc<Mutex<Option<Instant>>> = Arc::default();
     let leadership = Leadership {
         state,
         lease: Some((api.clone(), settings.clone())),
+        renewed: renewed.clone(),
     };
-    let task = tokio::spawn(elect(api, settings, tx, shutdown));
+    let task = tokio::spawn(elect(api, settings, tx, renewed, shutdown));
     (leadership, task)
 }
 
@@ -133,15 +175,30 @@ async fn elect(
     api: Api<Lease>,
     settings: Arc<LeaseSettings>,
     tx: watch::Sender<bool>,
+    renewed: Arc<Mutex<Option<Instant>>>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let identity = settings.identity.as_str();
     let mut last_renewed: Option<Instant> = None;
     tokio::pin!(shutdown);
     loop {
-        match try_acquire_or_renew(&api, &settings).await {
+        // A holder's call may take only until its renew deadline; a standby's, the deadline.
+        let limit = match last_renewed.filter(|_| *tx.borrow()) {
+            Some(at) => (at + settings.renew_deadline).saturating_duration_since(Instant::now()),
+            None => settings.renew_deadline,
+        }
+        .max(Duration::from_millis(1));
+        let attempted = Instant::now();
+        let answer = match tokio::time::timeout(limit, try_acquire_or_renew(&api, &settings)).await
+        {
+            Ok(answer) => answer.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {limit:?}")),
+        };
+        match answer {
             Ok(true) => {
-                last_renewed = Some(Instant::now());
+                // Counted from when the call was sent: the renewal holds from then on.
+                last_renewed = Some(attempted);
+                *renewed.lock().unwrap_or_else(PoisonError::into_inner) = Some(attempted);
                 if !*tx.borrow() {
                     tracing::info!(identity, lease = %settings.name, "became the leader");
                     tx.send_replace(true);
@@ -171,9 +228,12 @@ async fn elect(
         }
     }
     if tx.send_replace(false) {
-        match release(&api, &settings).await {
-            Ok(()) => tracing::info!(identity, "released the leader lease"),
-            Err(error) => tracing::warn!(identity, %error, "could not release the leader lease"),
+        match tokio::time::timeout(settings.renew_deadline, release(&api, &settings)).await {
+            Ok(Ok(())) => tracing::info!(identity, "released the leader lease"),
+            Ok(Err(error)) => {
+                tracing::warn!(identity, %error, "could not release the leader lease");
+            }
+            Err(_) => tracing::warn!(identity, "releasing the leader lease got no answer"),
         }
     }
     Ok(())

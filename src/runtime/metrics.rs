@@ -122,6 +122,7 @@ pub fn outcome<T>(result: &Result<T>) -> &'static str {
             | ErrorKind::QuotaExceeded
             | ErrorKind::Invalid
             | ErrorKind::UnknownField => "refused",
+            ErrorKind::NotLeader => "not_sent",
         },
     }
 }

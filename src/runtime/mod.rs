@@ -32,7 +32,7 @@ use kube::{Api, ResourceExt as _};
 use crate::api::{CloudFrontAccount, SigningKeyGroup};
 use crate::clock::SystemClock;
 use crate::cloudfront::CloudFrontAccounts;
-use crate::cloudfront::budget::{BudgetSettings, BudgetedAccounts};
+use crate::cloudfront::budget::{BudgetSettings, BudgetedAccounts, WriteGate};
 use crate::reconcile::{self, Context, ReconcilerConfig, names};
 use backoff::Backoff;
 use leader::{Leadership, LeaseSettings};
@@ -183,7 +183,11 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
                     metrics: metrics.clone(),
                 },
                 settings.budget.clone(),
-            ),
+            )
+            .with_write_gate({
+                let leadership = leadership.clone();
+                WriteGate::new(move || leadership.may_write())
+            }),
             clock: Arc::new(SystemClock),
             events: Events::new(client.clone(), reporter),
             config: settings.reconciler.clone(),

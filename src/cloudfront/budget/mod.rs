@@ -106,12 +106,40 @@ impl AccountBudget {
     }
 }
 
+/// Asked after a write's token wait, before each attempt: whether a write may leave this
+/// replica now (with leader election, [`crate::runtime::leader::Leadership::may_write`]).
+#[derive(Clone)]
+pub struct WriteGate(Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl WriteGate {
+    pub fn new(open: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        Self(Arc::new(open))
+    }
+
+    fn open(&self) -> bool {
+        (self.0)()
+    }
+}
+
+impl Default for WriteGate {
+    fn default() -> Self {
+        Self::new(|| true)
+    }
+}
+
+impl std::fmt::Debug for WriteGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteGate")
+    }
+}
+
 /// Hands out [`Budgeted`] clients; every client of one account shares its budget.
 #[derive(Debug, Clone)]
 pub struct BudgetedAccounts<A> {
     inner: A,
     settings: Arc<BudgetSettings>,
     accounts: Arc<Mutex<HashMap<String, Arc<AccountBudget>>>>,
+    gate: WriteGate,
 }
 
 impl<A> BudgetedAccounts<A> {
@@ -120,7 +148,15 @@ impl<A> BudgetedAccounts<A> {
             inner,
             settings: Arc::new(settings),
             accounts: Arc::default(),
+            gate: WriteGate::default(),
         }
+    }
+
+    /// Every write attempt first asks `gate` (after waiting for its token).
+    #[must_use]
+    pub fn with_write_gate(mut self, gate: WriteGate) -> Self {
+        self.gate = gate;
+        self
     }
 
     /// The current rate of every bucket in use: (account, class, calls per second).
@@ -157,6 +193,7 @@ impl<A> BudgetedAccounts<A> {
             inner: client,
             account,
             settings: self.settings.clone(),
+            gate: self.gate.clone(),
         }
     }
 }
@@ -180,6 +217,7 @@ pub struct Budgeted<C> {
     pub(super) inner: C,
     account: Arc<AccountBudget>,
     pub(super) settings: Arc<BudgetSettings>,
+    gate: WriteGate,
 }
 
 impl<C> Budgeted<C> {
@@ -196,6 +234,14 @@ impl<C> Budgeted<C> {
             let wait = bucket.reserve(Instant::now());
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
+            }
+            if class == Class::Write && !self.gate.open() {
+                return Err(super::CloudFrontError::new(
+                    "write",
+                    ErrorKind::NotLeader,
+                    "NotLeader",
+                    "this replica could not renew the leader Lease in time, so it sends no write",
+                ));
             }
             let result = attempt().await;
             tries += 1;

@@ -1,6 +1,7 @@
 //! Faults a test injects into what another process asks over HTTP, as a busy API server
 //! behaves: `409 Conflict` on writes (another writer got there first) and watch connections
-//! that end (an API server restart, a load balancer's idle timeout). In-process clients
+//! that end (an API server restart, a load balancer's idle timeout), and requests for a
+//! resource that are accepted and never answered (a hung API server). In-process clients
 //! ([`crate::ApiDouble::client`]) are never faulted, so a test's own checks see the truth.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +20,8 @@ pub struct Faults {
     /// Bumped to end every open watch stream.
     watch_epoch: watch::Sender<u64>,
     watches_dropped: AtomicU64,
+    /// Resources (plurals) whose requests over HTTP hang until released.
+    hung: watch::Sender<Vec<String>>,
 }
 
 impl Default for Faults {
@@ -28,6 +31,7 @@ impl Default for Faults {
             conflicts_injected: AtomicU64::new(0),
             watch_epoch: watch::Sender::new(0),
             watches_dropped: AtomicU64::new(0),
+            hung: watch::Sender::new(Vec::new()),
         }
     }
 }
@@ -70,6 +74,23 @@ impl Faults {
         self.watches_dropped
             .fetch_add(open as u64, Ordering::Relaxed);
         open
+    }
+
+    /// Makes requests for `resource` hang (`on`) or answers them again, the hung ones too.
+    pub fn set_hang(&self, resource: &str, on: bool) {
+        self.hung.send_modify(|hung| {
+            hung.retain(|r| r != resource);
+            if on {
+                hung.push(resource.to_owned());
+            }
+        });
+    }
+
+    /// Waits while requests for `resource` hang.
+    pub async fn pass(&self, resource: &str) {
+        let mut hung = self.hung.subscribe();
+        // The sender lives as long as `self`, so `wait_for` ends only when released.
+        let _ = hung.wait_for(|h| !h.iter().any(|r| r == resource)).await;
     }
 
     pub fn watches_dropped(&self) -> u64 {

@@ -316,6 +316,11 @@ async fn resource(
         Ok(r) => r,
         Err(e) => return error(e),
     };
+    if over_http {
+        // A hung server accepts the request and answers nothing (until released).
+        let plural = request.rt.plural.clone();
+        shared.faults.pass(&plural).await;
+    }
     let watching = query.get("watch").is_some_and(|w| w == "true" || w == "1");
     let verb = match (&method, request.name) {
         (&Method::GET, None) if watching => "watch",

@@ -178,6 +178,12 @@ impl ApiDouble {
         });
     }
 
+    /// From now on (`on`), requests over HTTP for `resource` (plural, e.g. `leases`) are
+    /// accepted and never answered, as by a hung API server; `false` answers them again.
+    pub fn hang(&self, resource: &str, on: bool) {
+        self.shared.faults.set_hang(resource, on);
+    }
+
     /// Ends every open watch stream now, as an API server restart does; returns how many.
     pub fn drop_watches(&self) -> usize {
         self.shared.faults.drop_watches()
