@@ -275,6 +275,7 @@ async fn cloudfront_account_health_follows_its_credential_check() {
     keyfront::reconcile::account::reconcile_account(
         std::sync::Arc::new(accounts.get("default").await.unwrap()),
         ctx.clone(),
+        |_| {},
     )
     .await
     .unwrap();
@@ -288,6 +289,7 @@ async fn cloudfront_account_health_follows_its_credential_check() {
     let _ = keyfront::reconcile::account::reconcile_account(
         std::sync::Arc::new(accounts.get("default").await.unwrap()),
         ctx,
+        |_| {},
     )
     .await;
     r.check(

@@ -102,32 +102,6 @@ pub(super) fn detach(
     })
 }
 
-/// The behaviors, among the distributions observed, that trust the key group in their
-/// configuration without being granted to the namespace (a grant taken away, a behavior the
-/// account never granted): while any is left, the group is frozen.
-pub(super) fn ungranted_trust(observed: &Observed, grants: &Grants, kg_id: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for state in observed.distributions.values() {
-        let DistributionState::Found(dist) = state else {
-            continue;
-        };
-        let access = grants.distribution(&dist.value.id);
-        for trust in &dist.value.behaviors {
-            if trust.trusted_key_groups.iter().any(|g| g == kg_id)
-                && access
-                    .as_ref()
-                    .is_none_or(|a| !a.behavior_allowed(&trust.behavior))
-            {
-                found.push(format!(
-                    "the {} of distribution {}",
-                    trust.behavior, dist.value.id
-                ));
-            }
-        }
-    }
-    found
-}
-
 /// Whether any behavior of the distribution's configuration trusts the key group.
 pub(super) fn configured_to_trust(distribution: &Distribution, kg_id: &str) -> bool {
     distribution

@@ -7,7 +7,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::distributions::trusts;
-use super::{Notice, Plan, Settings, Stage, after, before};
+use super::{Plan, Settings, Stage, after, before};
 use crate::api::{KeyAlgorithm, KeyState, MAX_KEYS_PER_GROUP};
 use crate::reconcile::keyring::{KeyRecord, Keyring};
 use crate::reconcile::names;
@@ -209,44 +209,6 @@ pub(super) fn record_activation(plan: &mut Plan, observed: &Observed, now: Times
             record.state = KeyState::Retiring;
             record.retired_at = Some(now);
         }
-    }
-}
-
-pub(super) fn handle_revoke_request(plan: &mut Plan, subject: &Subject, now: Timestamp) {
-    let Some(target) = &subject.revoke_request else {
-        return;
-    };
-    if plan.keyring.handled_revoke.as_ref() == Some(target) {
-        return;
-    }
-    plan.keyring.handled_revoke = Some(target.clone());
-    match plan
-        .keyring
-        .keys
-        .iter_mut()
-        .find(|r| r.public_key_id.as_ref() == Some(target))
-    {
-        Some(record) => {
-            record.revoked = true;
-            if record.state == KeyState::Published {
-                record.state = KeyState::Retiring;
-                record.retired_at = Some(now);
-            }
-            plan.notices.push(Notice {
-                warning: false,
-                reason: reasons::KEY_REVOKED,
-                message: format!(
-                    "public key {target} revoked: it leaves the key group as soon as another key is active"
-                ),
-            });
-        }
-        None => plan.notices.push(Notice {
-            warning: true,
-            reason: reasons::REVOKE_KEY_NOT_FOUND,
-            message: format!(
-                "keyfront.dev/revoke-key names {target}, which is not a key of this SigningKeyGroup"
-            ),
-        }),
     }
 }
 
@@ -492,29 +454,4 @@ pub(super) fn plan_activation(
         return None;
     }
     Some(candidate.serial)
-}
-
-/// Revoked keys that the key group or a distribution's edge still trusts.
-pub(super) fn revoked_still_trusted(
-    plan: &Plan,
-    observed: &Observed,
-    in_group: &BTreeSet<String>,
-) -> Vec<String> {
-    let at_edge = |id: &str| {
-        observed.distributions.values().any(|d| match d {
-            DistributionState::Found(d) => d
-                .value
-                .active_trusted_key_groups
-                .iter()
-                .any(|g| g.key_pair_ids.iter().any(|k| k == id)),
-            DistributionState::NotFound => false,
-        })
-    };
-    plan.keyring
-        .keys
-        .iter()
-        .filter(|r| r.revoked)
-        .filter_map(|r| r.public_key_id.clone())
-        .filter(|id| in_group.contains(id) || at_edge(id))
-        .collect()
 }

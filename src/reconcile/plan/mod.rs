@@ -8,17 +8,20 @@
 //! One module per concern, each a chain of small named rules over the same [`Plan`]:
 //! [`keys`] (keyring bookkeeping, rotation, activation), [`key_group`] (what the group holds),
 //! [`adopted_keys`] (the keys an adopted group came with), [`settings`] (the spec made usable),
-//! [`app_secret`] (what apps mount), [`distributions`] (attach and detach), [`cleanup`]
-//! (deletion), and [`grants`] (what the `CloudFrontAccount` lets the object do at all).
+//! [`app_secret`] (what apps mount), [`distributions`] (attach and detach), [`foreign_trust`]
+//! (trust keyfront did not give), [`revocation`] (compromised keys), [`claim`] (whose keyring
+//! this is), [`cleanup`] (deletion), and [`grants`] (what the `CloudFrontAccount` lets the object do at all).
 
 mod adopted_keys;
 mod app_secret;
 mod claim;
 mod cleanup;
 mod distributions;
+mod foreign_trust;
 mod grants;
 mod key_group;
 mod keys;
+mod revocation;
 mod settings;
 
 pub use app_secret::{
@@ -358,7 +361,7 @@ fn plan_lifecycle(
     adopted_keys::record_adopted_keys_when_rebuilding(plan, observed, &observed_items);
     keys::forget_deleted_keys(plan, observed);
     keys::record_activation(plan, observed, now);
-    keys::handle_revoke_request(plan, subject, now);
+    revocation::handle_revoke_request(plan, subject, now);
 
     let grace = settings.grace();
     let leaving = |r: &KeyRecord| leave_time(r, grace).is_some_and(|t| t <= now);
@@ -387,25 +390,9 @@ fn plan_lifecycle(
     ));
     adopted_keys::release_adopted_keys(plan, settings, observed, &observed_items);
 
-    // A removed grant is obeyed: while a behavior the object is no longer granted trusts the
-    // group, no new key is published or activated (it would be deployed there). An emergency
-    // revocation still proceeds.
-    let ungranted = group
-        .map(|g| distributions::ungranted_trust(observed, access.grants, &g.value.id))
-        .unwrap_or_default();
-    let revoking = plan.keyring.active().is_some_and(|a| a.revoked);
-    let frozen = !ungranted.is_empty() && !revoking;
-    if frozen {
-        plan.find(
-            reasons::ROTATING,
-            reasons::ROTATION_FROZEN,
-            format!(
-                "no new key is published or activated while {} trusts this key group without being granted to namespace {:?}; keyfront detaches it once that is allowed (or grant it again)",
-                ungranted.join(", "),
-                subject.namespace
-            ),
-        );
-    }
+    let frozen = group.is_some_and(|g| {
+        foreign_trust::frozen(plan, subject, observed, access.grants, &g.value.id)
+    });
     let may_publish = access.admitted && !frozen;
 
     // Rotation: a new key when there is none, when the active one is due, revoked or a
@@ -458,35 +445,8 @@ fn plan_lifecycle(
             plan.steps.push(Step::WriteAppSecret { serial });
         }
     }
-    let unread: Vec<&str> = observed
-        .trusting_distributions
-        .iter()
-        .flatten()
-        .filter(|id| !observed.distributions.contains_key(*id))
-        .map(String::as_str)
-        .collect();
-    if !unread.is_empty() {
-        plan.wait(
-            reasons::DISTRIBUTIONS_READY,
-            reasons::TRUSTED_OUTSIDE_GRANT,
-            format!(
-                "distributions {} trust this key group but are not granted to namespace {:?}, so keyfront does not read them and cannot wait for them to deploy a new key: their viewers may see 403s after a rotation. Ask a cluster admin to grant them, or detach the key group there",
-                unread.join(", "),
-                subject.namespace
-            ),
-        );
-    }
-    let revoked_trusted = keys::revoked_still_trusted(plan, observed, &observed_items);
-    if !revoked_trusted.is_empty() {
-        plan.wait(
-            reasons::READY,
-            reasons::REVOCATION_IN_PROGRESS,
-            format!(
-                "revoked public keys {} are still trusted: removing them from the key group and waiting for the distributions to deploy that",
-                revoked_trusted.join(", ")
-            ),
-        );
-    }
+    foreign_trust::report_unread_trusting(plan, subject, observed);
+    revocation::report_revoked_still_trusted(plan, observed, &observed_items);
     let signing_key_in_place =
         active_serial.is_some() && matches!(observed.app_secret, AppSecret::Owned(_));
     if let Some(kg_id) = kg_id {
