@@ -182,6 +182,7 @@ impl CloudFrontAccounts for SdkAccounts {
         // namespace), not by the account name alone.
         let key = AccountAccess {
             account: String::new(),
+            aws_account_id: None,
             ..access.clone()
         };
         if let Some(client) = self

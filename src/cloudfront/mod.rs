@@ -35,6 +35,10 @@ pub struct AccountAccess {
     pub assume_role: Option<AssumeRole>,
     /// The tenant namespace, carried in the STS session name so CloudTrail shows who acted.
     pub namespace: String,
+    /// The AWS account ID the credentials act in, once known (the account's
+    /// `status.accountId`): the call budget and coalescing belong to the AWS account, so two
+    /// `CloudFrontAccount`s for one AWS account share them.
+    pub aws_account_id: Option<String>,
 }
 
 /// Hands out a CloudFront client for an account.

@@ -200,16 +200,20 @@ async fn observe_account<A: CloudFrontAccounts>(
     ctx: &Context<A>,
     account: &CloudFrontAccount,
 ) -> Result<AccountObservation, Error> {
-    let access = AccountAccess {
+    let mut access = AccountAccess {
         account: account.name_any(),
         assume_role: account.spec.assume_role.clone(),
         namespace: ctx.config.keyring_namespace.clone(),
+        aws_account_id: None,
     };
     let account_id = ctx
         .accounts
         .caller_account(&access)
         .await
         .map_err(Error::cloudfront("GetCallerIdentity"))?;
+    access.aws_account_id = account_id
+        .clone()
+        .or_else(|| account.status.as_ref().and_then(|s| s.account_id.clone()));
     let client = ctx
         .accounts
         .connect(&access)

@@ -201,6 +201,7 @@ async fn observe_all<A: CloudFrontAccounts>(
             account: account_name.clone(),
             assume_role: account.spec.assume_role.clone(),
             namespace: subject.namespace.clone(),
+            aws_account_id: account.status.as_ref().and_then(|s| s.account_id.clone()),
         })
         .await
         .map_err(Error::cloudfront("AssumeRole"))?;

@@ -64,6 +64,7 @@ pub async fn check_credentials<A: CloudFrontAccounts>(
         account: "(keyfront's own credentials)".to_owned(),
         assume_role: None,
         namespace: keyring_namespace.to_owned(),
+        aws_account_id: None,
     };
     loop {
         let result = match accounts.connect(&access).await {

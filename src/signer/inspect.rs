@@ -177,6 +177,7 @@ pub async fn run(args: &InspectArgs, out: &mut impl Write) -> anyhow::Result<boo
                     account: "default".into(),
                     assume_role: None,
                     namespace: String::new(),
+                    aws_account_id: None,
                 })
                 .await?,
         );

@@ -28,8 +28,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 mod bucket;
+mod gate;
 mod shared_reads;
 pub use bucket::{Bucket, Rate};
+pub use gate::WriteGate;
 use shared_reads::PendingReads;
 
 use super::coalesce::Batches;
@@ -106,33 +108,6 @@ impl AccountBudget {
     }
 }
 
-/// Asked after a write's token wait, before each attempt: whether a write may leave this
-/// replica now (with leader election, [`crate::runtime::leader::Leadership::may_write`]).
-#[derive(Clone)]
-pub struct WriteGate(Arc<dyn Fn() -> bool + Send + Sync>);
-
-impl WriteGate {
-    pub fn new(open: impl Fn() -> bool + Send + Sync + 'static) -> Self {
-        Self(Arc::new(open))
-    }
-
-    fn open(&self) -> bool {
-        (self.0)()
-    }
-}
-
-impl Default for WriteGate {
-    fn default() -> Self {
-        Self::new(|| true)
-    }
-}
-
-impl std::fmt::Debug for WriteGate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WriteGate")
-    }
-}
-
 /// Hands out [`Budgeted`] clients; every client of one account shares its budget.
 #[derive(Debug, Clone)]
 pub struct BudgetedAccounts<A> {
@@ -203,7 +178,9 @@ impl<A: CloudFrontAccounts> CloudFrontAccounts for BudgetedAccounts<A> {
 
     async fn connect(&self, access: &AccountAccess) -> Result<Self::Client> {
         let client = self.inner.connect(access).await?;
-        Ok(self.budgeted(&access.account, client))
+        // Keyed by the AWS account where known: its quotas and throttling are the account's.
+        let key = access.aws_account_id.as_deref().unwrap_or(&access.account);
+        Ok(self.budgeted(key, client))
     }
 
     async fn caller_account(&self, access: &AccountAccess) -> Result<Option<String>> {
@@ -391,6 +368,7 @@ pub(super) async fn test_client(
         account: "media".into(),
         assume_role: None,
         namespace: "team".into(),
+        aws_account_id: None,
     };
     let client = accounts.connect(&access).await.unwrap();
     (accounts, client, metrics)
@@ -436,5 +414,68 @@ mod tests {
             .find(|(account, class, _)| account == "media" && *class == "write")
             .map(|(_, _, rate)| rate);
         assert_eq!(write_rate, Some(0.125), "halved down to the floor, 1/8");
+    }
+
+    fn emulator() -> crate::emulator::Emulator {
+        crate::emulator::Emulator::new(
+            crate::emulator::model::ModelSettings::default(),
+            crate::emulator::faults::FaultSettings::default(),
+            std::sync::Arc::new(crate::clock::SystemClock),
+        )
+    }
+
+    /// Two CloudFrontAccounts naming one AWS account share its budget (and its coalescing):
+    /// the limits are the AWS account's, not the object's.
+    #[tokio::test(start_paused = true)]
+    async fn the_budget_belongs_to_the_aws_account_not_the_object_naming_it() {
+        let accounts = BudgetedAccounts::new(emulator(), BudgetSettings::default());
+        let access = |name: &str, id: Option<&str>| AccountAccess {
+            account: name.into(),
+            assume_role: None,
+            namespace: "team".into(),
+            aws_account_id: id.map(Into::into),
+        };
+        let a = accounts
+            .connect(&access("team-a", Some("111122223333")))
+            .await
+            .unwrap();
+        let b = accounts
+            .connect(&access("team-b", Some("111122223333")))
+            .await
+            .unwrap();
+        let c = accounts.connect(&access("other", None)).await.unwrap();
+        assert!(Arc::ptr_eq(&a.account, &b.account));
+        assert!(!Arc::ptr_eq(&a.account, &c.account));
+        let keys: Vec<String> = accounts.rates().into_iter().map(|(k, _, _)| k).collect();
+        assert!(keys.contains(&"111122223333".to_owned()) && keys.contains(&"other".to_owned()));
+    }
+
+    /// A write whose replica's leadership lapsed while it waited for its token is not sent.
+    #[tokio::test(start_paused = true)]
+    async fn a_write_is_not_sent_once_the_gate_closes() {
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let gate = {
+            let open = open.clone();
+            WriteGate::new(move || open.load(std::sync::atomic::Ordering::SeqCst))
+        };
+        let accounts =
+            BudgetedAccounts::new(emulator(), BudgetSettings::default()).with_write_gate(gate);
+        let client = accounts
+            .connect(&AccountAccess {
+                account: "a".into(),
+                assume_role: None,
+                namespace: "team".into(),
+                aws_account_id: None,
+            })
+            .await
+            .unwrap();
+        let config = crate::cloudfront::KeyGroupConfig::default();
+        open.store(false, std::sync::atomic::Ordering::SeqCst);
+        let error = client.create_key_group(&config).await.unwrap_err();
+        assert_eq!(error.kind, ErrorKind::NotLeader);
+        assert!(
+            client.list_key_groups().await.unwrap().is_empty(),
+            "nothing was sent"
+        );
     }
 }
