@@ -345,6 +345,7 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency.max(1),
         reconciler: ReconcilerConfig {
             cluster_id: cluster.cluster_id,
+            install_claim: cluster.install_claim,
             keyring_namespace,
             propagation_poll: args.propagation_poll,
             resync: args.resync,

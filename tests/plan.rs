@@ -135,6 +135,7 @@ impl Case {
                 public_keys_present: BTreeMap::new(),
                 adoption_trust: None,
                 trusting_distributions: None,
+                claimed_elsewhere: Vec::new(),
                 distributions: BTreeMap::new(),
             },
             now: t0(),
@@ -1577,4 +1578,20 @@ fn isolation_a_trusting_distribution_outside_the_grant_is_reported_not_read() {
         condition(&status, reasons::DISTRIBUTIONS_READY).reason,
         reasons::TRUSTED_OUTSIDE_GRANT
     );
+}
+
+#[test]
+fn isolation_keys_another_cluster_made_under_this_identity_stop_everything() {
+    // Two clusters run with one --cluster-id in one AWS account: the other's keys carry our
+    // names and marker, and its install claim.
+    let mut case = Case::new().group(&["K9"]);
+    case.observed.listed_public_keys = Some(vec![]);
+    case.observed.claimed_elsewhere = vec![names::public_key_name(&owner(), 1)];
+    let plan = case.plan();
+    assert!(kinds(&plan).is_empty(), "{:?}", kinds(&plan));
+    let message = finding_message(&plan, reasons::IDENTITY_CLAIMED_ELSEWHERE);
+    assert!(message.contains("--cluster-id"), "{message}");
+    // Deleting lets the object go, touching none of it (the keyring stays, listed unclaimed).
+    case.subject.deleting = true;
+    assert_eq!(kinds(&case.plan()), ["RemoveFinalizer"]);
 }

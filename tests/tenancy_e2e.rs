@@ -905,3 +905,94 @@ async fn a_distribution_attached_outside_keyfront_is_waited_for_through_a_rotati
         "keyfront wrote a distribution it does not own"
     );
 }
+
+/// Two clusters that claim one cluster ID in one AWS account: a public key another cluster
+/// made under this object's identity (same name and marker, another install claim) stops the
+/// object, and keyfront touches nothing. Its own lost record is another matter: a keyring
+/// deleted by hand is rebuilt from its own keys, which carry this cluster's claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_clusters_keys_under_our_identity_are_detected_and_our_own_lost_record_is_not() {
+    let stack = Stack::start().await;
+    let _show_log = ShowLogOnFailure(stack.operator_log.clone());
+    // The other cluster (also run with --cluster-id tenancy) made team-a/twin's first key.
+    let owner = names::owner_token(CLUSTER_ID, "team-a", "twin");
+    let foreign = stack
+        .cf
+        .create_public_key(&NewPublicKey {
+            name: names::public_key_name(&owner, 1),
+            encoded_key: std::fs::read_to_string(repo("tests/fixtures/keys/ec-1.pub.pem")).unwrap(),
+            comment: Some(names::public_key_comment(&owner, "0123456789ab")),
+            caller_reference: "other-cluster".into(),
+        })
+        .await
+        .unwrap();
+    let quiet_before = stack.until_quiet(Duration::from_secs(2)).await;
+    stack.apply(&object("team-a", "twin", "")).await;
+    wait_for(
+        "team-a/twin to report the other cluster",
+        Duration::from_secs(60),
+        async || {
+            stack.condition("team-a", "twin", "Ready").await
+                == Some(("False".into(), "IdentityClaimedByAnotherCluster".into()))
+        },
+    )
+    .await;
+    let writes: Vec<String> = stack.requests().await[quiet_before..]
+        .iter()
+        .filter(|r| e2e::is_cloudfront_write(&r.operation))
+        .map(|r| r.operation.clone())
+        .collect();
+    assert!(writes.is_empty(), "keyfront wrote: {writes:?}");
+    assert!(stack.cf.get_public_key(&foreign.value.id).await.is_ok());
+
+    // Our own object, its keyring deleted by hand: rebuilt, Ready again with the same group.
+    stack.apply(&object("team-a", "site", ATTACH_E1)).await;
+    let objects = stack.objects("team-a");
+    wait_for("team-a/site Ready", Duration::from_secs(60), async || {
+        ready(&objects, "site").await
+    })
+    .await;
+    let group = objects
+        .get("site")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .key_group_id;
+    let keyrings: Api<Secret> = Api::namespaced(stack.double.client(), KEYRING_NAMESPACE);
+    let keyring = names::keyring_secret_name(&names::owner_token(CLUSTER_ID, "team-a", "site"));
+    keyrings
+        .delete(&keyring, &Default::default())
+        .await
+        .unwrap();
+    objects
+        .patch(
+            "site",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"example.com/nudge": "1"}}})),
+        )
+        .await
+        .unwrap();
+    wait_for(
+        "the keyring to be rebuilt",
+        Duration::from_secs(60),
+        async || keyrings.get_opt(&keyring).await.unwrap().is_some(),
+    )
+    .await;
+    wait_for(
+        "team-a/site Ready again",
+        Duration::from_secs(60),
+        async || ready(&objects, "site").await,
+    )
+    .await;
+    let after = objects.get("site").await.unwrap().status.unwrap();
+    assert_eq!(after.key_group_id, group);
+    assert!(
+        after
+            .conditions
+            .iter()
+            .all(|c| c.reason != "IdentityClaimedByAnotherCluster"),
+        "{:?}",
+        after.conditions
+    );
+}

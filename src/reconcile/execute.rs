@@ -118,7 +118,10 @@ pub async fn execute<A, C: CloudFront>(
                     .create_public_key(&NewPublicKey {
                         name: name.clone(),
                         encoded_key: record.public_key_pem.clone(),
-                        comment: Some(names::comment_marker(&subject.owner)),
+                        comment: Some(names::public_key_comment(
+                            &subject.owner,
+                            &ctx.config.install_claim,
+                        )),
                         caller_reference: name.clone(),
                     })
                     .await;

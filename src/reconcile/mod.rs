@@ -52,6 +52,9 @@ pub struct ReconcilerConfig {
     /// This cluster's identity in shared AWS accounts (`--cluster-id`): part of every owner
     /// token ([`names::owner_token`]).
     pub cluster_id: String,
+    /// This physical cluster's claim on the public keys it makes ([`names::install_claim`]);
+    /// empty when unknown (then nothing is claimed or detected).
+    pub install_claim: String,
     /// The operator's own namespace, where every keyring Secret lives (`--keyring-namespace`).
     pub keyring_namespace: String,
     /// How often to look while CloudFront deploys a change keyfront waits for.
@@ -66,6 +69,7 @@ impl Default for ReconcilerConfig {
     fn default() -> Self {
         Self {
             cluster_id: "default".into(),
+            install_claim: String::new(),
             keyring_namespace: "keyfront-system".into(),
             propagation_poll: Duration::from_secs(15),
             resync: Duration::from_secs(3600),
@@ -224,6 +228,7 @@ async fn observe_all<A: CloudFrontAccounts>(
     observe::observe_cloudfront(
         &cloudfront,
         subject,
+        &ctx.config.install_claim,
         &observe::Wanted {
             key_group_name: &plan::key_group_name(
                 &object.spec,
@@ -416,6 +421,7 @@ fn empty_observation() -> observed::Observed {
         distributions: Default::default(),
         adoption_trust: None,
         trusting_distributions: None,
+        claimed_elsewhere: Vec::new(),
     }
 }
 

@@ -78,6 +78,34 @@ pub fn is_owned_comment(comment: Option<&str>, owner: &str) -> bool {
     })
 }
 
+/// The install claim: which physical cluster made a public key, whatever `--cluster-id` it ran
+/// with: 12 hex characters of SHA-256 of its `kube-system` namespace's UID. Two clusters that
+/// claim one cluster ID in one AWS account make keys with the same names and markers; the claim
+/// tells "another cluster's key" from "our own key whose record was lost".
+pub fn install_claim(kube_system_uid: &str) -> String {
+    let digest = Sha256::digest(format!("keyfront-install/{kube_system_uid}").as_bytes());
+    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const CLAIM_PREFIX: &str = "install:";
+
+/// The comment of a public key keyfront creates: the ownership marker, then the install claim
+/// (if known). 41 + 1 + 20 characters, well within CloudFront's 128.
+pub fn public_key_comment(owner: &str, claim: &str) -> String {
+    if claim.is_empty() {
+        comment_marker(owner)
+    } else {
+        format!("{} {CLAIM_PREFIX}{claim}", comment_marker(owner))
+    }
+}
+
+/// The install claim in a public key's comment, if it carries one (keys made before 0.2 do not).
+pub fn claim_of(comment: Option<&str>) -> Option<&str> {
+    comment?
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix(CLAIM_PREFIX))
+}
+
 /// The name prefix of every public key of the object with this owner token.
 pub fn public_key_prefix(owner: &str) -> String {
     format!("keyfront-{owner}-")
@@ -123,6 +151,20 @@ mod tests {
         // The schema caps the user's comment at 80 characters.
         assert!(owned_comment(&owner, Some(&"x".repeat(80))).len() <= 128);
         assert!(keyring_secret_name(&owner).len() <= 63);
+    }
+
+    #[test]
+    fn a_public_key_comment_carries_the_install_claim() {
+        let owner = owner_token("default", "team-a", "site");
+        let claim = install_claim("0f6c4e1a-uid");
+        assert_eq!(claim.len(), 12);
+        assert_ne!(claim, install_claim("another-cluster"));
+        let comment = public_key_comment(&owner, &claim);
+        assert!(comment.len() <= 128);
+        assert!(is_owned_comment(Some(&comment), &owner));
+        assert_eq!(claim_of(Some(&comment)), Some(claim.as_str()));
+        assert_eq!(claim_of(Some(&comment_marker(&owner))), None);
+        assert_eq!(public_key_comment(&owner, ""), comment_marker(&owner));
     }
 
     #[test]

@@ -124,6 +124,7 @@ pub struct Wanted<'a> {
 pub async fn observe_cloudfront<C: CloudFront>(
     cloudfront: &C,
     subject: &Subject,
+    install_claim: &str,
     wanted_by_spec: &Wanted<'_>,
     observed: &mut Observed,
 ) -> Result<(), Error> {
@@ -166,20 +167,24 @@ pub async fn observe_cloudfront<C: CloudFront>(
     let needs_listing = subject.deleting
         || recorded.is_none()
         || recorded.is_some_and(|k| k.keys.iter().any(|r| r.public_key_id.is_none()));
+    let mut claimed_elsewhere = Vec::new();
     let listed_public_keys = if needs_listing {
         let prefix = names::public_key_prefix(owner);
         let all = cloudfront
             .list_public_keys()
             .await
             .map_err(Error::cloudfront("ListPublicKeys"))?;
-        Some(
-            all.into_iter()
-                .filter(|k| {
-                    k.name.starts_with(&prefix)
-                        && names::is_owned_comment(k.comment.as_deref(), owner)
-                })
-                .collect(),
-        )
+        let (ours, elsewhere): (Vec<_>, Vec<_>) = all
+            .into_iter()
+            .filter(|k| {
+                k.name.starts_with(&prefix) && names::is_owned_comment(k.comment.as_deref(), owner)
+            })
+            .partition(|k| {
+                install_claim.is_empty()
+                    || names::claim_of(k.comment.as_deref()).is_none_or(|c| c == install_claim)
+            });
+        claimed_elsewhere = elsewhere.into_iter().map(|k| k.name).collect();
+        Some(ours)
     } else {
         None
     };
@@ -259,6 +264,7 @@ pub async fn observe_cloudfront<C: CloudFront>(
     observed.distributions = distributions;
     observed.adoption_trust = adoption_trust;
     observed.trusting_distributions = trusting_distributions;
+    observed.claimed_elsewhere = claimed_elsewhere;
     Ok(())
 }
 

@@ -115,6 +115,10 @@ pub struct Observed {
     /// (`ListDistributionsByKeyGroup`), whether or not the spec lists it. The granted ones
     /// among them are in `distributions` too; the others are not read.
     pub trusting_distributions: Option<Vec<String>>,
+    /// Public keys under this object's names and marker that another physical cluster claims
+    /// (two clusters run with one `--cluster-id` in one AWS account): kept out of
+    /// `listed_public_keys`, never touched.
+    pub claimed_elsewhere: Vec<String>,
 }
 
 impl Observed {

@@ -62,6 +62,9 @@ pub const REVOCATION_IN_PROGRESS: &str = "RevocationInProgress";
 /// that has since been deleted: it is the previous tenant's, and is neither used nor wound
 /// down until a cluster admin says otherwise.
 pub const KEYRING_OF_ANOTHER_NAMESPACE: &str = "KeyringOfAnotherNamespace";
+/// Another physical cluster made public keys under this object's identity: two clusters run
+/// with one `--cluster-id` in one AWS account.
+pub const IDENTITY_CLAIMED_ELSEWHERE: &str = "IdentityClaimedByAnotherCluster";
 // Error categories that need a person (the others are in `Error::category`).
 pub const CLOUDFRONT_QUOTA_EXCEEDED: &str = "CloudFrontQuotaExceeded";
 pub const CLOUDFRONT_ACCESS_DENIED: &str = "CloudFrontAccessDenied";
@@ -123,6 +126,7 @@ pub fn needs_a_human(reason: &str, previous: Option<&str>) -> bool {
         | DETACH_WOULD_MAKE_PUBLIC
         | ROTATION_FROZEN
         | KEYRING_OF_ANOTHER_NAMESPACE
+        | IDENTITY_CLAIMED_ELSEWHERE
         | "CloudFrontQuotaExceeded"
         | "CloudFrontRejected"
         | "KeyringInvalid"

@@ -36,6 +36,9 @@ pub struct Identity {
     pub source: &'static str,
     /// Whether it still has to be recorded.
     pub record: bool,
+    /// This physical cluster's claim on the keys it makes ([`names::install_claim`] of the
+    /// kube-system UID), whatever the cluster ID; empty if kube-system cannot be read.
+    pub install_claim: String,
 }
 
 /// The rule above, from what was found.
@@ -50,6 +53,9 @@ pub fn decide(
         cluster_id: id.to_owned(),
         source,
         record,
+        install_claim: kube_system_uid
+            .map(names::install_claim)
+            .unwrap_or_default(),
     };
     match (flag, recorded) {
         (Some(flag), Some(recorded)) if flag != recorded => anyhow::bail!(
@@ -99,16 +105,12 @@ pub async fn resolve(
             .with_context(|| format!("cannot list keyrings in {namespace}"))?
             .items
             .is_empty();
-    let kube_system_uid = if recorded.is_none() && flag.is_none() && !has_keyrings {
-        Api::<Namespace>::all(client.clone())
-            .get_metadata_opt("kube-system")
-            .await
-            .ok()
-            .flatten()
-            .and_then(|n| n.metadata.uid)
-    } else {
-        None
-    };
+    let kube_system_uid = Api::<Namespace>::all(client.clone())
+        .get_metadata_opt("kube-system")
+        .await
+        .ok()
+        .flatten()
+        .and_then(|n| n.metadata.uid);
     let identity = decide(
         flag,
         recorded.as_deref(),
@@ -139,7 +141,13 @@ pub async fn resolve(
         Ok(_) => Ok(identity),
         Err(kube::Error::Api(e)) if e.code == 409 => {
             let recorded = read_recorded().await?;
-            decide(flag, recorded.as_deref(), false, None, &where_recorded)
+            decide(
+                flag,
+                recorded.as_deref(),
+                false,
+                kube_system_uid.as_deref(),
+                &where_recorded,
+            )
         }
         Err(e) => Err(e).with_context(|| {
             format!("cannot record the cluster identity in ConfigMap {where_recorded}")

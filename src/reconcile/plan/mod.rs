@@ -222,6 +222,27 @@ pub fn plan(
         plan.settings = settings(spec, subject, None).ok();
         return plan;
     }
+    if !observed.claimed_elsewhere.is_empty() {
+        // Another cluster's keys under our identity: touch nothing in CloudFront, create
+        // nothing. Deleting lets the object go and keeps the keyring, which the account then
+        // lists as unclaimed for an admin to sort out.
+        if subject.deleting {
+            if subject.has_finalizer {
+                plan.steps.push(Step::RemoveFinalizer);
+            }
+            return plan;
+        }
+        plan.find(
+            reasons::READY,
+            reasons::IDENTITY_CLAIMED_ELSEWHERE,
+            format!(
+                "public keys {} carry this object's identity but were made by another cluster: two clusters use the same --cluster-id in this AWS account. keyfront touches none of it; give each cluster its own --cluster-id (see the ConfigMap keyfront-cluster-identity in keyfront's namespace)",
+                observed.claimed_elsewhere.join(", ")
+            ),
+        );
+        plan.settings = settings(spec, subject, None).ok();
+        return plan;
+    }
     if subject.deleting {
         if !subject.has_finalizer {
             return plan;
