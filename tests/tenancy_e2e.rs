@@ -84,6 +84,8 @@ impl Stack {
                 "E1TEAMA",
                 "--distribution",
                 "E2TEAMB",
+                "--distribution",
+                "E3SHARED=/a/*,/b/*",
                 "--require-external-id",
                 &format!("{MEDIA_ROLE}={MEDIA_EXTERNAL_ID}"),
             ],
@@ -234,6 +236,12 @@ spec:
     - id: E2TEAMB
       allowedNamespaces: {from: Names, names: ["team-b"]}
       defaultCacheBehavior: true
+    - id: E3SHARED
+      allowedNamespaces: {from: Names, names: ["team-a"]}
+      pathPatterns: ["/a/*"]
+    - id: E3SHARED
+      allowedNamespaces: {from: Names, names: ["team-b"]}
+      pathPatterns: ["/b/*"]
 ---
 apiVersion: keyfront.dev/v1alpha1
 kind: CloudFrontAccount
@@ -994,5 +1002,156 @@ async fn another_clusters_keys_under_our_identity_are_detected_and_our_own_lost_
             .all(|c| c.reason != "IdentityClaimedByAnotherCluster"),
         "{:?}",
         after.conditions
+    );
+}
+
+/// The trust E3SHARED's behavior `pattern` has now.
+async fn trusted_on(stack: &Stack, pattern: &str) -> Vec<String> {
+    stack
+        .cf
+        .get_distribution("E3SHARED")
+        .await
+        .unwrap()
+        .value
+        .behavior(&BehaviorSelector::PathPattern(pattern.into()))
+        .unwrap()
+        .trusted_key_groups
+        .clone()
+}
+
+/// One distribution split by behavior between two teams: neither can attach to the other's
+/// behavior, with or without a `*` entry. Then team-a's grant is withdrawn where detaching
+/// would make `/a/*` public: its group is frozen, and a requested rotation creates no public key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_distribution_split_by_behavior_and_a_withdrawn_grant_that_freezes() {
+    let stack = Stack::start().await;
+    let _show_log = ShowLogOnFailure(stack.operator_log.clone());
+    let split = |patterns: &str| {
+        format!("  distributions:\n    - id: E3SHARED\n      pathPatterns: [{patterns}]\n")
+    };
+    stack
+        .apply(&object("team-b", "b", &split("\"/b/*\"")))
+        .await;
+    wait_for("team-b/b Ready", Duration::from_secs(60), async || {
+        ready(&stack.objects("team-b"), "b").await
+    })
+    .await;
+    let group_b = stack
+        .objects("team-b")
+        .get("b")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .key_group_id
+        .unwrap();
+    // team-a asks for its own behavior and team-b's.
+    stack
+        .apply(&object("team-a", "a", &split("\"/a/*\", \"/b/*\"")))
+        .await;
+    wait_for(
+        "team-a/a to attach /a/*",
+        Duration::from_secs(60),
+        async || trusted_on(&stack, "/a/*").await.len() == 1,
+    )
+    .await;
+    let group_a = stack
+        .objects("team-a")
+        .get("a")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .key_group_id
+        .unwrap();
+    assert_eq!(trusted_on(&stack, "/a/*").await, [group_a.clone()]);
+    assert_eq!(trusted_on(&stack, "/b/*").await, [group_b.clone()]);
+    assert_eq!(
+        stack.condition("team-a", "a", "DistributionsReady").await,
+        Some(("False".into(), "CacheBehaviorNotAllowed".into()))
+    );
+
+    // A `*` entry does not widen the entries that name E3SHARED.
+    let accounts = stack._dir.path().join("accounts-star.yaml");
+    std::fs::write(
+        &accounts,
+        ACCOUNTS.replace(
+            "    - id: E3SHARED\n      allowedNamespaces: {from: Names, names: [\"team-a\"]}",
+            "    - id: \"*\"\n      pathPatterns: [\"*\"]\n    - id: E3SHARED\n      allowedNamespaces: {from: Names, names: [\"team-a\"]}",
+        ),
+    )
+    .unwrap();
+    assert!(
+        std::fs::read_to_string(&accounts)
+            .unwrap()
+            .contains("id: \"*\"")
+    );
+    let kubeconfig = stack.kubeconfig.clone();
+    tokio::task::spawn_blocking(move || {
+        kubectl(&kubeconfig, &["apply", "-f", &accounts.to_string_lossy()]);
+    })
+    .await
+    .unwrap();
+    stack.until_quiet(Duration::from_secs(3)).await;
+    assert_eq!(
+        trusted_on(&stack, "/b/*").await,
+        [group_b.clone()],
+        "team-a reached /b/* through *"
+    );
+
+    // team-a now asks only for /a/*; then the admin withdraws team-a's share of E3SHARED.
+    // Detaching would leave /a/* public, and nobody allowed that: the group is frozen.
+    stack
+        .apply(&object("team-a", "a", &split("\"/a/*\"")))
+        .await;
+    let accounts = stack._dir.path().join("accounts-withdrawn.yaml");
+    std::fs::write(
+        &accounts,
+        ACCOUNTS.replace(
+            "    - id: E3SHARED\n      allowedNamespaces: {from: Names, names: [\"team-a\"]}",
+            "    - id: E3SHARED\n      allowedNamespaces: {from: Names, names: []}",
+        ),
+    )
+    .unwrap();
+    let kubeconfig = stack.kubeconfig.clone();
+    tokio::task::spawn_blocking(move || {
+        kubectl(&kubeconfig, &["apply", "-f", &accounts.to_string_lossy()]);
+    })
+    .await
+    .unwrap();
+    wait_for(
+        "team-a/a to be frozen",
+        Duration::from_secs(60),
+        async || {
+            stack.condition("team-a", "a", "Rotating").await
+                == Some(("False".into(), "RotationFrozen".into()))
+        },
+    )
+    .await;
+    let since = stack.until_quiet(Duration::from_secs(2)).await;
+    stack
+        .objects("team-a")
+        .patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {names::ROTATE_ANNOTATION: "now"}}})),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let created: usize = stack.requests().await[since..]
+        .iter()
+        .filter(|r| r.operation == "CreatePublicKey")
+        .count();
+    println!("public keys created for the frozen group after a requested rotation: {created}");
+    assert_eq!(created, 0);
+    assert_eq!(
+        trusted_on(&stack, "/a/*").await,
+        [group_a],
+        "the behavior stays protected"
+    );
+    assert_eq!(
+        stack.condition("team-a", "a", "DistributionsReady").await,
+        Some(("False".into(), "DistributionNotAllowed".into()))
     );
 }

@@ -161,7 +161,7 @@ pub(super) fn plan_distributions(
     for spec in &settings.distributions {
         let Some(access) = grants.distribution(&spec.id) else {
             let what = if plan.keyring.attachments.contains_key(&spec.id) {
-                "keyfront detaches the key group from it"
+                "keyfront detaches the key group from it, except where that would make a behavior public"
             } else {
                 "keyfront does not touch it"
             };
