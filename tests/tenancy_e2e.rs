@@ -1155,3 +1155,54 @@ async fn a_distribution_split_by_behavior_and_a_withdrawn_grant_that_freezes() {
         Some(("False".into(), "DistributionNotAllowed".into()))
     );
 }
+
+/// `team`/`a-x` and `team-a`/`x` shared the default key group name `team-a-x` before 0.2 (the
+/// second was refused as taken, or could squat the first's name). Now both become Ready with
+/// distinct groups, named `<namespace>_<name>`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_whose_old_default_names_collided_both_become_ready_with_distinct_groups() {
+    let stack = Stack::start().await;
+    let _show_log = ShowLogOnFailure(stack.operator_log.clone());
+    stack
+        .double
+        .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}))
+        .unwrap();
+    let accounts = stack._dir.path().join("accounts-team.yaml");
+    std::fs::write(
+        &accounts,
+        ACCOUNTS.replace(
+            "    names: [\"team-a\", \"team-b\"]",
+            "    names: [\"team-a\", \"team-b\", \"team\"]",
+        ),
+    )
+    .unwrap();
+    let kubeconfig = stack.kubeconfig.clone();
+    tokio::task::spawn_blocking(move || {
+        kubectl(&kubeconfig, &["apply", "-f", &accounts.to_string_lossy()]);
+    })
+    .await
+    .unwrap();
+    stack.apply(&object("team", "a-x", "")).await;
+    stack.apply(&object("team-a", "x", "")).await;
+    for (namespace, name) in [("team", "a-x"), ("team-a", "x")] {
+        wait_for(
+            &format!("{namespace}/{name} Ready"),
+            Duration::from_secs(60),
+            async || ready(&stack.objects(namespace), name).await,
+        )
+        .await;
+    }
+    let status = async |namespace: &str, name: &str| {
+        stack
+            .objects(namespace)
+            .get(name)
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+    };
+    let (first, second) = (status("team", "a-x").await, status("team-a", "x").await);
+    assert_ne!(first.key_group_id, second.key_group_id);
+    assert_eq!(first.key_group_name.as_deref(), Some("team_a-x"));
+    assert_eq!(second.key_group_name.as_deref(), Some("team-a_x"));
+}
