@@ -54,12 +54,37 @@ struct Stack {
     cf_addr: SocketAddr,
     edge: SocketAddr,
     operator_log: PathBuf,
-    _operator: Process,
+    operator: Option<Process>,
     _emulator: Process,
 }
 
+/// How the stack's operator runs: as the chart does, with this suite's cluster ID.
+const OPERATOR_ARGS: &[&str] = &[
+    "--cluster-id",
+    CLUSTER_ID,
+    "--keyring-namespace",
+    KEYRING_NAMESPACE,
+    // As the chart runs it, so the Lease calls are audited against the table too.
+    "--leader-election",
+];
+
 impl Stack {
     async fn start() -> Self {
+        Self::start_with(OPERATOR_ARGS).await
+    }
+
+    /// (Re)starts the operator with `args`, logging to the same file.
+    fn run_operator(&mut self, args: &[&str]) {
+        self.operator = None;
+        self.operator = Some(e2e::operator(
+            &self.kubeconfig,
+            self.cf_addr,
+            args,
+            &self.operator_log,
+        ));
+    }
+
+    async fn start_with(operator_args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let double = ApiDouble::new();
         let api_addr = double.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
@@ -118,19 +143,7 @@ impl Stack {
         .unwrap();
 
         let operator_log = dir.path().join("operator.log");
-        let operator = e2e::operator(
-            &kubeconfig,
-            cf_addr,
-            &[
-                "--cluster-id",
-                CLUSTER_ID,
-                "--keyring-namespace",
-                KEYRING_NAMESPACE,
-                // As the chart runs it, so the Lease calls are audited against the table too.
-                "--leader-election",
-            ],
-            &operator_log,
-        );
+        let operator = e2e::operator(&kubeconfig, cf_addr, operator_args, &operator_log);
         Self {
             _dir: dir,
             double,
@@ -139,7 +152,7 @@ impl Stack {
             cf_addr,
             edge,
             operator_log,
-            _operator: operator,
+            operator: Some(operator),
             _emulator: emulator,
         }
     }
@@ -832,7 +845,6 @@ async fn a_distribution_attached_outside_keyfront_is_waited_for_through_a_rotati
     .await;
     let status = objects.get("ext").await.unwrap().status.unwrap();
     let group = status.key_group_id.clone().unwrap();
-    let first_key = status.active_key_id.clone().unwrap();
 
     // "Terraform" attaches the group to E1TEAMA (granted to team-a, not in the spec).
     let distribution = stack.cf.get_distribution("E1TEAMA").await.unwrap();
@@ -866,38 +878,8 @@ async fn a_distribution_attached_outside_keyfront_is_waited_for_through_a_rotati
         .filter(|r| r.operation == "UpdateDistribution")
         .count();
 
-    objects
-        .patch(
-            "ext",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {names::ROTATE_ANNOTATION: "1"}}})),
-        )
-        .await
-        .unwrap();
-    // The app: signs with whatever the Secret holds now, as fast as it can.
-    let (mut sent, mut rejected, mut rotated_at) = (0, 0, None);
-    let start = std::time::Instant::now();
-    while start.elapsed() < Duration::from_secs(60) {
-        let secret = secrets.get("ext-cloudfront-key").await.unwrap();
-        let status = edge_get(
-            stack.edge,
-            &host,
-            &sign(&secret, &host, &format!("/v/{sent}.ts")),
-        )
-        .await;
-        sent += 1;
-        if status != 200 {
-            rejected += 1;
-        }
-        if rotated_at.is_none() && data(&secret, "key_pair_id") != first_key {
-            rotated_at = Some(std::time::Instant::now());
-        }
-        if rotated_at.is_some_and(|t| t.elapsed() > Duration::from_secs(3)) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(rotated_at.is_some(), "the key did not rotate in 60 s");
+    let (sent, rejected) =
+        sign_through_a_rotation(&stack, "team-a", "ext", "ext-cloudfront-key", &host).await;
     println!(
         "{sent} signed requests through a rotation on an externally attached distribution, {rejected} rejected"
     );
@@ -1064,8 +1046,14 @@ async fn a_distribution_split_by_behavior_and_a_withdrawn_grant_that_freezes() {
         .unwrap()
         .key_group_id
         .unwrap();
-    assert_eq!(trusted_on(&stack, "/a/*").await, [group_a.clone()]);
-    assert_eq!(trusted_on(&stack, "/b/*").await, [group_b.clone()]);
+    assert_eq!(
+        trusted_on(&stack, "/a/*").await,
+        std::slice::from_ref(&group_a)
+    );
+    assert_eq!(
+        trusted_on(&stack, "/b/*").await,
+        std::slice::from_ref(&group_b)
+    );
     assert_eq!(
         stack.condition("team-a", "a", "DistributionsReady").await,
         Some(("False".into(), "CacheBehaviorNotAllowed".into()))
@@ -1095,7 +1083,7 @@ async fn a_distribution_split_by_behavior_and_a_withdrawn_grant_that_freezes() {
     stack.until_quiet(Duration::from_secs(3)).await;
     assert_eq!(
         trusted_on(&stack, "/b/*").await,
-        [group_b.clone()],
+        std::slice::from_ref(&group_b),
         "team-a reached /b/* through *"
     );
 
@@ -1205,4 +1193,183 @@ async fn objects_whose_old_default_names_collided_both_become_ready_with_distinc
     assert_ne!(first.key_group_id, second.key_group_id);
     assert_eq!(first.key_group_name.as_deref(), Some("team_a-x"));
     assert_eq!(second.key_group_name.as_deref(), Some("team-a_x"));
+}
+
+/// Signs with whatever the Secret holds, as fast as it can, until a rotation has switched it
+/// and 3 s more; returns (sent, rejected).
+async fn sign_through_a_rotation(
+    stack: &Stack,
+    namespace: &str,
+    name: &str,
+    secret_name: &str,
+    host: &str,
+) -> (usize, usize) {
+    let secrets: Api<Secret> = Api::namespaced(stack.double.client(), namespace);
+    let first = data(&secrets.get(secret_name).await.unwrap(), "key_pair_id");
+    stack
+        .objects(namespace)
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {names::ROTATE_ANNOTATION: rand_name()}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let (mut sent, mut rejected, mut rotated_at) = (0, 0, None::<std::time::Instant>);
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        let secret = secrets.get(secret_name).await.unwrap();
+        let path = format!("/v/{sent}.ts");
+        if edge_get(stack.edge, host, &sign(&secret, host, &path)).await != 200 {
+            rejected += 1;
+        }
+        sent += 1;
+        if rotated_at.is_none() && data(&secret, "key_pair_id") != first {
+            rotated_at = Some(std::time::Instant::now());
+        }
+        if rotated_at.is_some_and(|t| t.elapsed() > Duration::from_secs(3)) {
+            return (sent, rejected);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{namespace}/{name} did not rotate within 60 s");
+}
+
+/// An install from before 0.2 keeps working under this build: the default cluster ID
+/// `default`, a key group under the old default name, a keyring with neither the namespace
+/// UID nor the name recorded, and no identity record. (Made here by running this build as 0.1
+/// ran and stripping what 0.2 adds.) The upgrade creates no public key or key group, writes no
+/// distribution, and a rotation after it rejects no request at the edge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_install_from_before_0_2_upgrades_in_place() {
+    let mut stack = Stack::start_with(&[
+        "--cluster-id",
+        "default",
+        "--keyring-namespace",
+        KEYRING_NAMESPACE,
+    ])
+    .await;
+    let _show_log = ShowLogOnFailure(stack.operator_log.clone());
+    stack
+        .apply(&object(
+            "team-a",
+            "site",
+            &format!("  keyGroup:\n    name: team-a-site\n{ATTACH_E1}"),
+        ))
+        .await;
+    let objects = stack.objects("team-a");
+    wait_for("team-a/site Ready", Duration::from_secs(60), async || {
+        ready(&objects, "site").await
+    })
+    .await;
+    let group = objects
+        .get("site")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .key_group_id;
+    stack.operator = None;
+
+    // What 0.1 left behind.
+    let keyrings: Api<Secret> = Api::namespaced(stack.double.client(), KEYRING_NAMESPACE);
+    let name = names::keyring_secret_name(&names::owner_token("default", "team-a", "site"));
+    let mut keyring = keyrings.get(&name).await.unwrap();
+    let record = keyring
+        .data
+        .as_mut()
+        .unwrap()
+        .get_mut("keyring.json")
+        .unwrap();
+    let mut json: serde_json::Value = serde_json::from_slice(&record.0).unwrap();
+    let fields = json.as_object_mut().unwrap();
+    assert!(fields.remove("madeFor").is_some() && fields.remove("keyGroupName").is_some());
+    record.0 = serde_json::to_vec(&json).unwrap();
+    let annotations = keyring.metadata.annotations.as_mut().unwrap();
+    annotations.remove(names::ACCOUNT_ANNOTATION);
+    annotations.remove(names::NAMESPACE_UID_ANNOTATION);
+    keyrings
+        .replace(&name, &Default::default(), &keyring)
+        .await
+        .unwrap();
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
+        stack.double.client(),
+        KEYRING_NAMESPACE,
+    )
+    .delete(
+        keyfront::runtime::identity::IDENTITY_CONFIG_MAP,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    // The name was the default then: pinned names may be unpinned to the name in effect.
+    objects
+        .patch(
+            "site",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"keyGroup": {"name": null}}})),
+        )
+        .await
+        .unwrap();
+    objects
+        .patch_status(
+            "site",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"keyGroupName": null, "secretName": null}})),
+        )
+        .await
+        .unwrap();
+    let before = stack.requests().await.len();
+
+    // The upgrade: this build, started as the chart now starts it (no --cluster-id).
+    stack.run_operator(&[
+        "--keyring-namespace",
+        KEYRING_NAMESPACE,
+        "--leader-election",
+    ]);
+    wait_for(
+        "the keyring to record its namespace",
+        Duration::from_secs(60),
+        async || {
+            keyrings
+                .get(&name)
+                .await
+                .unwrap()
+                .annotations()
+                .contains_key(names::NAMESPACE_UID_ANNOTATION)
+        },
+    )
+    .await;
+    wait_for("team-a/site Ready", Duration::from_secs(60), async || {
+        ready(&objects, "site").await
+    })
+    .await;
+    let status = objects.get("site").await.unwrap().status.unwrap();
+    assert_eq!(status.key_group_id, group);
+    assert_eq!(status.key_group_name.as_deref(), Some("team-a-site"));
+    let recorded = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
+        stack.double.client(),
+        KEYRING_NAMESPACE,
+    )
+    .get(keyfront::runtime::identity::IDENTITY_CONFIG_MAP)
+    .await
+    .unwrap();
+    assert_eq!(recorded.data.unwrap()["clusterId"], "default");
+    let writes: Vec<String> = stack.requests().await[before..]
+        .iter()
+        .filter(|r| e2e::is_cloudfront_write(&r.operation))
+        .map(|r| r.operation.clone())
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "the upgrade wrote to CloudFront: {writes:?}"
+    );
+
+    let host = e2e::domain_name(stack.cf_addr, "E1TEAMA").await;
+    let (sent, rejected) =
+        sign_through_a_rotation(&stack, "team-a", "site", "site-cloudfront-key", &host).await;
+    println!("after the upgrade: {sent} signed requests through a rotation, {rejected} rejected");
+    assert_eq!(rejected, 0);
 }

@@ -328,6 +328,7 @@ impl World {
             calls: Arc::default(),
             config: ReconcilerConfig {
                 cluster_id: CLUSTER_ID.into(),
+                install_claim: names::install_claim("harness-kube-system"),
                 keyring_namespace: KEYRING_NAMESPACE.into(),
                 propagation_poll: Duration::from_secs(15),
                 resync: Duration::from_secs(3600),
