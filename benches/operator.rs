@@ -146,6 +146,7 @@ async fn latency_and_steady_state() {
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             health_listen: None,
+            metrics_auth: keyfront::runtime::MetricsAuth::None,
             leader_election: None,
             budget: BudgetSettings::default(),
         },
@@ -238,6 +239,7 @@ fn settings(concurrency: u16, resync: Duration, budget: BudgetSettings) -> Opera
         backoff_base: Duration::from_millis(100),
         backoff_max: Duration::from_secs(5),
         health_listen: None,
+        metrics_auth: keyfront::runtime::MetricsAuth::None,
         leader_election: None,
         budget,
     }

@@ -103,9 +103,14 @@ struct RunArgs {
     backoff_base: Duration,
     #[arg(long, default_value = "5m", value_parser = parse_duration_arg)]
     backoff_max: Duration,
-    /// Serve /healthz and /readyz here.
+    /// Serve /healthz, /readyz and /metrics here.
     #[arg(long, env = "KEYFRONT_HEALTH_LISTEN")]
     health_listen: Option<SocketAddr>,
+    /// Who may read /metrics: `kubernetes`, a bearer token that may get /metrics
+    /// (TokenReview and SubjectAccessReview, as kube-rbac-proxy does), or `none`, anyone who
+    /// reaches the port (a network you trust).
+    #[arg(long, env = "KEYFRONT_METRICS_AUTH", value_enum, default_value_t = keyfront::runtime::MetricsAuth::Kubernetes)]
+    metrics_auth: keyfront::runtime::MetricsAuth,
     /// Run several replicas: only the holder of a Lease in the keyring namespace reconciles
     /// and writes; the others keep their watches warm and take over when it goes.
     #[arg(long, env = "KEYFRONT_LEADER_ELECTION")]
@@ -354,6 +359,7 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         backoff_base: args.backoff_base,
         backoff_max: args.backoff_max,
         health_listen: args.health_listen,
+        metrics_auth: args.metrics_auth,
         leader_election: args.leader_election.then(|| LeaseSettings {
             namespace: settings_namespace.clone(),
             name: args.lease_name,

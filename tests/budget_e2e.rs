@@ -236,6 +236,9 @@ async fn a_hundred_objects_converge_through_a_throttle_storm_within_the_budget()
             KEYRING_NAMESPACE,
             "--health-listen",
             &health.to_string(),
+            // This test reads the budget gauges; who may read /metrics is operator_e2e's.
+            "--metrics-auth",
+            "none",
             "--concurrency",
             "20",
             "--cloudfront-read-rate",

@@ -578,7 +578,11 @@ fn prometheus_operator_crds(double: &ApiDouble) {
 async fn metrics_on_installs_a_service_monitor_and_the_alerts() {
     let double = ApiDouble::new();
     prometheus_operator_crds(&double);
-    let values = json!({"metrics": {"serviceMonitor": {"enabled": true}, "prometheusRule": {"enabled": true}}});
+    let values = json!({"metrics": {
+        "serviceMonitor": {"enabled": true},
+        "prometheusRule": {"enabled": true},
+        "readers": [{"namespace": "monitoring", "name": "prometheus"}],
+    }});
     let (double, output) = helm_into(double, &values, &[]).await;
     assert!(
         output.status.success(),
@@ -605,6 +609,33 @@ async fn metrics_on_installs_a_service_monitor_and_the_alerts() {
     assert_eq!(
         monitor.data["spec"]["endpoints"][0]["path"],
         json!("/metrics")
+    );
+    // /metrics wants a token that may get it: the ServiceMonitor sends Prometheus's, and the
+    // readers are bound to the ClusterRole that grants the path.
+    assert_eq!(
+        monitor.data["spec"]["endpoints"][0]["bearerTokenFile"],
+        json!("/var/run/secrets/kubernetes.io/serviceaccount/token")
+    );
+    let cluster_wide = async |kind: &str, name: &str| {
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "rbac.authorization.k8s.io",
+            "v1",
+            kind,
+        ));
+        Api::<DynamicObject>::all_with(double.client(), &resource)
+            .get(name)
+            .await
+            .unwrap()
+    };
+    let reader = cluster_wide("ClusterRole", "keyfront-metrics-reader").await;
+    assert_eq!(
+        reader.data["rules"],
+        json!([{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}])
+    );
+    let binding = cluster_wide("ClusterRoleBinding", "keyfront-metrics-reader").await;
+    assert_eq!(
+        binding.data["subjects"],
+        json!([{"kind": "ServiceAccount", "namespace": "monitoring", "name": "prometheus"}])
     );
 
     let rule = get("monitoring.coreos.com", "PrometheusRule", "keyfront").await;

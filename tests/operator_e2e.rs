@@ -726,8 +726,35 @@ async fn metrics_are_scraped_by_name_and_labels() {
         ready(&objects, "fast").await
     })
     .await;
+    // Prometheus's ServiceAccount, bound to the metrics-reader ClusterRole; and a tenant's.
+    let prometheus = "system:serviceaccount:monitoring:prometheus";
+    stack
+        .double
+        .add_token("prometheus-token", prometheus, &["system:serviceaccounts"]);
+    stack.double.grant_path(prometheus, "/metrics");
+    stack.double.add_token(
+        "tenant-token",
+        "system:serviceaccount:team-a:app",
+        &["system:serviceaccounts"],
+    );
+    let status_as = async |token: Option<&str>| {
+        e2e::http_get_as(stack.health, "/metrics", token)
+            .await
+            .map(|(status, _)| status)
+    };
+    assert_eq!(status_as(None).await, Some(401), "no token");
+    assert_eq!(
+        status_as(Some("not-a-token")).await,
+        Some(401),
+        "a token the cluster does not know"
+    );
+    assert_eq!(
+        status_as(Some("tenant-token")).await,
+        Some(403),
+        "a tenant's token"
+    );
     let text = async || {
-        e2e::http_get_with_status(stack.health, "/metrics")
+        e2e::http_get_as(stack.health, "/metrics", Some("prometheus-token"))
             .await
             .map(|(_, body)| body)
             .unwrap_or_default()

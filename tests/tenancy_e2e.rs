@@ -527,7 +527,11 @@ async fn tenants_get_only_what_their_account_grants() {
             {
                 Place::Cluster
             }
-            Some(KEYRING_NAMESPACE) if call.resource == "leases" => Place::Lease,
+            Some(KEYRING_NAMESPACE)
+                if ["leases", "configmaps"].contains(&call.resource.as_str()) =>
+            {
+                Place::Lease
+            }
             Some(KEYRING_NAMESPACE) => Place::Keyring,
             _ => Place::Tenant,
         };

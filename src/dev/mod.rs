@@ -173,6 +173,7 @@ pub async fn run(
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(10),
             health_listen: None,
+            metrics_auth: crate::runtime::MetricsAuth::None,
             leader_election: None,
             budget: crate::cloudfront::budget::BudgetSettings::default(),
         },

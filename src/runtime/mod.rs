@@ -10,9 +10,11 @@
 //! the Namespace — without polling. A second controller keeps each account's status.
 
 mod backoff;
+mod endpoints;
 pub mod identity;
 pub mod leader;
 pub mod metrics;
+pub mod metrics_auth;
 pub mod readiness;
 
 use std::future::Future;
@@ -37,6 +39,8 @@ use crate::reconcile::{self, Context, ReconcilerConfig, names};
 use backoff::Backoff;
 use leader::{Leadership, LeaseSettings};
 use metrics::{MeteredAccounts, Metrics};
+pub use metrics_auth::MetricsAuth;
+use metrics_auth::MetricsAuthorizer;
 use readiness::Readiness;
 
 /// Logs what a controller stream yields besides reconcile results: a failed watch at warn (the
@@ -100,8 +104,10 @@ pub struct OperatorSettings {
     pub reconciler: ReconcilerConfig,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
-    /// Where `/healthz` and `/readyz` are served.
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
     pub health_listen: Option<SocketAddr>,
+    /// Who may read `/metrics` ([`metrics_auth`]).
+    pub metrics_auth: MetricsAuth,
     /// Elect a leader among replicas ([`leader`]); `None`: this process is the only one.
     pub leader_election: Option<LeaseSettings>,
     /// How CloudFront calls are paced and batched ([`crate::cloudfront::budget`]).
@@ -217,57 +223,36 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
         });
     }
     if let Some(addr) = settings.health_listen {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for health checks: {e}"))?;
-        let ready = readiness.clone();
-        let (scraped, scraped_caches, scraped_leader, scraped_operator) = (
-            metrics.clone(),
-            caches.clone(),
-            leadership.clone(),
-            operator.clone(),
-        );
-        let router = axum::Router::new()
-            .route(
-                "/metrics",
-                axum::routing::get(move || {
-                    let objects: Vec<_> = scraped_caches
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .iter()
-                        .flat_map(Store::state)
-                        .collect();
-                    let text = scraped.render(
-                        &objects,
-                        scraped_leader.is_leader(),
-                        &scraped_operator.ctx.accounts.rates(),
-                        jiff::Timestamp::now(),
-                    );
-                    async move {
-                        (
-                            [(
-                                axum::http::header::CONTENT_TYPE,
-                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                            )],
-                            text,
-                        )
-                    }
-                }),
-            )
-            .route("/healthz", axum::routing::get(|| async { "ok" }))
-            .route(
-                "/readyz",
-                axum::routing::get(move || {
-                    let ready = ready.clone();
-                    async move { ready.answer() }
-                }),
+        let scrape = {
+            let (metrics, caches, leadership, operator) = (
+                metrics.clone(),
+                caches.clone(),
+                leadership.clone(),
+                operator.clone(),
             );
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(stop)
-                .await;
-        });
+            move || {
+                let objects: Vec<_> = caches
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .iter()
+                    .flat_map(Store::state)
+                    .collect();
+                metrics.render(
+                    &objects,
+                    leadership.is_leader(),
+                    &operator.ctx.accounts.rates(),
+                    jiff::Timestamp::now(),
+                )
+            }
+        };
+        endpoints::serve(
+            addr,
+            readiness.clone(),
+            MetricsAuthorizer::new(settings.metrics_auth, client.clone()),
+            scrape,
+            shutdown.clone(),
+        )
+        .await?;
     }
     let scopes: Vec<Option<String>> = if settings.namespaces.is_empty() {
         vec![None]

@@ -150,9 +150,22 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> String {
 
 /// One plain GET; the status and body, or `None` if nothing listens.
 pub async fn http_get_with_status(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    http_get_as(addr, path, None).await
+}
+
+/// One GET with `Authorization: Bearer <token>` when a token is given; status and body.
+pub async fn http_get_as(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let authorization = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{authorization}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.ok()?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.ok()?;

@@ -14,13 +14,27 @@ pub enum Place {
     Tenant,
     /// The operator's own namespace, where the keyrings live.
     Keyring,
-    /// The leader-election Lease, in the operator's own namespace.
+    /// The operator's own state in its namespace: the leader-election Lease and the cluster
+    /// identity record (a Role of their own, whatever is watched).
     Lease,
 }
 
 /// (API group, resource, verb, where). `signingkeygroups/finalizers` `update` is never sent:
 /// the API server checks it when keyfront sets a controller ownerReference on an app Secret.
 pub const OPERATOR_CALLS: &[(&str, &str, &str, Place)] = &[
+    // Who may read /metrics (delegated authentication and authorization).
+    (
+        "authentication.k8s.io",
+        "tokenreviews",
+        "create",
+        Place::Cluster,
+    ),
+    (
+        "authorization.k8s.io",
+        "subjectaccessreviews",
+        "create",
+        Place::Cluster,
+    ),
     ("keyfront.dev", "cloudfrontaccounts", "get", Place::Cluster),
     ("keyfront.dev", "cloudfrontaccounts", "list", Place::Cluster),
     (
@@ -65,14 +79,14 @@ pub const OPERATOR_CALLS: &[(&str, &str, &str, Place)] = &[
     ("events.k8s.io", "events", "patch", Place::Tenant),
     ("", "secrets", "get", Place::Keyring),
     ("", "secrets", "list", Place::Keyring),
-    ("", "configmaps", "get", Place::Keyring),
-    ("", "configmaps", "create", Place::Keyring),
     ("", "secrets", "create", Place::Keyring),
     ("", "secrets", "update", Place::Keyring),
     ("", "secrets", "delete", Place::Keyring),
     ("coordination.k8s.io", "leases", "get", Place::Lease),
     ("coordination.k8s.io", "leases", "create", Place::Lease),
     ("coordination.k8s.io", "leases", "update", Place::Lease),
+    ("", "configmaps", "get", Place::Lease),
+    ("", "configmaps", "create", Place::Lease),
 ];
 
 /// Whether a table entry covers a call.

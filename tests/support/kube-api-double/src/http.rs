@@ -25,6 +25,7 @@ pub struct Shared {
     pub bookmark_interval: Duration,
     pub audit: Arc<Mutex<Vec<AuditRecord>>>,
     pub faults: Arc<crate::faults::Faults>,
+    pub reviews: Arc<Mutex<crate::reviews::Reviews>>,
 }
 
 /// Marks requests that came over a socket ([`crate::ApiDouble::serve`]), not in-process.
@@ -101,6 +102,31 @@ fn error(e: StatusError) -> Response {
     )
 }
 
+/// Records a TokenReview or SubjectAccessReview create, as RBAC sees it.
+fn audit_review(
+    shared: &Shared,
+    group: &str,
+    resource: &str,
+    headers: &HeaderMap,
+    over_http: bool,
+) {
+    shared
+        .audit
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(AuditRecord {
+            verb: "create".to_owned(),
+            group: group.to_owned(),
+            resource: resource.to_owned(),
+            namespace: None,
+            user_agent: headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            over_http,
+        });
+}
+
 /// The one handler: routes by path shape, like the API server's path parser.
 pub async fn handle(
     State(shared): State<Shared>,
@@ -145,6 +171,40 @@ pub async fn handle(
                 shared, "", "v1", rest, method, &headers, &query, body, over_http,
             )
             .await
+        }
+        ["apis", "authentication.k8s.io", "v1", "tokenreviews"] if method == Method::POST => {
+            audit_review(
+                &shared,
+                "authentication.k8s.io",
+                "tokenreviews",
+                &headers,
+                remote.is_some(),
+            );
+            let review: Value = serde_json::from_slice(&body).unwrap_or_default();
+            let answer = shared
+                .reviews
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .token_review(&review);
+            json_response(StatusCode::CREATED, &answer)
+        }
+        ["apis", "authorization.k8s.io", "v1", "subjectaccessreviews"]
+            if method == Method::POST =>
+        {
+            audit_review(
+                &shared,
+                "authorization.k8s.io",
+                "subjectaccessreviews",
+                &headers,
+                remote.is_some(),
+            );
+            let review: Value = serde_json::from_slice(&body).unwrap_or_default();
+            let answer = shared
+                .reviews
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .access_review(&review);
+            json_response(StatusCode::CREATED, &answer)
         }
         ["apis", group, version, rest @ ..] => {
             let over_http = remote.is_some();

@@ -19,6 +19,7 @@ mod http;
 mod list_types;
 mod openapi;
 mod resources;
+mod reviews;
 mod schema;
 mod selectors;
 mod store;
@@ -63,6 +64,7 @@ impl ApiDouble {
                 bookmark_interval,
                 audit: Arc::default(),
                 faults: Arc::default(),
+                reviews: Arc::default(),
             },
         }
     }
@@ -182,6 +184,24 @@ impl ApiDouble {
     /// accepted and never answered, as by a hung API server; `false` answers them again.
     pub fn hang(&self, resource: &str, on: bool) {
         self.shared.faults.set_hang(resource, on);
+    }
+
+    /// TokenReviews of `token` authenticate it as `user` in `groups`.
+    pub fn add_token(&self, token: &str, user: &str, groups: &[&str]) {
+        self.reviews().add_token(token, user, groups);
+    }
+
+    /// SubjectAccessReviews allow `user` to `get` the non-resource `path` (as a ClusterRole
+    /// with `nonResourceURLs` bound to it would); `system:masters` may get any path.
+    pub fn grant_path(&self, user: &str, path: &str) {
+        self.reviews().grant_path(user, path);
+    }
+
+    fn reviews(&self) -> std::sync::MutexGuard<'_, reviews::Reviews> {
+        self.shared
+            .reviews
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Ends every open watch stream now, as an API server restart does; returns how many.
