@@ -331,7 +331,7 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         app_name: Some(identity.clone()),
     })
     .await;
-    let cluster = keyfront::runtime::identity::resolve(
+    let cluster = keyfront::runtime::identity::settle(
         &client,
         &keyring_namespace,
         args.cluster_id.as_deref(),

@@ -254,6 +254,16 @@ async fn a_hundred_objects_converge_through_a_throttle_storm_within_the_budget()
         ],
         &log,
     );
+    wait_for(
+        "the operator's health port",
+        Duration::from_secs(20),
+        async || {
+            e2e::http_get_with_status(health, "/healthz")
+                .await
+                .is_some()
+        },
+    )
+    .await;
     for n in 0..OBJECTS {
         let distribution = &distributions[n / 20];
         double

@@ -210,6 +210,16 @@ fn every_reason_gives_the_kstatus_result_gitops_tools_must_see() {
             waiting(reasons::ROTATING, reasons::KEY_GROUP_FULL),
             Current,
         ),
+        case(
+            "a revoked key still trusted somewhere",
+            waiting(reasons::READY, reasons::REVOCATION_IN_PROGRESS),
+            InProgress,
+        ),
+        case(
+            "a distribution outside the grant trusts the group: reported, signing works",
+            waiting(reasons::DISTRIBUTIONS_READY, reasons::TRUSTED_OUTSIDE_GRANT),
+            Current,
+        ),
         error("throttled: retried", "CloudFrontThrottled", None),
         error(
             "CloudFront unavailable: retried",
@@ -249,6 +259,10 @@ fn every_reason_gives_the_kstatus_result_gitops_tools_must_see() {
         (reasons::READY, reasons::KEY_GROUP_FULL),
         (reasons::READY, reasons::ACCOUNT_NOT_FOUND),
         (reasons::READY, reasons::NAMESPACE_NOT_ALLOWED),
+        (reasons::READY, reasons::KEYRING_OF_ANOTHER_NAMESPACE),
+        (reasons::READY, reasons::IDENTITY_CLAIMED_ELSEWHERE),
+        (reasons::READY, reasons::KEY_GROUP_NAME_NOT_ALLOWED),
+        (reasons::ROTATING, reasons::ROTATION_FROZEN),
         (
             reasons::DISTRIBUTIONS_READY,
             reasons::DISTRIBUTION_NOT_ALLOWED,

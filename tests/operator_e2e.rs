@@ -664,7 +664,14 @@ async fn readiness_waits_for_synced_watches_and_a_credential_check() {
     let _operator = e2e::operator(
         &kubeconfig,
         cf_addr,
-        &["--health-listen", &health.to_string()],
+        // With --cluster-id it starts at once and checks the identity record in the background
+        // (without one it must read the record first: see runtime::identity::settle).
+        &[
+            "--health-listen",
+            &health.to_string(),
+            "--cluster-id",
+            "readiness",
+        ],
         &log,
     );
     let readyz = async || e2e::http_get_with_status(health, "/readyz").await;

@@ -833,8 +833,8 @@ async fn a_recreated_namespace_never_inherits_the_old_tenants_key() {
     );
 }
 
-/// A distribution attached to the key group outside keyfront (as Terraform would, by the ID in
-/// status) is found with ListDistributionsByKeyGroup and waited for: an app signing with
+/// A distribution attached to the key group outside keyfront (by boto3, as Terraform would, by
+/// the ID in status) is found with ListDistributionsByKeyGroup and waited for: an app signing with
 /// whatever the Secret holds is never rejected there through a rotation, and keyfront never
 /// writes that distribution.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -850,20 +850,23 @@ async fn a_distribution_attached_outside_keyfront_is_waited_for_through_a_rotati
     let status = objects.get("ext").await.unwrap().status.unwrap();
     let group = status.key_group_id.clone().unwrap();
 
-    // "Terraform" attaches the group to E1TEAMA (granted to team-a, not in the spec).
-    let distribution = stack.cf.get_distribution("E1TEAMA").await.unwrap();
-    stack
-        .cf
-        .set_trusted_key_groups(
+    // "Terraform" (boto3) attaches the group to E1TEAMA by the ID in status (granted to team-a,
+    // not in the spec).
+    let output = std::process::Command::new(e2e::python())
+        .args([
+            "attach_key_group.py",
+            &format!("http://{}", stack.cf_addr),
             "E1TEAMA",
-            &[BehaviorTrust {
-                behavior: BehaviorSelector::Default,
-                trusted_key_groups: vec![group.clone()],
-            }],
-            &distribution.etag,
-        )
-        .await
+            &group,
+        ])
+        .current_dir(repo("tests/python"))
+        .output()
         .unwrap();
+    assert!(
+        output.status.success(),
+        "attach_key_group.py: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let host = e2e::domain_name(stack.cf_addr, "E1TEAMA").await;
     let secrets: Api<Secret> = Api::namespaced(stack.double.client(), "team-a");
     wait_for(

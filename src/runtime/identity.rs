@@ -11,7 +11,7 @@
 //!   cluster's life and different between clusters.
 //!
 //! [`decide`] is the pure rule (no client required); [`resolve`] reads and records (client
-//! required).
+//! required); [`settle`] is what `keyfront run` does at start.
 
 use std::collections::BTreeMap;
 
@@ -77,9 +77,38 @@ pub fn decide(
     }
 }
 
+/// Why [`resolve`] has no identity.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// The rule refuses (a `--cluster-id` other than the recorded one): a person must act.
+    #[error("{0:#}")]
+    Refused(anyhow::Error),
+    /// The Kubernetes API could not be asked: try again.
+    #[error("{0:#}")]
+    Unreachable(anyhow::Error),
+}
+
 /// Reads the recorded identity, decides, and records it if new. Two replicas starting at once
 /// both derive the same value; the second create finds the first's record and reads it back.
 pub async fn resolve(
+    client: &kube::Client,
+    namespace: &str,
+    flag: Option<&str>,
+) -> Result<Identity, IdentityError> {
+    read_decide_record(client, namespace, flag)
+        .await
+        .map_err(|e| match e.downcast::<Refusal>() {
+            Ok(Refusal(refused)) => IdentityError::Refused(refused),
+            Err(other) => IdentityError::Unreachable(other),
+        })
+}
+
+/// A refusal of [`decide`], told apart from API errors in [`resolve`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+struct Refusal(anyhow::Error);
+
+async fn read_decide_record(
     client: &kube::Client,
     namespace: &str,
     flag: Option<&str>,
@@ -117,7 +146,8 @@ pub async fn resolve(
         has_keyrings,
         kube_system_uid.as_deref(),
         &where_recorded,
-    )?;
+    )
+    .map_err(Refusal)?;
     if !identity.record {
         return Ok(identity);
     }
@@ -141,17 +171,64 @@ pub async fn resolve(
         Ok(_) => Ok(identity),
         Err(kube::Error::Api(e)) if e.code == 409 => {
             let recorded = read_recorded().await?;
-            decide(
+            Ok(decide(
                 flag,
                 recorded.as_deref(),
                 false,
                 kube_system_uid.as_deref(),
                 &where_recorded,
             )
+            .map_err(Refusal)?)
         }
         Err(e) => Err(e).with_context(|| {
             format!("cannot record the cluster identity in ConfigMap {where_recorded}")
         }),
+    }
+}
+
+/// The identity `keyfront run` starts with. Without `--cluster-id` it must be read (or made)
+/// before anything is reconciled: retried while the API server cannot be reached. With one,
+/// the operator starts at once under it, and the record is checked in the background: a
+/// refusal there (another identity recorded) ends the process, as it would at start.
+pub async fn settle(
+    client: &kube::Client,
+    namespace: &str,
+    flag: Option<&str>,
+) -> anyhow::Result<Identity> {
+    loop {
+        match resolve(client, namespace, flag).await {
+            Ok(identity) => return Ok(identity),
+            Err(IdentityError::Refused(error)) => return Err(error),
+            Err(IdentityError::Unreachable(error)) => {
+                let Some(flag) = flag else {
+                    tracing::warn!(error = %format!("{error:#}"), "cannot read the cluster identity yet; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    continue;
+                };
+                tracing::warn!(error = %format!("{error:#}"), "cannot check --cluster-id against the recorded identity yet; starting with it and checking in the background");
+                let (client, namespace, owned) =
+                    (client.clone(), namespace.to_owned(), flag.to_owned());
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                        match resolve(&client, &namespace, Some(&owned)).await {
+                            Ok(_) => return,
+                            Err(IdentityError::Refused(error)) => {
+                                tracing::error!(error = %format!("{error:#}"), "stopping");
+                                std::process::exit(1);
+                            }
+                            Err(IdentityError::Unreachable(_)) => {}
+                        }
+                    }
+                });
+                return Ok(Identity {
+                    cluster_id: flag.to_owned(),
+                    source: "--cluster-id (not yet checked against the record)",
+                    record: false,
+                    install_claim: String::new(),
+                });
+            }
+        }
     }
 }
 

@@ -114,6 +114,9 @@ pub struct OperatorSettings {
     pub budget: BudgetSettings,
 }
 
+/// The longest one reconcile may take before it is stopped and retried.
+const RECONCILE_TIMEOUT: Duration = Duration::from_secs(120);
+
 struct Operator<A> {
     ctx: Arc<Context<BudgetedAccounts<MeteredAccounts<A>>>>,
     backoff: Backoff,
@@ -325,7 +328,17 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
                         }
                         let key = object_key(&object);
                         let start = std::time::Instant::now();
-                        let result = reconcile::reconcile(object, operator.ctx.clone()).await;
+                        // A reconcile that does not finish in time is stopped (as a crash would
+                        // stop it: every step is safe to plan again) and retried with backoff,
+                        // so nothing one object waits on can hold its worker forever.
+                        let result = tokio::time::timeout(
+                            RECONCILE_TIMEOUT,
+                            reconcile::reconcile(object, operator.ctx.clone()),
+                        )
+                        .await
+                        .unwrap_or(Err(reconcile::Error::Internal(
+                            "the reconcile did not finish within 2 minutes; it was stopped and is retried",
+                        )));
                         tracing::debug!(
                             object = %key,
                             took_ms = start.elapsed().as_millis() as u64,

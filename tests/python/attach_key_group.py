@@ -1,0 +1,23 @@
+"""Plays Terraform attaching a key group it reads from keyfront's status: with boto3 (a client
+we did not write), sets the distribution's default cache behavior to trust the group, the way
+`trusted_key_groups = [<id>]` on `aws_cloudfront_distribution` does (read the config, change
+it, write it back with the ETag).
+
+Usage: attach_key_group.py <emulator endpoint> <distribution id> <key group id>
+"""
+
+import sys
+
+import boto3
+
+
+def main(endpoint, distribution_id, group_id):
+    cf = boto3.client("cloudfront", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="AKIDTERRAFORM", aws_secret_access_key="terraform")
+    current = cf.get_distribution_config(Id=distribution_id)
+    config = current["DistributionConfig"]
+    config["DefaultCacheBehavior"]["TrustedKeyGroups"] = {"Enabled": True, "Quantity": 1, "Items": [group_id]}
+    cf.update_distribution(Id=distribution_id, IfMatch=current["ETag"], DistributionConfig=config)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
