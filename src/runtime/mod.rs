@@ -16,6 +16,7 @@ pub mod leader;
 pub mod metrics;
 pub mod metrics_auth;
 pub mod readiness;
+mod requeue;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -42,6 +43,7 @@ use metrics::{MeteredAccounts, Metrics};
 pub use metrics_auth::MetricsAuth;
 use metrics_auth::MetricsAuthorizer;
 use readiness::Readiness;
+use requeue::RequeueBackstop;
 
 /// Logs what a controller stream yields besides reconcile results: a failed watch at warn (the
 /// watcher retries with backoff, but someone should know), the rest at debug (reconcile
@@ -297,6 +299,7 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(store.clone());
             let controller = Controller::for_stream(stream, store);
+            let (backstop, missed_requeues) = RequeueBackstop::new();
             let (by_account, by_namespace) = (controller.store(), controller.store());
             controller
                 .owns(secrets, owned_secrets)
@@ -318,15 +321,20 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
                 )
                 .with_config(controller::Config::default().concurrency(settings.concurrency))
                 .reconcile_all_on(leadership.gained())
+                .reconcile_on(missed_requeues)
                 .graceful_shutdown_on(shutdown.clone())
                 .run(
-                    |object, operator: Arc<Operator<A>>| async move {
+                    move |object, operator: Arc<Operator<A>>| {
+                    let backstop = backstop.clone();
+                    async move {
                         // A standby keeps its cache warm and writes nothing; on winning the lease
                         // it reconciles everything (reconcile_all_on).
                         if !operator.ctx.leadership.is_leader() {
                             return Ok(Action::await_change());
                         }
                         let key = object_key(&object);
+                        backstop.started(&key);
+                        let object_ref = ObjectRef::from_obj(object.as_ref());
                         let start = std::time::Instant::now();
                         // A reconcile that does not finish in time is stopped (as a crash would
                         // stop it: every step is safe to plan again) and retried with backoff,
@@ -368,11 +376,15 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
                                 let delay = operator.backoff.next(&key).max(*wait);
                                 return Ok(Action::requeue(delay));
                             }
+                            Ok(reconcile::Outcome::Requeue(after)) => {
+                                operator.backoff.reset(&key);
+                                backstop.arm(object_ref, key, *after);
+                            }
                             Ok(_) => operator.backoff.reset(&key),
                             Err(_) => {}
                         }
                         result.map(Action::from)
-                    },
+                    }},
                     |object, error, operator| {
                         let delay = operator.backoff.next(&object_key(&object));
                         tracing::warn!(
