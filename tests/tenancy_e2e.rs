@@ -157,6 +157,23 @@ impl Stack {
         }
     }
 
+    /// Applies the suite's accounts with `from` replaced by `to` (as an admin edits them).
+    async fn apply_accounts_with(&self, from: &str, to: &str) {
+        let edited = ACCOUNTS.replace(from, to);
+        assert_ne!(edited, ACCOUNTS, "{from:?} is not in the accounts");
+        let file = self
+            ._dir
+            .path()
+            .join(format!("accounts-{}.yaml", rand_name()));
+        std::fs::write(&file, edited).unwrap();
+        let kubeconfig = self.kubeconfig.clone();
+        tokio::task::spawn_blocking(move || {
+            kubectl(&kubeconfig, &["apply", "-f", &file.to_string_lossy()]);
+        })
+        .await
+        .unwrap();
+    }
+
     fn objects(&self, namespace: &str) -> Api<SigningKeyGroup> {
         Api::namespaced(self.double.client(), namespace)
     }
@@ -1067,26 +1084,12 @@ async fn a_distribution_split_by_behavior_and_a_withdrawn_grant_that_freezes() {
     );
 
     // A `*` entry does not widen the entries that name E3SHARED.
-    let accounts = stack._dir.path().join("accounts-star.yaml");
-    std::fs::write(
-        &accounts,
-        ACCOUNTS.replace(
+    stack
+        .apply_accounts_with(
             "    - id: E3SHARED\n      allowedNamespaces: {from: Names, names: [\"team-a\"]}",
             "    - id: \"*\"\n      pathPatterns: [\"*\"]\n    - id: E3SHARED\n      allowedNamespaces: {from: Names, names: [\"team-a\"]}",
-        ),
-    )
-    .unwrap();
-    assert!(
-        std::fs::read_to_string(&accounts)
-            .unwrap()
-            .contains("id: \"*\"")
-    );
-    let kubeconfig = stack.kubeconfig.clone();
-    tokio::task::spawn_blocking(move || {
-        kubectl(&kubeconfig, &["apply", "-f", &accounts.to_string_lossy()]);
-    })
-    .await
-    .unwrap();
+        )
+        .await;
     stack.until_quiet(Duration::from_secs(3)).await;
     assert_eq!(
         trusted_on(&stack, "/b/*").await,
@@ -1099,21 +1102,12 @@ async fn a_distribution_split_by_behavior_and_a_withdrawn_grant_that_freezes() {
     stack
         .apply(&object("team-a", "a", &split("\"/a/*\"")))
         .await;
-    let accounts = stack._dir.path().join("accounts-withdrawn.yaml");
-    std::fs::write(
-        &accounts,
-        ACCOUNTS.replace(
+    stack
+        .apply_accounts_with(
             "    - id: E3SHARED\n      allowedNamespaces: {from: Names, names: [\"team-a\"]}",
             "    - id: E3SHARED\n      allowedNamespaces: {from: Names, names: []}",
-        ),
-    )
-    .unwrap();
-    let kubeconfig = stack.kubeconfig.clone();
-    tokio::task::spawn_blocking(move || {
-        kubectl(&kubeconfig, &["apply", "-f", &accounts.to_string_lossy()]);
-    })
-    .await
-    .unwrap();
+        )
+        .await;
     wait_for(
         "team-a/a to be frozen",
         Duration::from_secs(60),
@@ -1162,21 +1156,12 @@ async fn objects_whose_old_default_names_collided_both_become_ready_with_distinc
         .double
         .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}))
         .unwrap();
-    let accounts = stack._dir.path().join("accounts-team.yaml");
-    std::fs::write(
-        &accounts,
-        ACCOUNTS.replace(
+    stack
+        .apply_accounts_with(
             "    names: [\"team-a\", \"team-b\"]",
             "    names: [\"team-a\", \"team-b\", \"team\"]",
-        ),
-    )
-    .unwrap();
-    let kubeconfig = stack.kubeconfig.clone();
-    tokio::task::spawn_blocking(move || {
-        kubectl(&kubeconfig, &["apply", "-f", &accounts.to_string_lossy()]);
-    })
-    .await
-    .unwrap();
+        )
+        .await;
     stack.apply(&object("team", "a-x", "")).await;
     stack.apply(&object("team-a", "x", "")).await;
     for (namespace, name) in [("team", "a-x"), ("team-a", "x")] {

@@ -102,14 +102,16 @@ fn error(e: StatusError) -> Response {
     )
 }
 
-/// Records a TokenReview or SubjectAccessReview create, as RBAC sees it.
-fn audit_review(
+/// Answers a TokenReview or SubjectAccessReview create (recorded as RBAC sees it).
+fn review(
     shared: &Shared,
     group: &str,
     resource: &str,
     headers: &HeaderMap,
     over_http: bool,
-) {
+    body: &Bytes,
+    answer: impl FnOnce(&crate::reviews::Reviews, &Value) -> Value,
+) -> Response {
     shared
         .audit
         .lock()
@@ -125,6 +127,12 @@ fn audit_review(
                 .map(str::to_owned),
             over_http,
         });
+    let review: Value = serde_json::from_slice(body).unwrap_or_default();
+    let reviews = shared
+        .reviews
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    json_response(StatusCode::CREATED, &answer(&reviews, &review))
 }
 
 /// The one handler: routes by path shape, like the API server's path parser.
@@ -173,38 +181,28 @@ pub async fn handle(
             .await
         }
         ["apis", "authentication.k8s.io", "v1", "tokenreviews"] if method == Method::POST => {
-            audit_review(
+            review(
                 &shared,
                 "authentication.k8s.io",
                 "tokenreviews",
                 &headers,
                 remote.is_some(),
-            );
-            let review: Value = serde_json::from_slice(&body).unwrap_or_default();
-            let answer = shared
-                .reviews
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .token_review(&review);
-            json_response(StatusCode::CREATED, &answer)
+                &body,
+                |r, v| r.token_review(v),
+            )
         }
         ["apis", "authorization.k8s.io", "v1", "subjectaccessreviews"]
             if method == Method::POST =>
         {
-            audit_review(
+            review(
                 &shared,
                 "authorization.k8s.io",
                 "subjectaccessreviews",
                 &headers,
                 remote.is_some(),
-            );
-            let review: Value = serde_json::from_slice(&body).unwrap_or_default();
-            let answer = shared
-                .reviews
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .access_review(&review);
-            json_response(StatusCode::CREATED, &answer)
+                &body,
+                |r, v| r.access_review(v),
+            )
         }
         ["apis", group, version, rest @ ..] => {
             let over_http = remote.is_some();
