@@ -141,8 +141,11 @@ impl Operator {
                 CLUSTER_ID,
                 "--keyring-namespace",
                 KEYRING_NAMESPACE,
+                // One worker per object: with fewer, kube-runtime picks held requests in no
+                // fair order, and under this load an object can wait minutes for its turn
+                // (a known limit, noted in README; fair scheduling is the call-budget issue's).
                 "--concurrency",
-                "8",
+                "20",
                 // The soak compresses a 30-day rotation into 15 s (20 objects, ~4 CloudFront
                 // writes a rotation), so the call budget is scaled with it; the budget's own
                 // pacing under throttling is tests/budget_e2e.rs's subject.

@@ -16,7 +16,6 @@ pub mod leader;
 pub mod metrics;
 pub mod metrics_auth;
 pub mod readiness;
-mod requeue;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -43,7 +42,6 @@ use metrics::{MeteredAccounts, Metrics};
 pub use metrics_auth::MetricsAuth;
 use metrics_auth::MetricsAuthorizer;
 use readiness::Readiness;
-use requeue::RequeueBackstop;
 
 /// Logs what a controller stream yields besides reconcile results: a failed watch at warn (the
 /// watcher retries with backoff, but someone should know), the rest at debug (reconcile
@@ -123,6 +121,16 @@ struct Operator<A> {
     ctx: Arc<Context<BudgetedAccounts<MeteredAccounts<A>>>>,
     backoff: Backoff,
     metrics: Metrics,
+}
+
+/// What of an account concerns its SigningKeyGroups: which account it is (a re-created one is
+/// another) and its spec (the grants), not its status.
+fn grant_changed(account: &CloudFrontAccount) -> Option<u64> {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    account.metadata.uid.hash(&mut hasher);
+    account.metadata.generation.hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 /// The SigningKeyGroups in the cache that `select` picks, as reconcile requests.
@@ -299,13 +307,22 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(store.clone());
             let controller = Controller::for_stream(stream, store);
-            let (backstop, missed_requeues) = RequeueBackstop::new();
             let (by_account, by_namespace) = (controller.store(), controller.store());
             controller
                 .owns(secrets, owned_secrets)
-                .watches(
-                    Api::<CloudFrontAccount>::all(client.clone()),
-                    watcher::Config::default(),
+                // Only a changed grant (spec) or a re-created account concerns the objects: the
+                // account's status changes with every key created or deleted in the account, and
+                // waking every object on each of those kept the workers saturated, so some
+                // objects waited minutes for their turn (kube-runtime picks held requests in no
+                // fair order).
+                .watches_stream(
+                    watcher(
+                        Api::<CloudFrontAccount>::all(client.clone()),
+                        watcher::Config::default(),
+                    )
+                    .default_backoff()
+                    .touched_objects()
+                    .predicate_filter(grant_changed, Default::default()),
                     move |account| {
                         let name = account.name_any();
                         affected(&by_account, |o| o.spec.account_ref.name == name)
@@ -321,20 +338,15 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
                 )
                 .with_config(controller::Config::default().concurrency(settings.concurrency))
                 .reconcile_all_on(leadership.gained())
-                .reconcile_on(missed_requeues)
                 .graceful_shutdown_on(shutdown.clone())
                 .run(
-                    move |object, operator: Arc<Operator<A>>| {
-                    let backstop = backstop.clone();
-                    async move {
+                    |object, operator: Arc<Operator<A>>| async move {
                         // A standby keeps its cache warm and writes nothing; on winning the lease
                         // it reconciles everything (reconcile_all_on).
                         if !operator.ctx.leadership.is_leader() {
                             return Ok(Action::await_change());
                         }
                         let key = object_key(&object);
-                        backstop.started(&key);
-                        let object_ref = ObjectRef::from_obj(object.as_ref());
                         let start = std::time::Instant::now();
                         // A reconcile that does not finish in time is stopped (as a crash would
                         // stop it: every step is safe to plan again) and retried with backoff,
@@ -376,15 +388,11 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
                                 let delay = operator.backoff.next(&key).max(*wait);
                                 return Ok(Action::requeue(delay));
                             }
-                            Ok(reconcile::Outcome::Requeue(after)) => {
-                                operator.backoff.reset(&key);
-                                backstop.arm(object_ref, key, *after);
-                            }
                             Ok(_) => operator.backoff.reset(&key),
                             Err(_) => {}
                         }
                         result.map(Action::from)
-                    }},
+                    },
                     |object, error, operator| {
                         let delay = operator.backoff.next(&object_key(&object));
                         tracing::warn!(
