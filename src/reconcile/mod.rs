@@ -11,7 +11,8 @@
 //!    protocol as a pure function of the object, the observation and `now` → ordered
 //!    [`plan::Step`]s, findings, and when to look again.
 //! 3. [`execute`] (client required): one side effect per step, stopping at the first failure.
-//! 4. [`status`] (no client required): conditions, keys and times, patched only when changed.
+//! 4. [`status`] (no client required): conditions, keys and times; [`report`] (client
+//!    required) patches them only when changed and announces newly failing conditions.
 //!
 //! Nothing is kept in memory between passes: after a crash the next pass plans from what is
 //! there. [`keyring`] is the durable record; [`names`] the deterministic names that make
@@ -27,6 +28,7 @@ pub mod observe;
 pub mod observed;
 pub mod plan;
 pub mod reasons;
+mod report;
 mod secrets;
 pub mod status;
 
@@ -34,12 +36,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Patch, PatchParams};
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt as _};
-use serde_json::json;
 
-use crate::api::{CloudFrontAccount, SigningKeyGroup, SigningKeyGroupStatus};
+use crate::api::{CloudFrontAccount, SigningKeyGroup};
 use crate::clock::Clock;
 use crate::cloudfront::{AccountAccess, CloudFrontAccounts};
 use crate::tenancy::{Admission, NamespaceFacts};
@@ -293,7 +293,7 @@ pub async fn reconcile<A: CloudFrontAccounts>(
                     now,
                     ctx.config.propagation_poll,
                 );
-                finish(
+                report::finish(
                     &ctx,
                     &current,
                     &subject,
@@ -314,7 +314,7 @@ pub async fn reconcile<A: CloudFrontAccounts>(
             ctx.config.propagation_poll,
         );
         if !plan.has_steps() {
-            finish(
+            report::finish(
                 &ctx,
                 &current,
                 &subject,
@@ -375,7 +375,7 @@ pub async fn reconcile<A: CloudFrontAccounts>(
                 tracing::debug!(error = %error.detail(), "lost a write race; planning again");
             }
             Err(error) => {
-                finish(
+                report::finish(
                     &ctx,
                     &current,
                     &subject,
@@ -422,92 +422,5 @@ fn empty_observation() -> observed::Observed {
         adoption_trust: None,
         trusting_distributions: None,
         claimed_elsewhere: Vec::new(),
-    }
-}
-
-/// Writes the status if it changed, and announces each newly failing condition once.
-async fn finish<A>(
-    ctx: &Context<A>,
-    object: &SigningKeyGroup,
-    subject: &Subject,
-    plan: &plan::Plan,
-    observed: Option<&observed::Observed>,
-    error: Option<&Error>,
-    announced: &mut Vec<String>,
-) {
-    if subject.deleting && !subject.has_finalizer {
-        return;
-    }
-    let mut plan = plan.clone();
-    if observed.is_none() {
-        // The observation failed: keep what the object last said about its keys.
-        if let Some(previous) = &object.status {
-            plan.keyring.key_group_id = previous.key_group_id.clone();
-        }
-    }
-    let inputs = status::StatusInputs {
-        subject,
-        spec: &object.spec,
-        plan: &plan,
-        observed,
-        error: error.map(|e| (e.category(), e.detail())),
-        previous: object.status.as_ref(),
-        now: ctx.clock.now(),
-    };
-    let mut new_status = status::status(&inputs);
-    if observed.is_none()
-        && let Some(previous) = &object.status
-    {
-        // Without an observation the key facts are unknown; only the conditions change.
-        let conditions = new_status.conditions;
-        new_status = SigningKeyGroupStatus {
-            conditions,
-            ..previous.clone()
-        };
-    }
-    // A condition newly failing for a reason someone must act on is announced once.
-    for condition in &new_status.conditions {
-        let previous = object
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == condition.type_));
-        // Reconciling and Stalled restate Ready for GitOps tools; Ready's own Event says it.
-        if condition.status == "False"
-            && condition.type_ != reasons::RECONCILING
-            && condition.type_ != reasons::STALLED
-            && !reasons::is_waiting(&condition.reason)
-            && previous.is_none_or(|p| p.reason != condition.reason)
-            && !announced.contains(&condition.reason)
-        {
-            announced.push(condition.reason.clone());
-            ctx.events
-                .publish(
-                    object,
-                    EventType::Warning,
-                    &condition.reason,
-                    &format!("Report{}", condition.type_),
-                    condition.message.clone(),
-                )
-                .await;
-        }
-    }
-    if !status::changes_stored(object.status.as_ref(), &new_status) {
-        return;
-    }
-    let objects: Api<SigningKeyGroup> = Api::namespaced(ctx.client.clone(), &subject.namespace);
-    let patch = json!({
-        "apiVersion": "keyfront.dev/v1alpha1",
-        "kind": "SigningKeyGroup",
-        "status": new_status,
-    });
-    if let Err(error) = objects
-        .patch_status(
-            &subject.name,
-            &PatchParams::apply("keyfront").force(),
-            &Patch::Apply(patch),
-        )
-        .await
-    {
-        tracing::warn!(error = %error, "could not write status");
     }
 }

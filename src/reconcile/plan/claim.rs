@@ -14,7 +14,8 @@
 use super::Observed;
 use crate::reconcile::keyring::Keyring;
 use crate::reconcile::names;
-use crate::reconcile::observed::AppSecret;
+use crate::reconcile::observed::{AppSecret, Subject};
+use crate::reconcile::reasons;
 
 /// Whose keyring this pass found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,8 +69,28 @@ fn is_empty(keyring: &Keyring) -> bool {
     keyring.keys.is_empty() && keyring.key_group_id.is_none() && keyring.attachments.is_empty()
 }
 
+/// Why this object must touch nothing under its identity, if it must: the keyring is another
+/// namespace's, or another cluster made keys under it. The reason and what a person does.
+pub(super) fn not_ours(subject: &Subject, observed: &Observed) -> Option<(&'static str, String)> {
+    if keyring_claim(observed) == KeyringClaim::OfAnotherNamespace {
+        return Some((
+            reasons::KEYRING_OF_ANOTHER_NAMESPACE,
+            foreign_keyring_message(&subject.namespace, &subject.owner, &observed.namespace.uid),
+        ));
+    }
+    (!observed.claimed_elsewhere.is_empty()).then(|| {
+        (
+            reasons::IDENTITY_CLAIMED_ELSEWHERE,
+            format!(
+                "public keys {} carry this object's identity but were made by another cluster: two clusters use the same --cluster-id in this AWS account. keyfront touches none of it; give each cluster its own --cluster-id (see the ConfigMap keyfront-cluster-identity in keyfront's namespace)",
+                observed.claimed_elsewhere.join(", ")
+            ),
+        )
+    })
+}
+
 /// The finding for a keyring of another namespace: what it means and what an admin does.
-pub(super) fn foreign_keyring_message(namespace: &str, owner: &str, namespace_uid: &str) -> String {
+fn foreign_keyring_message(namespace: &str, owner: &str, namespace_uid: &str) -> String {
     format!(
         "keyfront holds keys made for an earlier namespace named {namespace:?}, since deleted; they belong to that tenant, so this object neither uses nor removes them and writes nothing here. A cluster admin who knows this namespace is the same tenant annotates the keyring Secret {} with {}={namespace_uid}; otherwise the admin removes the old keys (docs/tenancy.md, \"Unclaimed keyrings\")",
         names::keyring_secret_name(owner),

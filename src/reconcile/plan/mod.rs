@@ -201,8 +201,10 @@ pub fn plan(
         (_, None) => Grants::none(&spec.account_ref.name),
     };
     let reachable = reaches_cloudfront(&admission, observed);
-    if keyring_claim(observed) == KeyringClaim::OfAnotherNamespace {
-        // The previous tenant's keys: neither used nor wound down, nothing written here.
+    if let Some((reason, message)) = claim::not_ours(subject, observed) {
+        // Keys under this identity that are another tenant's or another cluster's: nothing of
+        // them is used, wound down or written here. Deleting lets the object go and keeps the
+        // keyring, which the account then lists as unclaimed.
         plan.keyring = Keyring::default();
         if subject.deleting {
             if subject.has_finalizer {
@@ -210,36 +212,7 @@ pub fn plan(
             }
             return plan;
         }
-        plan.find(
-            reasons::READY,
-            reasons::KEYRING_OF_ANOTHER_NAMESPACE,
-            claim::foreign_keyring_message(
-                &subject.namespace,
-                &subject.owner,
-                &observed.namespace.uid,
-            ),
-        );
-        plan.settings = settings(spec, subject, None).ok();
-        return plan;
-    }
-    if !observed.claimed_elsewhere.is_empty() {
-        // Another cluster's keys under our identity: touch nothing in CloudFront, create
-        // nothing. Deleting lets the object go and keeps the keyring, which the account then
-        // lists as unclaimed for an admin to sort out.
-        if subject.deleting {
-            if subject.has_finalizer {
-                plan.steps.push(Step::RemoveFinalizer);
-            }
-            return plan;
-        }
-        plan.find(
-            reasons::READY,
-            reasons::IDENTITY_CLAIMED_ELSEWHERE,
-            format!(
-                "public keys {} carry this object's identity but were made by another cluster: two clusters use the same --cluster-id in this AWS account. keyfront touches none of it; give each cluster its own --cluster-id (see the ConfigMap keyfront-cluster-identity in keyfront's namespace)",
-                observed.claimed_elsewhere.join(", ")
-            ),
-        );
+        plan.find(reasons::READY, reason, message);
         plan.settings = settings(spec, subject, None).ok();
         return plan;
     }
