@@ -244,6 +244,20 @@ impl Stack {
     }
 }
 
+/// Sets one annotation on `name`, as `kubectl annotate` does (a change the watch sees).
+async fn annotate<K>(api: &Api<K>, name: &str, key: &str, value: &str)
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {key: value}}})),
+    )
+    .await
+    .unwrap();
+}
+
 fn rand_name() -> String {
     format!("m{:016x}", rand::random::<u64>())
 }
@@ -788,14 +802,7 @@ async fn a_recreated_namespace_never_inherits_the_old_tenants_key() {
 
     // The account lists the keyring no object claims (checked again on any account change).
     let accounts: Api<CloudFrontAccount> = Api::all(stack.double.client());
-    accounts
-        .patch(
-            "default",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"example.com/nudge": "1"}}})),
-        )
-        .await
-        .unwrap();
+    annotate(&accounts, "default", "example.com/nudge", "1").await;
     let keyring = names::keyring_secret_name(&names::owner_token(CLUSTER_ID, "team-a", "site"));
     wait_for(
         "the account to list the unclaimed keyring",
@@ -819,24 +826,8 @@ async fn a_recreated_namespace_never_inherits_the_old_tenants_key() {
 
     // A cluster admin says it is the same tenant: the object resumes the same key.
     let keyrings: Api<Secret> = Api::namespaced(stack.double.client(), KEYRING_NAMESPACE);
-    keyrings
-        .patch(
-            &keyring,
-            &PatchParams::default(),
-            &Patch::Merge(
-                json!({"metadata": {"annotations": {names::RESUME_ANNOTATION: new_uid}}}),
-            ),
-        )
-        .await
-        .unwrap();
-    objects
-        .patch(
-            "site",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"example.com/nudge": "1"}}})),
-        )
-        .await
-        .unwrap();
+    annotate(&keyrings, &keyring, names::RESUME_ANNOTATION, &new_uid).await;
+    annotate(&objects, "site", "example.com/nudge", "1").await;
     wait_for(
         "team-a/site Ready after the admin's word",
         Duration::from_secs(60),
@@ -979,14 +970,7 @@ async fn another_clusters_keys_under_our_identity_are_detected_and_our_own_lost_
         .delete(&keyring, &Default::default())
         .await
         .unwrap();
-    objects
-        .patch(
-            "site",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"example.com/nudge": "1"}}})),
-        )
-        .await
-        .unwrap();
+    annotate(&objects, "site", "example.com/nudge", "1").await;
     wait_for(
         "the keyring to be rebuilt",
         Duration::from_secs(60),
@@ -1118,15 +1102,13 @@ async fn a_distribution_split_by_behavior_and_a_withdrawn_grant_that_freezes() {
     )
     .await;
     let since = stack.until_quiet(Duration::from_secs(2)).await;
-    stack
-        .objects("team-a")
-        .patch(
-            "a",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {names::ROTATE_ANNOTATION: "now"}}})),
-        )
-        .await
-        .unwrap();
+    annotate(
+        &stack.objects("team-a"),
+        "a",
+        names::ROTATE_ANNOTATION,
+        "now",
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let created: usize = stack.requests().await[since..]
         .iter()
@@ -1198,17 +1180,13 @@ async fn sign_through_a_rotation(
 ) -> (usize, usize) {
     let secrets: Api<Secret> = Api::namespaced(stack.double.client(), namespace);
     let first = data(&secrets.get(secret_name).await.unwrap(), "key_pair_id");
-    stack
-        .objects(namespace)
-        .patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(
-                json!({"metadata": {"annotations": {names::ROTATE_ANNOTATION: rand_name()}}}),
-            ),
-        )
-        .await
-        .unwrap();
+    annotate(
+        &stack.objects(namespace),
+        name,
+        names::ROTATE_ANNOTATION,
+        &rand_name(),
+    )
+    .await;
     let (mut sent, mut rejected, mut rotated_at) = (0, 0, None::<std::time::Instant>);
     let start = std::time::Instant::now();
     while start.elapsed() < Duration::from_secs(60) {
