@@ -133,3 +133,12 @@ impl Error {
         text
     }
 }
+
+/// Maps a failed Kubernetes request to the reconciler's error, naming the request.
+pub(super) fn kube_error(operation: KubeOperation) -> impl FnOnce(kube::Error) -> Error {
+    move |source| Error::Kube { operation, source }
+}
+
+pub(super) fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}

@@ -8,6 +8,7 @@ use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt as _};
 use serde_json::json;
 
+use super::error::{is_not_found, kube_error};
 use super::keyring::KeyRecord;
 use super::observed::{AppSecret, DistributionState, Observed, Subject};
 use super::plan::{Plan, Step};
@@ -22,14 +23,6 @@ use crate::keys;
 pub struct Executed {
     pub steps: usize,
     pub finalizer_removed: bool,
-}
-
-pub(super) fn kube_error(operation: KubeOperation) -> impl FnOnce(kube::Error) -> Error {
-    move |source| Error::Kube { operation, source }
-}
-
-pub(super) fn is_not_found(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
 /// Runs `plan.steps` for `object`, with `cloudfront` connected to the object's account.

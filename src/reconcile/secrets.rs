@@ -10,7 +10,7 @@ use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Resource as _, ResourceExt as _};
 use serde_json::json;
 
-use super::execute::{is_not_found, kube_error};
+use super::error::{is_not_found, kube_error};
 use super::keyring::{KeyRecord, Keyring};
 use super::observed::{AppSecret, Observed, Subject};
 use super::plan::{

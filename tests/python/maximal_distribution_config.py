@@ -1,6 +1,6 @@
 """Prints a DistributionConfig with every member botocore's CloudFront model lists populated.
 
-keyfront's no-field-lost test (tests/cloudfront_port.rs) stores it in the emulator and has
+keyfront's no-field-lost test (tests/it/cloudfront/sdk_port.rs) stores it in the emulator and has
 keyfront's SDK adapter change the trust of its behaviors: everything else must come back as it
 was, or the write must be refused naming what the SDK would drop.
 

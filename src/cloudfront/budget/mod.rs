@@ -30,6 +30,10 @@ use tokio::time::Instant;
 mod bucket;
 mod gate;
 mod shared_reads;
+
+#[cfg(test)]
+mod coalescing_tests;
+
 pub use bucket::{Bucket, Rate};
 pub use gate::WriteGate;
 use shared_reads::PendingReads;
@@ -193,7 +197,7 @@ impl<A: CloudFrontAccounts> CloudFrontAccounts for BudgetedAccounts<A> {
 pub struct Budgeted<C> {
     pub(super) inner: C,
     account: Arc<AccountBudget>,
-    pub(super) settings: Arc<BudgetSettings>,
+    settings: Arc<BudgetSettings>,
     gate: WriteGate,
 }
 
@@ -246,10 +250,6 @@ impl<C> Budgeted<C> {
         if let Ok(distribution) = result {
             self.account.remember(distribution);
         }
-    }
-
-    pub(super) fn account(&self) -> &AccountBudget {
-        &self.account
     }
 }
 
@@ -329,7 +329,8 @@ impl<C: CloudFront> CloudFront for Budgeted<C> {
         if self.settings.coalesce_window.is_zero() {
             return super::trust::read_modify_write(self, id, changes, base).await;
         }
-        super::coalesce::change_trust(self, id, changes, base).await
+        let window = self.settings.coalesce_window;
+        super::coalesce::change_trust(self, &self.account.batches, window, id, changes, base).await
     }
     fn known_distribution(&self, id: &str) -> Option<Tagged<Distribution>> {
         let known = self

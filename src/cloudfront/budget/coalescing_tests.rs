@@ -1,0 +1,195 @@
+//! Coalescing as the budgeted client does it: trust changes to one distribution within the window
+//! go out as one UpdateDistribution, and a batch whose leader is dropped is answered.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Budgeted;
+use crate::clock::SystemClock;
+use crate::cloudfront::CloudFront as _;
+use crate::cloudfront::budget::{self, BudgetSettings};
+use crate::cloudfront::{BehaviorSelector, ErrorKind, KeyGroupConfig};
+use crate::cloudfront::{NewPublicKey, TrustChange};
+use crate::emulator::Emulator;
+use crate::emulator::faults::FaultSettings;
+use crate::emulator::model::ModelSettings;
+use crate::runtime::metrics::Metrics;
+
+const PUBLIC_KEY: &str = include_str!("../../../tests/fixtures/keys/ec-1.pub.pem");
+
+struct Setup {
+    client: Budgeted<crate::runtime::metrics::Metered<Emulator>>,
+    metrics: Metrics,
+    distribution: String,
+    groups: Vec<String>,
+}
+
+async fn setup(window: Duration) -> Setup {
+    let emulator = Emulator::new(
+        ModelSettings::default(),
+        FaultSettings::default(),
+        Arc::new(SystemClock),
+    );
+    let key = emulator
+        .create_public_key(&NewPublicKey {
+            name: "k".into(),
+            encoded_key: PUBLIC_KEY.into(),
+            comment: None,
+            caller_reference: "k".into(),
+        })
+        .await
+        .unwrap();
+    let mut groups = Vec::new();
+    for n in 0..4 {
+        let group = emulator
+            .create_key_group(&KeyGroupConfig {
+                name: format!("g{n}"),
+                comment: None,
+                items: vec![key.value.id.clone()],
+            })
+            .await
+            .unwrap();
+        groups.push(group.value.id);
+    }
+    let distribution = emulator.create_test_distribution(&["/a/*"]).unwrap();
+    let settings = BudgetSettings {
+        coalesce_window: window,
+        ..BudgetSettings::default()
+    };
+    let (_, client, metrics) = budget::test_client(emulator, settings).await;
+    Setup {
+        client,
+        metrics,
+        distribution,
+        groups,
+    }
+}
+
+fn updates(metrics: &Metrics) -> usize {
+    metrics
+        .render(&[], true, &[], jiff::Timestamp::now())
+        .lines()
+        .filter(|l| {
+            l.starts_with("keyfront_cloudfront_calls_total") && l.contains("\"UpdateDistribution\"")
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<usize>().unwrap())
+        .sum()
+}
+
+fn add(behavior: BehaviorSelector, group: &str) -> Vec<TrustChange> {
+    vec![TrustChange {
+        behavior,
+        add: vec![group.to_owned()],
+        remove: vec![],
+        may_make_public: false,
+    }]
+}
+
+#[tokio::test(start_paused = true)]
+async fn changes_arriving_within_the_window_make_one_write_with_all_of_them() {
+    let s = setup(Duration::from_secs(2)).await;
+    let base = s.client.get_distribution(&s.distribution).await.unwrap();
+    let path = BehaviorSelector::PathPattern("/a/*".into());
+    let changes = [
+        add(BehaviorSelector::Default, &s.groups[0]),
+        add(BehaviorSelector::Default, &s.groups[1]),
+        add(path.clone(), &s.groups[2]),
+    ];
+    let written = futures::future::join_all(changes.iter().map(|c| {
+        s.client
+            .change_trust(&s.distribution, c, Some(base.clone()))
+    }))
+    .await;
+    assert_eq!(
+        updates(&s.metrics),
+        1,
+        "one UpdateDistribution for three changes"
+    );
+    let last = written.into_iter().map(Result::unwrap).next_back().unwrap();
+    let trust = |b: &BehaviorSelector| last.value.behavior(b).unwrap().trusted_key_groups.clone();
+    assert_eq!(
+        trust(&BehaviorSelector::Default),
+        [s.groups[0].clone(), s.groups[1].clone()]
+    );
+    assert_eq!(trust(&path), [s.groups[2].clone()]);
+
+    // A change arriving later makes the next batch, starting from the remembered write.
+    s.client
+        .change_trust(&s.distribution, &add(path.clone(), &s.groups[3]), None)
+        .await
+        .unwrap();
+    assert_eq!(updates(&s.metrics), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_change_that_no_longer_applies_is_refused_alone() {
+    let s = setup(Duration::from_secs(2)).await;
+    let base = s.client.get_distribution(&s.distribution).await.unwrap();
+    // Planned from a read where g0 and g1 were trusted: "remove g0, g1 stays".
+    let stale_detach = vec![TrustChange {
+        behavior: BehaviorSelector::Default,
+        add: vec![],
+        remove: vec![s.groups[0].clone()],
+        may_make_public: false,
+    }];
+    s.client
+        .change_trust(
+            &s.distribution,
+            &add(BehaviorSelector::Default, &s.groups[0]),
+            Some(base),
+        )
+        .await
+        .unwrap();
+    let attach = add(BehaviorSelector::PathPattern("/a/*".into()), &s.groups[1]);
+    let (detached, attached) = tokio::join!(
+        s.client.change_trust(&s.distribution, &stale_detach, None),
+        s.client.change_trust(&s.distribution, &attach, None),
+    );
+    let refused = detached.unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::PreconditionFailed);
+    assert!(
+        refused.message.contains("would now make it public"),
+        "{refused}"
+    );
+    let attached = attached.unwrap();
+    assert_eq!(
+        attached
+            .value
+            .behavior(&BehaviorSelector::Default)
+            .unwrap()
+            .trusted_key_groups,
+        [s.groups[0].clone()],
+        "the refused detach was not applied"
+    );
+    assert_eq!(updates(&s.metrics), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_leader_dropped_before_writing_answers_its_batch_with_a_transient_error() {
+    let s = setup(Duration::from_secs(2)).await;
+    let (first, second) = (
+        add(BehaviorSelector::Default, &s.groups[0]),
+        add(BehaviorSelector::Default, &s.groups[1]),
+    );
+    let leader = s.client.change_trust(&s.distribution, &first, None);
+    let follower = s.client.change_trust(&s.distribution, &second, None);
+    let mut leader = Box::pin(leader);
+    // Let the leader queue and start waiting, then the follower join, then drop the leader.
+    assert!(futures::poll!(leader.as_mut()).is_pending());
+    let mut follower = Box::pin(follower);
+    assert!(futures::poll!(follower.as_mut()).is_pending());
+    drop(leader);
+    let abandoned = follower.await.unwrap_err();
+    assert_eq!(abandoned.kind, ErrorKind::Transient);
+    assert_eq!(updates(&s.metrics), 0);
+    // The next change leads a batch of its own.
+    s.client
+        .change_trust(
+            &s.distribution,
+            &add(BehaviorSelector::Default, &s.groups[2]),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(updates(&s.metrics), 1);
+}

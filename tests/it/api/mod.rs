@@ -1,0 +1,1 @@
+mod crd_validation;

@@ -1,0 +1,2 @@
+mod budget_e2e;
+mod sdk_port;

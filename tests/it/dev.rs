@@ -1,0 +1,212 @@
+//! `keyfront dev` as a new user meets it: started as a real process, it prints a kubeconfig
+//! that kubectl uses; the demo rotates twice with no request refused at the edge; signing with
+//! `keyfront sign --secret-dir` at the printed mount gets 200 from the edge; SIGINT stops it
+//! with exit 0 within 5 s. And `keyfront run` with no cluster says so in one line.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::support::{Process, edge_get, free_port, kubectl, repo};
+
+/// The next printed line that contains `needle`, within `timeout`.
+fn line_with(
+    lines: &mpsc::Receiver<String>,
+    needle: &str,
+    timeout: Duration,
+    seen: &mut Vec<String>,
+) -> String {
+    let end = Instant::now() + timeout;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                seen.push(line.clone());
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+            Err(_) => panic!(
+                "no line with {needle:?} within {timeout:?}; printed:\n{}",
+                seen.join("\n")
+            ),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyfront_dev_runs_the_whole_system_and_stops_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let edge = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyfront"))
+        .args(["dev", "--edge-listen", &edge.to_string(), "--dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut process = Process(child);
+    let (send, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if send.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+
+    // The printed kubeconfig works with kubectl.
+    let kubeconfig_line = line_with(&lines, "kubeconfig", Duration::from_secs(30), &mut seen);
+    let kubeconfig = std::path::PathBuf::from(kubeconfig_line.split_whitespace().last().unwrap());
+    assert!(kubeconfig.exists(), "{kubeconfig_line}");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&kubeconfig).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the kubeconfig holds a credential");
+    }
+    let kc = kubeconfig.clone();
+    tokio::task::spawn_blocking(move || {
+        kubectl(&kc, &["get", "skg", "-A"]);
+        kubectl(
+            &kc,
+            &[
+                "apply",
+                "-f",
+                &repo("examples/minimal.yaml").to_string_lossy(),
+            ],
+        );
+    })
+    .await
+    .unwrap();
+
+    // Two rotations after the first key, with nothing refused.
+    line_with(&lines, "activated", Duration::from_secs(30), &mut seen);
+    let mut rotations = Vec::new();
+    for _ in 0..2 {
+        rotations.push(line_with(
+            &lines,
+            "activated",
+            Duration::from_secs(60),
+            &mut seen,
+        ));
+    }
+    for line in &rotations {
+        assert!(line.contains(", 0 rejected"), "{line}");
+        let signed: u64 = line
+            .split(" signed requests")
+            .next()
+            .unwrap()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(signed > 10, "the app kept signing: {line}");
+    }
+    assert!(
+        !seen.iter().any(|l| l.contains("REJECTED")),
+        "{}",
+        seen.join("\n")
+    );
+
+    // Signing with the mounted Secret at the printed directory passes the edge.
+    let mount_line = seen
+        .iter()
+        .find(|l| l.contains("is mounted at"))
+        .unwrap()
+        .clone();
+    let mount = mount_line.split_whitespace().last().unwrap().to_owned();
+    let host = "edevdemo1.cloudfront.net";
+    let signed = Command::new(env!("CARGO_BIN_EXE_keyfront"))
+        .args([
+            "sign",
+            "url",
+            "--secret-dir",
+            &mount,
+            "--url",
+            &format!("https://{host}/mine.txt"),
+            "--expires-in",
+            "1m",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        signed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&signed.stderr)
+    );
+    let signed = String::from_utf8(signed.stdout).unwrap();
+    let path_and_query = &signed.trim()[format!("https://{host}").len()..];
+    assert_eq!(edge_get(edge, host, path_and_query).await, 200);
+    assert_eq!(
+        edge_get(edge, host, "/mine.txt").await,
+        403,
+        "unsigned is refused"
+    );
+
+    // The example object applied with kubectl is reconciled too.
+    let kc = kubeconfig.clone();
+    let got = tokio::task::spawn_blocking(move || {
+        Command::new("kubectl")
+            .args([
+                "get",
+                "skg",
+                "media-signing",
+                "-o",
+                "jsonpath={.status.activeKeyId}",
+            ])
+            .env("KUBECONFIG", &kc)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&got.stdout).is_empty(),
+        "media-signing has no active key"
+    );
+
+    // Ctrl-C: exit 0 within 5 s.
+    let pid = process.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let stop = Instant::now();
+    let status = loop {
+        if let Some(status) = process.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            stop.elapsed() < Duration::from_secs(5),
+            "still running 5 s after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    println!("keyfront dev: {}", rotations.join(" | "));
+}
+
+#[test]
+fn run_without_a_cluster_says_how_to_get_one_in_one_line() {
+    let output = Command::new(env!("CARGO_BIN_EXE_keyfront"))
+        .arg("run")
+        .env_clear()
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("KUBECONFIG") && stderr.contains("keyfront dev"),
+        "{stderr}"
+    );
+    assert!(stderr.len() < 300, "{stderr}");
+}

@@ -1,0 +1,27 @@
+//! keyfront's integration tests, as one test binary (the `tests/it` layout): each former binary
+//! linked the AWS SDK, kube and the emulator on its own, and linking them was most of CI's time
+//! and disk. The modules mirror `src/`, one per concern:
+//!
+//! - `api`: the CRDs as an API server enforces them.
+//! - `cloudfront`: the CloudFront port against the emulator and the SDK, and the call budget.
+//! - `emulator`: the verifying edge accepts exactly what CloudFront would.
+//! - `signer`: `keyfront sign` and `inspect`, and interop with the AWS SDKs' signers.
+//! - `reconcile`: the pure plan, and whole reconciles on one manual clock.
+//! - `operator`: the `keyfront run` binary end to end: lifecycle, tenancy, leader election, soak.
+//! - `install`: the Helm chart and kubectl against the cluster.
+//! - `dev`: `keyfront dev` as a newcomer runs it.
+//! - `support`: what the end-to-end tests share (processes, ports, clients, waiting).
+//!
+//! Run one concern with a filter: `cargo test --test it operator::tenancy_e2e`.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // tests fail loudly by design
+
+mod api;
+mod cloudfront;
+mod dev;
+mod emulator;
+mod install;
+mod operator;
+mod reconcile;
+mod signer;
+mod support;

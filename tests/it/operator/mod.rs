@@ -1,0 +1,4 @@
+mod leader_e2e;
+mod lifecycle_e2e;
+mod soak;
+mod tenancy_e2e;

@@ -1,0 +1,363 @@
+//! The status keyfront writes, as GitOps tools read it: each Ready reason maps to the kstatus
+//! result Flux, kpt and Argo CD's generic health must compute — Current, InProgress, Failed or
+//! Terminating — by kstatus's documented rules (cli-utils `pkg/kstatus/status/generic.go`):
+//! a deletion timestamp is Terminating; `observedGeneration` behind `metadata.generation` is
+//! InProgress; `Reconciling=True` is InProgress; `Stalled=True` is Failed; otherwise Current.
+
+use jiff::Timestamp;
+use keyfront::api::{KeyAlgorithm, KeyState, SigningKeyGroupSpec, SigningKeyGroupStatus};
+use keyfront::keys::PrivateKeyPem;
+use keyfront::reconcile::keyring::{KeyRecord, Keyring};
+use keyfront::reconcile::observed::Subject;
+use keyfront::reconcile::plan::{Finding, Plan, Step};
+use keyfront::reconcile::reasons;
+use keyfront::reconcile::status::{StatusInputs, status};
+
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum Kstatus {
+    Current,
+    InProgress,
+    Failed,
+    Terminating,
+}
+
+/// kstatus's generic rules, as written in cli-utils.
+fn kstatus(generation: i64, deleting: bool, status: &SigningKeyGroupStatus) -> Kstatus {
+    if deleting {
+        return Kstatus::Terminating;
+    }
+    if status.observed_generation.is_some_and(|g| g != generation) {
+        return Kstatus::InProgress;
+    }
+    let is_true = |type_: &str| {
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == type_ && c.status == "True")
+    };
+    if is_true("Reconciling") {
+        return Kstatus::InProgress;
+    }
+    if is_true("Stalled") {
+        return Kstatus::Failed;
+    }
+    Kstatus::Current
+}
+
+fn subject(deleting: bool) -> Subject {
+    Subject {
+        uid: "u".into(),
+        owner: "o".into(),
+        namespace: "default".into(),
+        name: "media".into(),
+        generation: Some(2),
+        deleting,
+        has_finalizer: true,
+        rotate_request: None,
+        revoke_request: None,
+    }
+}
+
+fn plan(active: bool) -> Plan {
+    let keys = if active {
+        vec![KeyRecord {
+            serial: 1,
+            algorithm: KeyAlgorithm::EcdsaP256,
+            state: KeyState::Active,
+            public_key_id: Some("K1".into()),
+            public_key_pem: String::new(),
+            fingerprint: "f".into(),
+            created_at: Timestamp::UNIX_EPOCH,
+            live_at: None,
+            activated_at: Some(Timestamp::UNIX_EPOCH),
+            takes_over_at: None,
+            retired_at: None,
+            revoked: false,
+            private_key_lost: false,
+            private_key: Some(PrivateKeyPem::new(String::new())),
+        }]
+    } else {
+        Vec::new()
+    };
+    Plan {
+        keyring: Keyring {
+            next_serial: 2,
+            key_group_id: Some("KG".into()),
+            keys,
+            ..Keyring::default()
+        },
+        steps: Vec::new(),
+        findings: Vec::new(),
+        notices: Vec::new(),
+        desired_items: vec!["K1".into()],
+        wake_at: None,
+        settings: None,
+    }
+}
+
+fn finding(condition: &'static str, reason: &'static str, blocking: bool) -> Finding {
+    Finding {
+        condition,
+        reason,
+        message: format!("{reason} happened"),
+        blocking,
+    }
+}
+
+struct Case {
+    what: &'static str,
+    plan: Plan,
+    error: Option<&'static str>,
+    previous_ready: Option<&'static str>,
+    deleting: bool,
+    expect: Kstatus,
+}
+
+fn case(what: &'static str, plan: Plan, expect: Kstatus) -> Case {
+    Case {
+        what,
+        plan,
+        error: None,
+        previous_ready: None,
+        deleting: false,
+        expect,
+    }
+}
+
+fn with_finding(mut plan: Plan, finding: Finding) -> Plan {
+    plan.findings.push(finding);
+    plan
+}
+
+fn compute(c: &Case) -> SigningKeyGroupStatus {
+    let previous = c.previous_ready.map(|reason| SigningKeyGroupStatus {
+        conditions: vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+            type_: "Ready".into(),
+            status: "False".into(),
+            reason: reason.into(),
+            message: String::new(),
+            observed_generation: Some(2),
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                Timestamp::UNIX_EPOCH,
+            ),
+        }],
+        ..SigningKeyGroupStatus::default()
+    });
+    let spec: SigningKeyGroupSpec = serde_json::from_value(serde_json::json!({})).unwrap();
+    let subject = subject(c.deleting);
+    status(&StatusInputs {
+        subject: &subject,
+        spec: &spec,
+        plan: &c.plan,
+        observed: None,
+        error: c.error.map(|e| (e, format!("{e} happened"))),
+        previous: previous.as_ref(),
+        now: Timestamp::UNIX_EPOCH,
+    })
+}
+
+#[test]
+fn every_reason_gives_the_kstatus_result_gitops_tools_must_see() {
+    use Kstatus::*;
+    let blocking = |condition, reason| with_finding(plan(true), finding(condition, reason, true));
+    let waiting = |condition, reason| with_finding(plan(true), finding(condition, reason, false));
+    let mut first_key = plan(false);
+    first_key.steps.push(Step::SaveKeyring { stage: None });
+    let error = |what, category, previous| Case {
+        what,
+        plan: plan(true),
+        error: Some(category),
+        previous_ready: previous,
+        deleting: false,
+        expect: if what.contains("stalled") {
+            Failed
+        } else {
+            InProgress
+        },
+    };
+    let mut cases = vec![
+        case("signing, nothing to do", plan(true), Current),
+        case("first key on its way", first_key, InProgress),
+        case(
+            "rotation under way",
+            waiting(reasons::ROTATING, reasons::ROTATION_IN_PROGRESS),
+            InProgress,
+        ),
+        case(
+            "waiting for the edge",
+            waiting(reasons::ROTATING, reasons::WAITING_FOR_PROPAGATION),
+            InProgress,
+        ),
+        case(
+            "attaching",
+            waiting(reasons::DISTRIBUTIONS_READY, reasons::PROGRESSING),
+            InProgress,
+        ),
+        case(
+            "deploying",
+            waiting(reasons::DISTRIBUTIONS_READY, reasons::DEPLOYING),
+            InProgress,
+        ),
+        case(
+            "next key deployed, waiting for its scheduled time",
+            waiting(reasons::ROTATING, reasons::NEXT_KEY_READY),
+            Current,
+        ),
+        case(
+            "key group full: waits for a key to retire",
+            waiting(reasons::ROTATING, reasons::KEY_GROUP_FULL),
+            Current,
+        ),
+        case(
+            "a revoked key still trusted somewhere",
+            waiting(reasons::READY, reasons::REVOCATION_IN_PROGRESS),
+            InProgress,
+        ),
+        case(
+            "a distribution outside the grant trusts the group: reported, signing works",
+            waiting(reasons::DISTRIBUTIONS_READY, reasons::TRUSTED_OUTSIDE_GRANT),
+            Current,
+        ),
+        error("throttled: retried", "CloudFrontThrottled", None),
+        error(
+            "CloudFront unavailable: retried",
+            "CloudFrontUnavailable",
+            None,
+        ),
+        error("Kubernetes unavailable: retried", "KubernetesError", None),
+        error(
+            "access denied once: retried",
+            reasons::CLOUDFRONT_ACCESS_DENIED,
+            None,
+        ),
+        error(
+            "access denied again: stalled",
+            reasons::CLOUDFRONT_ACCESS_DENIED,
+            Some(reasons::CLOUDFRONT_ACCESS_DENIED),
+        ),
+        error("quota: stalled", reasons::CLOUDFRONT_QUOTA_EXCEEDED, None),
+        error(
+            "an update would drop an unknown distribution field: stalled",
+            reasons::UNKNOWN_DISTRIBUTION_FIELD,
+            None,
+        ),
+        error(
+            "keyring unreadable: stalled",
+            reasons::KEYRING_INVALID,
+            None,
+        ),
+    ];
+    for (condition, reason) in [
+        (reasons::READY, reasons::INVALID_SPEC),
+        (reasons::READY, reasons::SECRET_CONFLICT),
+        (reasons::KEY_GROUP_READY, reasons::KEY_GROUP_NAME_TAKEN),
+        (reasons::READY, reasons::KEY_GROUP_NOT_FOUND),
+        (reasons::READY, reasons::ADOPTION_NOT_ALLOWED),
+        (reasons::READY, reasons::ADOPTED_TRUST_NOT_DECLARED),
+        (reasons::READY, reasons::KEY_GROUP_FULL),
+        (reasons::READY, reasons::ACCOUNT_NOT_FOUND),
+        (reasons::READY, reasons::NAMESPACE_NOT_ALLOWED),
+        (reasons::READY, reasons::KEYRING_OF_ANOTHER_NAMESPACE),
+        (reasons::READY, reasons::IDENTITY_CLAIMED_ELSEWHERE),
+        (reasons::READY, reasons::KEY_GROUP_NAME_NOT_ALLOWED),
+        (reasons::ROTATING, reasons::ROTATION_FROZEN),
+        (
+            reasons::DISTRIBUTIONS_READY,
+            reasons::DISTRIBUTION_NOT_ALLOWED,
+        ),
+        (reasons::DISTRIBUTIONS_READY, reasons::BEHAVIOR_NOT_ALLOWED),
+        (
+            reasons::DISTRIBUTIONS_READY,
+            reasons::DISTRIBUTION_NOT_FOUND,
+        ),
+        (reasons::DISTRIBUTIONS_READY, reasons::BEHAVIOR_NOT_FOUND),
+        (reasons::DISTRIBUTIONS_READY, reasons::TOO_MANY_KEY_GROUPS),
+        (
+            reasons::DISTRIBUTIONS_READY,
+            reasons::DETACH_WOULD_MAKE_PUBLIC,
+        ),
+    ] {
+        cases.push(case(reason, blocking(condition, reason), Failed));
+    }
+    cases.push(Case {
+        deleting: true,
+        ..case("deleting", plan(true), Terminating)
+    });
+    for c in &cases {
+        let written = compute(c);
+        assert_eq!(
+            kstatus(2, c.deleting, &written),
+            c.expect,
+            "{}: {:#?}",
+            c.what,
+            written.conditions
+        );
+        let stalled = written
+            .conditions
+            .iter()
+            .find(|x| x.type_ == "Stalled")
+            .unwrap();
+        let reconciling = written
+            .conditions
+            .iter()
+            .find(|x| x.type_ == "Reconciling")
+            .unwrap();
+        assert!(
+            !(stalled.status == "True" && reconciling.status == "True"),
+            "{}: Stalled and Reconciling at once",
+            c.what
+        );
+        if stalled.status == "True" {
+            let ready = written
+                .conditions
+                .iter()
+                .find(|x| x.type_ == "Ready")
+                .unwrap();
+            assert_eq!(
+                stalled.reason, ready.reason,
+                "{}: Stalled names Ready's reason",
+                c.what
+            );
+        }
+    }
+    // A status written for an older generation is InProgress, whatever it says.
+    let mut stale = compute(&cases[0]);
+    stale.observed_generation = Some(1);
+    assert_eq!(kstatus(2, false, &stale), Kstatus::InProgress);
+}
+
+#[test]
+fn conditions_never_contradict_each_other() {
+    // The key group name is taken: keyfront never looked at the distributions, so it cannot
+    // say they are attached.
+    let mut blocked = plan(false);
+    blocked.keyring.key_group_id = None;
+    blocked.findings.push(finding(
+        reasons::KEY_GROUP_READY,
+        reasons::KEY_GROUP_NAME_TAKEN,
+        true,
+    ));
+    let spec: SigningKeyGroupSpec = serde_json::from_value(serde_json::json!({
+        "distributions": [{"id": "E1", "defaultCacheBehavior": true}]
+    }))
+    .unwrap();
+    let subject = subject(false);
+    let written = status(&StatusInputs {
+        subject: &subject,
+        spec: &spec,
+        plan: &blocked,
+        observed: None,
+        error: None,
+        previous: None,
+        now: Timestamp::UNIX_EPOCH,
+    });
+    let get = |t: &str| written.conditions.iter().find(|c| c.type_ == t).unwrap();
+    assert_eq!(get("Ready").status, "False");
+    assert_eq!(get("Ready").reason, reasons::KEY_GROUP_NAME_TAKEN);
+    assert_eq!(
+        get("DistributionsReady").status,
+        "False",
+        "{:?}",
+        get("DistributionsReady")
+    );
+}

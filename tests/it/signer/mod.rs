@@ -1,0 +1,4 @@
+mod cli;
+mod inspect;
+mod js_interop;
+mod python_interop;
