@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds the real Kubernetes pieces the tests run against, from the Go module proxy, into a cache
+# outside the checkout keyed by version (nothing is built twice on one machine):
+#   kube-apiserver, kube-controller-manager  (k8s.io/kubernetes, staging modules pinned to the
+#                                             matching k8s.io/* v0.x release)
+#   etcd                                     (go.etcd.io/etcd/server/v3)
+#   helm                                     (helm.sh/helm/v3, the CLI users type)
+#   kstatus                                  (tests/control-plane/kstatus: sigs.k8s.io/cli-utils'
+#                                             kstatus on objects read from stdin)
+#   kubeconform                              (github.com/yannh/kubeconform)
+# Prints the directory that holds them. Tests find it the same way (KEYFRONT_TOOLS, or the default
+# below); a test that needs a binary that is missing fails with this command.
+#   bash tests/control-plane/build.sh          # prints e.g. /root/.cache/keyfront-tools/k8s-1.37.2
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/versions.env"
+root=${KEYFRONT_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/keyfront-tools}
+out="$root/k8s-$KUBERNETES_VERSION"
+mkdir -p "$out"
+export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
+
+if [ ! -x "$out/kube-apiserver" ] || [ ! -x "$out/kube-controller-manager" ]; then
+  echo "building kube-apiserver and kube-controller-manager $KUBERNETES_VERSION (several minutes)" >&2
+  work="$root/src/kubernetes-$KUBERNETES_VERSION"
+  mkdir -p "$work"
+  cd "$work"
+  printf 'module keyfront.dev/tools/kubernetes\n\ngo 1.26\n\nrequire k8s.io/kubernetes v%s\n' \
+    "$KUBERNETES_VERSION" > go.mod
+  # k8s.io/kubernetes points its staging modules at ./staging; a consumer pins them instead.
+  staging=$(go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" \
+    | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
+  for module in $(sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$staging"); do
+    go mod edit -replace="$module=$module@v0.${KUBERNETES_VERSION#1.}"
+  done
+  cat > tools.go <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+)
+GO
+  go mod tidy
+  go build -trimpath -ldflags=-s -o "$out/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+fi
+
+if [ ! -x "$out/etcd" ]; then
+  echo "building etcd $ETCD_VERSION" >&2
+  work="$root/src/etcd-$ETCD_VERSION"; mkdir -p "$work"; cd "$work"
+  printf 'module keyfront.dev/tools/etcd\n\ngo 1.26\n' > go.mod
+  printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' > tools.go
+  go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION"
+  go mod tidy
+  go build -trimpath -ldflags=-s -o "$out/etcd" go.etcd.io/etcd/server/v3
+fi
+
+echo "$out"
