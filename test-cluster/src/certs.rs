@@ -1,6 +1,6 @@
-//! The control plane's certificates: a CA, the API server's serving certificate (127.0.0.1 and
+//! The control plane's files: a CA, the API server's serving certificate (127.0.0.1 and
 //! localhost), an admin client certificate in `system:masters`, and the service-account signing
-//! key. EC P-256 throughout: quick to make, and every client here speaks it.
+//! key (EC P-256 throughout: quick to make, and every client here speaks it), and the audit policy.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +25,8 @@ pub struct Files {
     pub server_key: PathBuf,
     pub service_account_key: PathBuf,
     pub service_account_public: PathBuf,
+    /// Audit every request at Metadata level (who, what, answer; never a body).
+    pub audit_policy: PathBuf,
     admin_cert: PathBuf,
     admin_key: PathBuf,
 }
@@ -119,6 +121,10 @@ pub fn write(dir: &Path) -> Result<Files, Error> {
         admin_key: file("admin.key", admin_key.private_key_to_pem_pkcs8()?)?,
         service_account_key: file("sa.key", service_account.private_key_to_pem_pkcs8()?)?,
         service_account_public: file("sa.pub", service_account.public_key_to_pem()?)?,
+        audit_policy: file(
+            "audit-policy.yaml",
+            b"apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n".to_vec(),
+        )?,
     })
 }
 

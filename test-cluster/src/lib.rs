@@ -68,6 +68,23 @@ fn fail(message: &str) -> ! {
     panic!("{message}")
 }
 
+/// One request in the API server's audit log.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    /// `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, ...
+    pub verb: String,
+    pub user: String,
+    pub user_agent: Option<String>,
+    /// `""` for the core group.
+    pub group: String,
+    /// The plural; `None` for a non-resource URL such as `/readyz`.
+    pub resource: Option<String>,
+    pub subresource: Option<String>,
+    pub namespace: Option<String>,
+    pub request_uri: String,
+    pub code: u16,
+}
+
 /// A component, run under a small shell guard that holds a pipe from this process: when the pipe
 /// closes (the handle drops, or the test process exits however it exits, even killed) the guard
 /// stops the component. No control plane outlives its test run.
@@ -171,6 +188,14 @@ impl ControlPlane {
                 "--cert-dir",
                 &path(&dir.path().join("apiserver-certs")),
                 "--enable-priority-and-fairness=false",
+                "--audit-policy-file",
+                &path(&files.audit_policy),
+                "--audit-log-path",
+                &path(&dir.path().join("audit.log")),
+                "--audit-log-format",
+                "json",
+                "--audit-log-mode",
+                "blocking",
             ]),
         ));
         let plane = ControlPlane {
@@ -263,6 +288,31 @@ impl ControlPlane {
     /// A client as the admin.
     pub async fn client(&self) -> Client {
         client_for(&self.kubeconfig).await
+    }
+
+    /// Every request the API server answered, from its audit log (written before the response
+    /// goes out, so a request whose answer a test saw is in it).
+    pub fn audit(&self) -> Vec<AuditEvent> {
+        let log = std::fs::read_to_string(self.dir.path().join("audit.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|event| event["stage"] == "ResponseComplete")
+            .map(|event| {
+                let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+                let object = &event["objectRef"];
+                AuditEvent {
+                    verb: text(&event["verb"]).unwrap_or_default(),
+                    user: text(&event["user"]["username"]).unwrap_or_default(),
+                    user_agent: text(&event["userAgent"]),
+                    group: text(&object["apiGroup"]).unwrap_or_default(),
+                    resource: text(&object["resource"]),
+                    subresource: text(&object["subresource"]),
+                    namespace: text(&object["namespace"]),
+                    request_uri: text(&event["requestURI"]).unwrap_or_default(),
+                    code: event["responseStatus"]["code"].as_u64().unwrap_or_default() as u16,
+                }
+            })
+            .collect()
     }
 
     /// The last lines each component logged, for a failure message.

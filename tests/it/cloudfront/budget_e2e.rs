@@ -1,6 +1,9 @@
 //! The CloudFront call budget, end to end: `keyfront run` against the API double and
 //! `keyfront emulator`, counted by the emulator's request log (not by keyfront itself).
 //!
+//! On the API double: these measure CloudFront calls, and the cluster only has to hold the
+//! objects; the in-process double creates 100 of them at once, where kubectl would take minutes.
+//!
 //! - Coalescing: 20 SigningKeyGroups applied at once attach to the five behaviors of one
 //!   distribution with at most 2 UpdateDistribution calls (one per coalescing window they
 //!   fall in), instead of 20 read-modify-writes racing on the ETag.
@@ -112,7 +115,11 @@ fn busiest_second(requests: &[&RequestRecord]) -> (usize, usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_objects_attaching_to_one_distribution_make_at_most_two_updates() {
     let dir = tempfile::tempdir().unwrap();
-    let (double, kubeconfig) = crate::support::cluster(dir.path(), KEYRING_NAMESPACE).await;
+    let cluster = crate::support::Cluster::double(dir.path())
+        .await
+        .with_keyfront(KEYRING_NAMESPACE)
+        .await;
+    let (double, kubeconfig) = (cluster.api_double(), cluster.kubeconfig().to_owned());
     let (_emulator, cf) = emulator(dir.path(), &["ECOALESCE1".to_owned()], &[]);
     wait_for("the emulator", Duration::from_secs(20), async || {
         tokio::net::TcpStream::connect(cf).await.is_ok()
@@ -215,7 +222,11 @@ async fn a_hundred_objects_converge_through_a_throttle_storm_within_the_budget()
     const READ_RATE: usize = 400;
     const WRITE_RATE: usize = 100;
     let dir = tempfile::tempdir().unwrap();
-    let (double, kubeconfig) = crate::support::cluster(dir.path(), KEYRING_NAMESPACE).await;
+    let cluster = crate::support::Cluster::double(dir.path())
+        .await
+        .with_keyfront(KEYRING_NAMESPACE)
+        .await;
+    let (double, kubeconfig) = (cluster.api_double(), cluster.kubeconfig().to_owned());
     let distributions: Vec<String> = (1..=5).map(|n| format!("ESTORM{n}")).collect();
     let (_emulator, cf) = emulator(
         dir.path(),

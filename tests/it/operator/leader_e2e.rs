@@ -1,5 +1,5 @@
-//! Two `keyfront run --leader-election` processes against the API double and the emulator:
-//! only the Lease holder writes (the API double's audit and the emulator's request log name each
+//! Two `keyfront run --leader-election` processes against a real API server and the emulator:
+//! only the Lease holder writes (the API server's audit log and the emulator's request log name each
 //! write's replica by its user agent; the standby has none); after
 //! `kill -9` of the holder the standby takes over within the lease duration; after SIGTERM the
 //! holder drains, releases the Lease and the standby takes over at its next look.
@@ -20,9 +20,8 @@ use k8s_openapi::api::core::v1::Secret;
 use keyfront::api::{KeyState, SigningKeyGroup};
 use keyfront::signer::{MountedSigner, Policy};
 use kube::Api;
-use kube_api_double::ApiDouble;
 
-use crate::support::{Process, free_port, keyfront, repo, wait_for};
+use crate::support::{Cluster, Process, free_port, keyfront, repo, wait_for};
 
 const KEYRING_NAMESPACE: &str = "keyfront-system";
 /// Short, so the kill -9 case takes seconds; the standby looks every duration/15 (400 ms).
@@ -165,7 +164,7 @@ async fn until_key_changes(secrets: &Api<Secret>, what: &str) {
 }
 
 /// What one replica wrote, as the peers recorded it (not keyfront's own log): Kubernetes writes
-/// in the API double's audit, told apart by their `User-Agent` (`keyfront/<version> (<who>)`),
+/// in the API server's audit log, told apart by their `User-Agent` (`keyfront/<version> (<who>)`),
 /// and CloudFront writes in the emulator's request log, by `app/<who>` in the SDK's user agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Writes {
@@ -178,9 +177,9 @@ const NONE: Writes = Writes {
     cloudfront: 0,
 };
 
-async fn writes_by(double: &ApiDouble, cf: SocketAddr, who: &str) -> Writes {
+async fn writes_by(cluster: &Cluster, cf: SocketAddr, who: &str) -> Writes {
     let kube_agent = format!("({who})");
-    let kubernetes = double
+    let kubernetes = cluster
         .audit()
         .iter()
         .filter(|r| matches!(r.verb.as_str(), "create" | "update" | "patch" | "delete"))
@@ -210,7 +209,8 @@ async fn writes_by(double: &ApiDouble, cf: SocketAddr, who: &str) -> Writes {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_leader_writes_and_a_standby_takes_over_on_kill_and_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let (double, kubeconfig) = crate::support::cluster(dir.path(), KEYRING_NAMESPACE).await;
+    let cluster = Cluster::real().await.with_keyfront(KEYRING_NAMESPACE).await;
+    let kubeconfig = cluster.kubeconfig().to_owned();
     let (cf, edge) = (free_port(), free_port());
     let _emulator = keyfront(
         &[
@@ -230,7 +230,7 @@ async fn only_the_leader_writes_and_a_standby_takes_over_on_kill_and_on_sigterm(
         tokio::net::TcpStream::connect(cf).await.is_ok()
     })
     .await;
-    let leases: Api<Lease> = Api::namespaced(double.client(), KEYRING_NAMESPACE);
+    let leases: Api<Lease> = Api::namespaced(cluster.client(), KEYRING_NAMESPACE);
 
     let (log_a, log_b, log_c) = (
         dir.path().join("a.log"),
@@ -240,29 +240,33 @@ async fn only_the_leader_writes_and_a_standby_takes_over_on_kill_and_on_sigterm(
     let mut a = operator(&kubeconfig, cf, &log_a);
     until_held_by(&leases, &identity(&a), Duration::from_secs(20)).await;
     let b = operator(&kubeconfig, cf, &log_b);
-    double
-        .create_from_yaml(&repo("examples/fast-rotation.yaml"))
-        .unwrap();
-    let objects: Api<SigningKeyGroup> = Api::namespaced(double.client(), "default");
+    cluster
+        .kubectl(&[
+            "apply",
+            "-f",
+            &repo("examples/fast-rotation.yaml").to_string_lossy(),
+        ])
+        .await;
+    let objects: Api<SigningKeyGroup> = Api::namespaced(cluster.client(), "default");
     wait_for("fast to be Ready", Duration::from_secs(60), async || {
         crate::support::ready(&objects, "fast").await
     })
     .await;
     let (id_a, id_b) = (identity(&a), identity(&b));
-    let by_a = writes_by(&double, cf, &id_a).await;
+    let by_a = writes_by(&cluster, cf, &id_a).await;
     assert!(
         by_a.kubernetes > 0 && by_a.cloudfront > 0,
         "the leader's writes are not in the peers' records: {by_a:?}"
     );
     assert_eq!(
-        writes_by(&double, cf, &id_b).await,
+        writes_by(&cluster, cf, &id_b).await,
         NONE,
         "the standby wrote"
     );
     assert_eq!(holder(&leases).await, Some(id_a.clone()));
 
     // The app, from now to the end.
-    let secrets: Api<Secret> = Api::namespaced(double.client(), "default");
+    let secrets: Api<Secret> = Api::namespaced(cluster.client(), "default");
     let host = crate::support::domain_name(cf, "EFASTDEMO1").await;
     let stats: Arc<Mutex<AppStats>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
@@ -278,13 +282,13 @@ async fn only_the_leader_writes_and_a_standby_takes_over_on_kill_and_on_sigterm(
     // kill -9 in the middle of a rotation: the standby takes over once the lease expires.
     until_rotating(&objects).await;
     assert_eq!(
-        writes_by(&double, cf, &id_b).await,
+        writes_by(&cluster, cf, &id_b).await,
         NONE,
         "the standby wrote while the leader was rotating"
     );
     a.0.kill().unwrap();
     a.0.wait().unwrap();
-    let by_a_at_death = writes_by(&double, cf, &id_a).await;
+    let by_a_at_death = writes_by(&cluster, cf, &id_a).await;
     let after_kill = until_held_by(&leases, &id_b, LEASE_DURATION * 3).await;
     assert!(
         after_kill <= LEASE_DURATION + Duration::from_secs(3),
@@ -294,7 +298,7 @@ async fn only_the_leader_writes_and_a_standby_takes_over_on_kill_and_on_sigterm(
     until_key_changes(&secrets, "a rotation by the new leader").await;
     // (a may have published the key already: then b's part is the Secret switch.)
     assert!(
-        writes_by(&double, cf, &id_b).await.kubernetes > 0,
+        writes_by(&cluster, cf, &id_b).await.kubernetes > 0,
         "the new leader's writes are not in the API server's audit"
     );
 
@@ -309,7 +313,7 @@ async fn only_the_leader_writes_and_a_standby_takes_over_on_kill_and_on_sigterm(
     );
     until_rotating(&objects).await;
     assert_eq!(
-        writes_by(&double, cf, &id_c).await,
+        writes_by(&cluster, cf, &id_c).await,
         NONE,
         "the standby wrote while the leader was rotating"
     );
@@ -332,8 +336,8 @@ async fn only_the_leader_writes_and_a_standby_takes_over_on_kill_and_on_sigterm(
     // c finishes the rotation b had started, and the app never noticed either hand-over.
     until_key_changes(&secrets, "c to finish the rotation").await;
     let (by_b, by_c) = (
-        writes_by(&double, cf, &id_b).await,
-        writes_by(&double, cf, &id_c).await,
+        writes_by(&cluster, cf, &id_b).await,
+        writes_by(&cluster, cf, &id_c).await,
     );
     assert!(
         by_c.kubernetes > 0,
@@ -345,7 +349,7 @@ async fn only_the_leader_writes_and_a_standby_takes_over_on_kill_and_on_sigterm(
         "no CloudFront write after the first hand-over: b {by_b:?}, c {by_c:?}"
     );
     assert_eq!(
-        writes_by(&double, cf, &id_a).await,
+        writes_by(&cluster, cf, &id_a).await,
         by_a_at_death,
         "writes in the killed leader's name after its death"
     );
@@ -376,10 +380,16 @@ async fn only_the_leader_writes_and_a_standby_takes_over_on_kill_and_on_sigterm(
 /// replies) steps down within the renew deadline (2/3 of the 6 s lease) of its last renewal,
 /// and writes nothing after that, though its rotation falls due: the audit log and the
 /// emulator's request log show no write from it.
+///
+/// On the API double: only it can make Lease calls hang on demand.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_whose_lease_calls_hang_steps_down_in_time_and_writes_nothing_more() {
     let dir = tempfile::tempdir().unwrap();
-    let (double, kubeconfig) = crate::support::cluster(dir.path(), KEYRING_NAMESPACE).await;
+    let cluster = Cluster::double(dir.path())
+        .await
+        .with_keyfront(KEYRING_NAMESPACE)
+        .await;
+    let (double, kubeconfig) = (cluster.api_double(), cluster.kubeconfig().to_owned());
     let cf = free_port();
     let _emulator = keyfront(
         &[
@@ -435,11 +445,11 @@ async fn a_leader_whose_lease_calls_hang_steps_down_in_time_and_writes_nothing_m
         took <= renew_deadline + Duration::from_millis(500),
         "stepped down {took:?} after the hang, past the renew deadline"
     );
-    let at_step_down = writes_by(&double, cf, &id).await;
+    let at_step_down = writes_by(&cluster, cf, &id).await;
     // fast rotates every 20 s: a leader would have written within this time.
     tokio::time::sleep(Duration::from_secs(25)).await;
     assert_eq!(
-        writes_by(&double, cf, &id).await,
+        writes_by(&cluster, cf, &id).await,
         at_step_down,
         "a replica that stepped down wrote"
     );

@@ -1,6 +1,6 @@
-//! The real binaries end to end: `keyfront run` (a separate process, talking HTTP) against the
-//! Kubernetes API double served on a loopback port and `keyfront emulator`, driven by
-//! `kubectl apply` of the manifests in `examples/`.
+//! The real binaries end to end: `keyfront run` (a separate process) against a real
+//! kube-apiserver (with etcd and the controller manager, a fresh one per test) and
+//! `keyfront emulator`, driven by `kubectl apply` of the manifests in `examples/`.
 //!
 //! Checks: Ready with the Secret in place; at least 3 rotations with never more than 5 keys in
 //! the group and the Secret's `key_pair_id` always in the key group and live at the edge of the
@@ -24,6 +24,8 @@ use keyfront::reconcile::names;
 use kube::{Api, ResourceExt as _};
 use kube_api_double::{ApiDouble, write_kubeconfig};
 
+use crate::support::Cluster;
+
 use crate::support::{
     Process, ShowLogOnFailure, cloudfront, data, edge_get, free_port, keyfront, kubectl, ready,
     repo, wait_for,
@@ -32,11 +34,11 @@ use crate::support::{
 const CLUSTER_ID: &str = "e2e";
 const KEYRING_NAMESPACE: &str = "keyfront-system";
 
-/// The API double (in this process, over HTTP), `keyfront emulator` and `keyfront run` as
-/// separate processes, with the CRD installed by kubectl.
+/// A real control plane, `keyfront emulator` and `keyfront run` as separate processes, with
+/// the CRDs installed by kubectl.
 struct Stack {
     _dir: tempfile::TempDir,
-    double: ApiDouble,
+    cluster: Cluster,
     kubeconfig: PathBuf,
     cf: SdkCloudFront,
     cf_addr: SocketAddr,
@@ -50,10 +52,8 @@ struct Stack {
 
 async fn start() -> Stack {
     let dir = tempfile::tempdir().unwrap();
-    let double = ApiDouble::new();
-    let api_addr = double.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    write_kubeconfig(&kubeconfig, api_addr).unwrap();
+    let cluster = Cluster::real().await;
+    let kubeconfig = cluster.kubeconfig().to_owned();
 
     let (cf_addr, edge) = (free_port(), free_port());
     let emulator = keyfront(
@@ -78,31 +78,7 @@ async fn start() -> Stack {
     })
     .await;
 
-    double
-        .create(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": KEYRING_NAMESPACE}}))
-        .unwrap();
-    let kc = kubeconfig.clone();
-    tokio::task::spawn_blocking(move || {
-        kubectl(
-            &kc,
-            &[
-                "apply",
-                "--server-side",
-                "-f",
-                &repo("crds").to_string_lossy(),
-            ],
-        );
-        kubectl(
-            &kc,
-            &[
-                "apply",
-                "-f",
-                &repo("examples/accounts/single-team.yaml").to_string_lossy(),
-            ],
-        );
-    })
-    .await
-    .unwrap();
+    let cluster = cluster.with_keyfront(KEYRING_NAMESPACE).await;
 
     let operator_log = dir.path().join("operator.log");
     let health = free_port();
@@ -121,7 +97,7 @@ async fn start() -> Stack {
     );
     Stack {
         _dir: dir,
-        double,
+        cluster,
         kubeconfig,
         cf,
         cf_addr,
@@ -145,11 +121,11 @@ async fn apply(stack: &Stack, examples: &'static [&'static str]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operator_binary_rotates_and_cleans_up_against_the_doubles() {
+async fn operator_binary_rotates_and_cleans_up_against_a_real_api_server() {
     let stack = start().await;
     let _show_log = ShowLogOnFailure(stack.operator_log.clone());
     let Stack {
-        double,
+        cluster,
         cf,
         kubeconfig,
         ..
@@ -160,7 +136,7 @@ async fn operator_binary_rotates_and_cleans_up_against_the_doubles() {
     )
     .await;
 
-    let client = double.client();
+    let client = cluster.client();
     let objects: Api<SigningKeyGroup> = Api::namespaced(client.clone(), "default");
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
     wait_for("fast to be Ready", Duration::from_secs(60), async || {
@@ -358,7 +334,7 @@ async fn continuous_signing_through_five_rotations_is_never_rejected() {
     let stack = start().await;
     let _show_log = ShowLogOnFailure(stack.operator_log.clone());
     apply(&stack, &["examples/fast-rotation.yaml"]).await;
-    let objects: Api<SigningKeyGroup> = Api::namespaced(stack.double.client(), "default");
+    let objects: Api<SigningKeyGroup> = Api::namespaced(stack.cluster.client(), "default");
     wait_for("fast to be Ready", Duration::from_secs(60), async || {
         ready(&objects, "fast").await
     })
@@ -376,7 +352,7 @@ async fn continuous_signing_through_five_rotations_is_never_rejected() {
     // The kubelet: looks at the Secret every 4 s (under secretRefreshAllowance, 5 s) and
     // swaps the mounted directory when it changed.
     let mount = tempfile::tempdir().unwrap();
-    let secrets: Api<Secret> = Api::namespaced(stack.double.client(), "default");
+    let secrets: Api<Secret> = Api::namespaced(stack.cluster.client(), "default");
     let first = secrets.get("fast-cloudfront-key").await.unwrap();
     keyfront::dev::kubelet::project(mount.path(), 0, first.data.as_ref().unwrap()).unwrap();
     let (mount_dir, kubelet_secrets) = (mount.path().to_path_buf(), secrets.clone());
@@ -541,7 +517,7 @@ async fn a_terraform_key_group_is_adopted_without_refusing_a_signed_url() {
     // The legacy app signs with the Terraform key until it is restarted onto the mounted
     // Secret (here: secretRefreshAllowance after the Secret appears); its URLs are fetched again
     // until they expire. The new app signs with the Secret as soon as there is one.
-    let secrets: Api<Secret> = Api::namespaced(stack.double.client(), "default");
+    let secrets: Api<Secret> = Api::namespaced(stack.cluster.client(), "default");
     let (mut sent, mut rejected) = (0u32, Vec::new());
     let mut legacy_urls: Vec<(String, i64)> = Vec::new();
     let mut secret_seen_at: Option<Instant> = None;
@@ -612,7 +588,7 @@ async fn a_terraform_key_group_is_adopted_without_refusing_a_signed_url() {
 
     // The same group, only keyfront's key in it, the Terraform key kept in CloudFront, and the
     // distribution never updated.
-    let objects: Api<SigningKeyGroup> = Api::namespaced(stack.double.client(), "default");
+    let objects: Api<SigningKeyGroup> = Api::namespaced(stack.cluster.client(), "default");
     let object = objects.get("media").await.unwrap();
     assert_eq!(
         object
@@ -636,6 +612,9 @@ async fn a_terraform_key_group_is_adopted_without_refusing_a_signed_url() {
 
 /// `/readyz` answers 503 naming what it waits for until the watches have listed and keyfront's
 /// own credentials made one CloudFront read; both failures are logged at warn.
+///
+/// On the API double: the test starts the API server after the operator, on a port chosen
+/// before, which the in-process double can do at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_waits_for_synced_watches_and_a_credential_check() {
     let dir = tempfile::tempdir().unwrap();
@@ -725,22 +704,36 @@ async fn metrics_are_scraped_by_name_and_labels() {
     let stack = start().await;
     let _show_log = ShowLogOnFailure(stack.operator_log.clone());
     apply(&stack, &["examples/fast-rotation.yaml"]).await;
-    let objects: Api<SigningKeyGroup> = Api::namespaced(stack.double.client(), "default");
+    let objects: Api<SigningKeyGroup> = Api::namespaced(stack.cluster.client(), "default");
     wait_for("fast to be Ready", Duration::from_secs(60), async || {
         ready(&objects, "fast").await
     })
     .await;
-    // Prometheus's ServiceAccount, bound to the metrics-reader ClusterRole; and a tenant's.
-    let prometheus = "system:serviceaccount:monitoring:prometheus";
-    stack
-        .double
-        .add_token("prometheus-token", prometheus, &["system:serviceaccounts"]);
-    stack.double.grant_path(prometheus, "/metrics");
-    stack.double.add_token(
-        "tenant-token",
-        "system:serviceaccount:team-a:app",
-        &["system:serviceaccounts"],
-    );
+    // Prometheus's ServiceAccount, bound to a metrics-reader ClusterRole; and a tenant's. The
+    // real API server reviews their tokens and authorizes the path.
+    let cluster = &stack.cluster;
+    for namespace in ["monitoring", "team-a"] {
+        cluster
+            .apply(&serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))
+            .await;
+    }
+    cluster
+        .apply(
+            &serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "keyfront-metrics-reader"},
+            "rules": [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]}),
+        )
+        .await;
+    cluster
+        .apply(&serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "prometheus-reads-keyfront"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "keyfront-metrics-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "prometheus", "namespace": "monitoring"}]}))
+        .await;
+    let prometheus_token = cluster
+        .service_account_token("monitoring", "prometheus")
+        .await;
+    let tenant_token = cluster.service_account_token("team-a", "app").await;
     let status_as = async |token: Option<&str>| {
         crate::support::http_get_as(stack.health, "/metrics", token)
             .await
@@ -753,12 +746,12 @@ async fn metrics_are_scraped_by_name_and_labels() {
         "a token the cluster does not know"
     );
     assert_eq!(
-        status_as(Some("tenant-token")).await,
+        status_as(Some(&tenant_token)).await,
         Some(403),
         "a tenant's token"
     );
     let text = async || {
-        crate::support::http_get_as(stack.health, "/metrics", Some("prometheus-token"))
+        crate::support::http_get_as(stack.health, "/metrics", Some(&prometheus_token))
             .await
             .map(|(_, body)| body)
             .unwrap_or_default()
@@ -806,7 +799,7 @@ async fn metrics_are_scraped_by_name_and_labels() {
         assert!(declared, "{name} is queried but not exposed");
     }
     // No key ID in any label or value.
-    let secrets: Api<Secret> = Api::namespaced(stack.double.client(), "default");
+    let secrets: Api<Secret> = Api::namespaced(stack.cluster.client(), "default");
     let key_id = data(
         &secrets.get("fast-cloudfront-key").await.unwrap(),
         "key_pair_id",

@@ -1,7 +1,8 @@
 //! The soak: keyfront under faults for many rotations, with apps signing all along.
 //!
 //! The real `keyfront run` runs against the Kubernetes API double (over HTTP) and
-//! `keyfront emulator --edge-listen`. Twenty SigningKeyGroups, each protecting its own cache
+//! `keyfront emulator --edge-listen` (the double, because only it injects 409s and drops
+//! watches on demand). Twenty SigningKeyGroups, each protecting its own cache
 //! behavior on one of three distributions, rotate every 15 s. Each has an app: a directory the
 //! Secret is projected into the way the kubelet does it (re-read every 1–4 s, under the 5 s
 //! `secretRefreshAllowance`), and a signer reading that directory, whose signed URLs go through
@@ -570,7 +571,11 @@ async fn twenty_objects_rotate_under_faults_without_a_rejected_request() {
     let run_started = Instant::now();
     let run_dir = KeepOnFailure(Some(tempfile::tempdir().unwrap()));
     let dir = run_dir.0.as_ref().unwrap();
-    let (double, kubeconfig) = crate::support::cluster(dir.path(), KEYRING_NAMESPACE).await;
+    let cluster = crate::support::Cluster::double(dir.path())
+        .await
+        .with_keyfront(KEYRING_NAMESPACE)
+        .await;
+    let (double, kubeconfig) = (cluster.api_double(), cluster.kubeconfig().to_owned());
 
     let (cf_addr, edge) = (free_port(), free_port());
     let mut emulator_args: Vec<String> = [

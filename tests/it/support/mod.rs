@@ -1,7 +1,10 @@
 //! What the end-to-end tests share: child processes that die with the test, free loopback
 //! ports, kubectl and SDK clients against the doubles, waiting, and the verifying edge.
 
+pub mod cluster;
 pub mod rbac;
+
+pub use cluster::Cluster;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -213,26 +216,6 @@ pub async fn edge_get(edge: SocketAddr, host: &str, path_and_query: &str) -> u16
     stream.read_to_end(&mut response).await.unwrap();
     let head = String::from_utf8_lossy(&response[..response.len().min(64)]).into_owned();
     head.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-/// A Kubernetes API double served on a loopback port with keyfront's CRDs, the namespace
-/// `keyring_namespace` and the `default` CloudFrontAccount of
-/// `examples/accounts/single-team.yaml`; returns it and the kubeconfig written into `dir`.
-pub async fn cluster(dir: &Path, keyring_namespace: &str) -> (kube_api_double::ApiDouble, PathBuf) {
-    let double = kube_api_double::ApiDouble::new();
-    let addr = double.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let kubeconfig = dir.join("kubeconfig");
-    kube_api_double::write_kubeconfig(&kubeconfig, addr).unwrap();
-    for crd in std::fs::read_dir(repo("crds")).unwrap() {
-        double.create_from_yaml(&crd.unwrap().path()).unwrap();
-    }
-    double
-        .create(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": keyring_namespace}}))
-        .unwrap();
-    double
-        .create_from_yaml(&repo("examples/accounts/single-team.yaml"))
-        .unwrap();
-    (double, kubeconfig)
 }
 
 /// The Python with `tests/python/requirements.txt` (and helm-sdkpy) installed:
