@@ -1,5 +1,5 @@
 //! Tenancy end to end: the real `keyfront run` and `keyfront emulator` (serving STS too)
-//! against the API double, driven by kubectl, with three tenants and two AWS accounts.
+//! against a real kube-apiserver (a fresh control plane per test), driven by kubectl, with three tenants and two AWS accounts.
 //!
 //! - team-a is granted distribution E1TEAMA and attaches to it;
 //! - team-b lists E1TEAMA, is refused with `DistributionNotAllowed`, and E1TEAMA's
@@ -29,13 +29,12 @@ use keyfront::emulator::accounts::RequestRecord;
 use keyfront::reconcile::names;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt as _};
-use kube_api_double::{ApiDouble, write_kubeconfig};
 use serde_json::json;
 
 use crate::support::rbac::{self, Place};
 use crate::support::{
-    Process, ShowLogOnFailure, cloudfront, data, edge_get, free_port, keyfront, kubectl, ready,
-    repo, wait_for,
+    Cluster, Process, ShowLogOnFailure, cloudfront, data, edge_get, free_port, keyfront, kubectl,
+    ready, repo, wait_for,
 };
 
 const CLUSTER_ID: &str = "tenancy";
@@ -45,7 +44,7 @@ const MEDIA_EXTERNAL_ID: &str = "media-ext-1";
 
 struct Stack {
     _dir: tempfile::TempDir,
-    double: ApiDouble,
+    cluster: Cluster,
     kubeconfig: PathBuf,
     cf: SdkCloudFront,
     cf_addr: SocketAddr,
@@ -83,14 +82,12 @@ impl Stack {
 
     async fn start_with(operator_args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let double = ApiDouble::new();
-        let api_addr = double.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        let kubeconfig = dir.path().join("kubeconfig");
-        write_kubeconfig(&kubeconfig, api_addr).unwrap();
+        let cluster = Cluster::real().await;
+        let kubeconfig = cluster.kubeconfig().to_owned();
         for namespace in [KEYRING_NAMESPACE, "team-a", "team-b", "team-c", "team-m"] {
-            double
-                .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))
-                .unwrap();
+            cluster
+                .apply(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))
+                .await;
         }
         let (cf_addr, edge) = (free_port(), free_port());
         let emulator = keyfront(
@@ -118,32 +115,18 @@ impl Stack {
             cf.list_key_groups().await.is_ok()
         })
         .await;
-        let stack_kubeconfig = kubeconfig.clone();
         let accounts = dir.path().join("accounts.yaml");
         std::fs::write(&accounts, ACCOUNTS).unwrap();
-        tokio::task::spawn_blocking(move || {
-            kubectl(
-                &stack_kubeconfig,
-                &[
-                    "apply",
-                    "--server-side",
-                    "-f",
-                    &repo("crds").to_string_lossy(),
-                ],
-            );
-            kubectl(
-                &stack_kubeconfig,
-                &["apply", "-f", &accounts.to_string_lossy()],
-            );
-        })
-        .await
-        .unwrap();
+        cluster.install_crds().await;
+        cluster
+            .kubectl(&["apply", "-f", &accounts.to_string_lossy()])
+            .await;
 
         let operator_log = dir.path().join("operator.log");
         let operator = crate::support::operator(&kubeconfig, cf_addr, operator_args, &operator_log);
         Self {
             _dir: dir,
-            double,
+            cluster,
             kubeconfig,
             cf,
             cf_addr,
@@ -172,7 +155,7 @@ impl Stack {
     }
 
     fn objects(&self, namespace: &str) -> Api<SigningKeyGroup> {
-        Api::namespaced(self.double.client(), namespace)
+        Api::namespaced(self.cluster.client(), namespace)
     }
 
     async fn apply(&self, yaml: &str) {
@@ -428,7 +411,7 @@ async fn tenants_get_only_what_their_account_grants() {
         "CloudFront calls while team-c was refused: {during:?}"
     );
     assert!(
-        Api::<Secret>::namespaced(stack.double.client(), "team-c")
+        Api::<Secret>::namespaced(stack.cluster.client(), "team-c")
             .get_opt("nope-cloudfront-key")
             .await
             .unwrap()
@@ -472,7 +455,7 @@ async fn tenants_get_only_what_their_account_grants() {
             .any(|r| r.caller == session && r.operation == "CreateKeyGroup"),
         "the request log does not name the tenant's session"
     );
-    let accounts: Api<CloudFrontAccount> = Api::all(stack.double.client());
+    let accounts: Api<CloudFrontAccount> = Api::all(stack.cluster.client());
     wait_for(
         "the media account's status",
         Duration::from_secs(30),
@@ -517,13 +500,13 @@ async fn tenants_get_only_what_their_account_grants() {
 
     // Keyrings live in the operator's namespace only.
     for namespace in ["team-a", "team-b", "team-c", "team-m"] {
-        let keyrings = Api::<Secret>::namespaced(stack.double.client(), namespace)
+        let keyrings = Api::<Secret>::namespaced(stack.cluster.client(), namespace)
             .list(&ListParams::default().labels("keyfront.dev/role=keyring"))
             .await
             .unwrap();
         assert!(keyrings.items.is_empty(), "a keyring in {namespace}");
     }
-    let keyrings = Api::<Secret>::namespaced(stack.double.client(), KEYRING_NAMESPACE)
+    let keyrings = Api::<Secret>::namespaced(stack.cluster.client(), KEYRING_NAMESPACE)
         .list(&ListParams::default().labels("keyfront.dev/role=keyring"))
         .await
         .unwrap();
@@ -535,12 +518,13 @@ async fn tenants_get_only_what_their_account_grants() {
 
     // Every request the operator sent is one the chart's roles are checked to grant.
     let mut operator_calls = 0;
-    for call in stack.double.audit() {
-        if !call.over_http
-            || call
-                .user_agent
-                .as_deref()
-                .is_some_and(|a| a.starts_with("kubectl"))
+    for call in stack.cluster.audit() {
+        // The operator's own requests, by its user agent (the API server's controllers, kubectl
+        // and this test's client have theirs).
+        if !call
+            .user_agent
+            .as_deref()
+            .is_some_and(|a| a.starts_with("keyfront/"))
         {
             continue;
         }
@@ -574,7 +558,7 @@ async fn tenants_get_only_what_their_account_grants() {
     );
     assert!(
         stack
-            .double
+            .cluster
             .audit()
             .iter()
             .any(|c| c.resource == "leases" && c.verb == "update"),
@@ -616,7 +600,7 @@ async fn a_restored_object_resumes_its_own_key_group_and_keys() {
         async || edge_get(stack.edge, &host, "/unsigned").await == 403,
     )
     .await;
-    let secrets: Api<Secret> = Api::namespaced(stack.double.client(), "team-a");
+    let secrets: Api<Secret> = Api::namespaced(stack.cluster.client(), "team-a");
     let secret = secrets.get("site-cloudfront-key").await.unwrap();
     let signed_before = sign(&secret, &host, "/video/1.ts");
     wait_for(
@@ -645,9 +629,10 @@ async fn a_restored_object_resumes_its_own_key_group_and_keys() {
         .await
         .unwrap();
     objects.delete("site", &Default::default()).await.unwrap();
+    // A real garbage collector finds a new CRD's objects on its discovery pass (every 30 s).
     wait_for(
         "the object and its Secret to go",
-        Duration::from_secs(30),
+        Duration::from_secs(90),
         async || {
             objects.get_opt("site").await.unwrap().is_none()
                 && secrets
@@ -719,7 +704,7 @@ async fn a_recreated_namespace_never_inherits_the_old_tenants_key() {
     })
     .await;
     let host = crate::support::domain_name(stack.cf_addr, "E1TEAMA").await;
-    let secrets: Api<Secret> = Api::namespaced(stack.double.client(), "team-a");
+    let secrets: Api<Secret> = Api::namespaced(stack.cluster.client(), "team-a");
     let old_secret = secrets.get("site-cloudfront-key").await.unwrap();
     let old_key = data(&old_secret, "private_key.pem");
     let signed_by_old_team = sign(&old_secret, &host, "/video/1.ts");
@@ -731,7 +716,7 @@ async fn a_recreated_namespace_never_inherits_the_old_tenants_key() {
     .await;
 
     // The namespace goes (keyfront lets the object go under Retain), then comes back.
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(stack.double.client());
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(stack.cluster.client());
     let old_uid = namespaces.get("team-a").await.unwrap().uid().unwrap();
     namespaces
         .delete("team-a", &Default::default())
@@ -744,9 +729,9 @@ async fn a_recreated_namespace_never_inherits_the_old_tenants_key() {
     )
     .await;
     stack
-        .double
-        .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}))
-        .unwrap();
+        .cluster
+        .apply(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}))
+        .await;
     let new_uid = namespaces.get("team-a").await.unwrap().uid().unwrap();
     assert_ne!(new_uid, old_uid);
     stack.apply(&object("team-a", "site", ATTACH_E1)).await;
@@ -798,7 +783,7 @@ async fn a_recreated_namespace_never_inherits_the_old_tenants_key() {
     assert_eq!(edge_get(stack.edge, &host, &signed_by_old_team).await, 200);
 
     // The account lists the keyring no object claims (checked again on any account change).
-    let accounts: Api<CloudFrontAccount> = Api::all(stack.double.client());
+    let accounts: Api<CloudFrontAccount> = Api::all(stack.cluster.client());
     annotate(&accounts, "default", "example.com/nudge", "1").await;
     let keyring = names::keyring_secret_name(&names::owner_token(CLUSTER_ID, "team-a", "site"));
     wait_for(
@@ -822,7 +807,7 @@ async fn a_recreated_namespace_never_inherits_the_old_tenants_key() {
     .await;
 
     // A cluster admin says it is the same tenant: the object resumes the same key.
-    let keyrings: Api<Secret> = Api::namespaced(stack.double.client(), KEYRING_NAMESPACE);
+    let keyrings: Api<Secret> = Api::namespaced(stack.cluster.client(), KEYRING_NAMESPACE);
     annotate(&keyrings, &keyring, names::RESUME_ANNOTATION, &new_uid).await;
     annotate(&objects, "site", "example.com/nudge", "1").await;
     wait_for(
@@ -873,7 +858,7 @@ async fn a_distribution_attached_outside_keyfront_is_waited_for_through_a_rotati
         String::from_utf8_lossy(&output.stderr)
     );
     let host = crate::support::domain_name(stack.cf_addr, "E1TEAMA").await;
-    let secrets: Api<Secret> = Api::namespaced(stack.double.client(), "team-a");
+    let secrets: Api<Secret> = Api::namespaced(stack.cluster.client(), "team-a");
     wait_for(
         "E1TEAMA to verify the first key",
         Duration::from_secs(30),
@@ -961,7 +946,7 @@ async fn another_clusters_keys_under_our_identity_are_detected_and_our_own_lost_
         .status
         .unwrap()
         .key_group_id;
-    let keyrings: Api<Secret> = Api::namespaced(stack.double.client(), KEYRING_NAMESPACE);
+    let keyrings: Api<Secret> = Api::namespaced(stack.cluster.client(), KEYRING_NAMESPACE);
     let keyring = names::keyring_secret_name(&names::owner_token(CLUSTER_ID, "team-a", "site"));
     keyrings
         .delete(&keyring, &Default::default())
@@ -1036,10 +1021,15 @@ async fn a_distribution_split_by_behavior_and_a_withdrawn_grant_that_freezes() {
     stack
         .apply(&object("team-a", "a", &split("\"/a/*\", \"/b/*\"")))
         .await;
+    // Attached in CloudFront first, then reported in the status.
     wait_for(
-        "team-a/a to attach /a/*",
+        "team-a/a to attach /a/* and say so",
         Duration::from_secs(60),
-        async || trusted_on(&stack, "/a/*").await.len() == 1,
+        async || {
+            let reported = stack.objects("team-a").get("a").await.unwrap().status;
+            trusted_on(&stack, "/a/*").await.len() == 1
+                && reported.is_some_and(|s| s.key_group_id.is_some())
+        },
     )
     .await;
     let group_a = stack
@@ -1132,9 +1122,9 @@ async fn objects_whose_old_default_names_collided_both_become_ready_with_distinc
     let stack = Stack::start().await;
     let _show_log = ShowLogOnFailure(stack.operator_log.clone());
     stack
-        .double
-        .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}))
-        .unwrap();
+        .cluster
+        .apply(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}))
+        .await;
     stack
         .apply_accounts_with(
             "    names: [\"team-a\", \"team-b\"]",
@@ -1175,7 +1165,7 @@ async fn sign_through_a_rotation(
     secret_name: &str,
     host: &str,
 ) -> (usize, usize) {
-    let secrets: Api<Secret> = Api::namespaced(stack.double.client(), namespace);
+    let secrets: Api<Secret> = Api::namespaced(stack.cluster.client(), namespace);
     let first = data(&secrets.get(secret_name).await.unwrap(), "key_pair_id");
     annotate(
         &stack.objects(namespace),
@@ -1241,7 +1231,7 @@ async fn an_install_from_before_0_2_upgrades_in_place() {
     stack.operator = None;
 
     // What 0.1 left behind.
-    let keyrings: Api<Secret> = Api::namespaced(stack.double.client(), KEYRING_NAMESPACE);
+    let keyrings: Api<Secret> = Api::namespaced(stack.cluster.client(), KEYRING_NAMESPACE);
     let name = names::keyring_secret_name(&names::owner_token("default", "team-a", "site"));
     let mut keyring = keyrings.get(&name).await.unwrap();
     let record = keyring
@@ -1262,7 +1252,7 @@ async fn an_install_from_before_0_2_upgrades_in_place() {
         .await
         .unwrap();
     Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
-        stack.double.client(),
+        stack.cluster.client(),
         KEYRING_NAMESPACE,
     )
     .delete(
@@ -1317,7 +1307,7 @@ async fn an_install_from_before_0_2_upgrades_in_place() {
     assert_eq!(status.key_group_id, group);
     assert_eq!(status.key_group_name.as_deref(), Some("team-a-site"));
     let recorded = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
-        stack.double.client(),
+        stack.cluster.client(),
         KEYRING_NAMESPACE,
     )
     .get(keyfront::runtime::identity::IDENTITY_CONFIG_MAP)
