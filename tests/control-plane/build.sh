@@ -4,7 +4,7 @@
 #   kube-apiserver, kube-controller-manager  (k8s.io/kubernetes, staging modules pinned to the
 #                                             matching k8s.io/* v0.x release)
 #   etcd                                     (go.etcd.io/etcd/server/v3)
-#   helm                                     (helm.sh/helm/v3, the CLI users type)
+#   helm                                     (helm.sh/helm/v4, the CLI users type)
 #   kstatus                                  (tests/control-plane/kstatus: sigs.k8s.io/cli-utils'
 #                                             kstatus on objects read from stdin)
 #   kubeconform                              (github.com/yannh/kubeconform)
@@ -55,6 +55,47 @@ if [ ! -x "$out/etcd" ]; then
   go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION"
   go mod tidy
   go build -trimpath -ldflags=-s -o "$out/etcd" go.etcd.io/etcd/server/v3
+fi
+
+# A tool's own module, its k8s.io modules pinned to the control plane's release.
+pin_kubernetes_modules() {
+  for module in $(go list -m all 2>/dev/null | awk '$1 ~ /^k8s.io\/(api|apimachinery|apiextensions-apiserver|apiserver|cli-runtime|client-go|component-base|component-helpers|kubectl|metrics|code-generator|kube-aggregator)$/ {print $1}'); do
+    go mod edit -replace="$module=$module@v0.${KUBERNETES_VERSION#1.}"
+  done
+  go mod tidy
+}
+
+if [ ! -x "$out/helm" ]; then
+  echo "building helm $HELM_VERSION" >&2
+  work="$root/src/helm-$HELM_VERSION"; mkdir -p "$work"; cd "$work"
+  printf 'module keyfront.dev/tools/helm\n\ngo 1.26\n' > go.mod
+  printf '//go:build tools\n\npackage tools\n\nimport _ "helm.sh/helm/v4/cmd/helm"\n' > tools.go
+  go get "helm.sh/helm/v4@v$HELM_VERSION"
+  go mod tidy
+  pin_kubernetes_modules
+  go build -trimpath -ldflags="-s -X helm.sh/helm/v4/internal/version.version=v$HELM_VERSION" \
+    -o "$out/helm" helm.sh/helm/v4/cmd/helm
+fi
+
+if [ ! -x "$out/kstatus" ] || ! cmp -s "$here/kstatus/main.go" "$root/src/kstatus-$CLI_UTILS_VERSION/main.go"; then
+  echo "building kstatus (sigs.k8s.io/cli-utils $CLI_UTILS_VERSION)" >&2
+  work="$root/src/kstatus-$CLI_UTILS_VERSION"; mkdir -p "$work"; cd "$work"
+  cp "$here/kstatus/main.go" main.go
+  printf 'module keyfront.dev/tools/kstatus\n\ngo 1.26\n' > go.mod
+  go get "sigs.k8s.io/cli-utils@v$CLI_UTILS_VERSION"
+  go mod tidy
+  pin_kubernetes_modules
+  go build -trimpath -ldflags=-s -o "$out/kstatus" .
+fi
+
+if [ ! -x "$out/kubeconform" ]; then
+  echo "building kubeconform $KUBECONFORM_VERSION" >&2
+  work="$root/src/kubeconform-$KUBECONFORM_VERSION"; mkdir -p "$work"; cd "$work"
+  printf 'module keyfront.dev/tools/kubeconform\n\ngo 1.26\n' > go.mod
+  printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/yannh/kubeconform/cmd/kubeconform"\n' > tools.go
+  go get "github.com/yannh/kubeconform@v$KUBECONFORM_VERSION"
+  go mod tidy
+  go build -trimpath -ldflags=-s -o "$out/kubeconform" github.com/yannh/kubeconform/cmd/kubeconform
 fi
 
 echo "$out"

@@ -149,6 +149,22 @@ async fn operator_binary_rotates_and_cleans_up_against_a_real_api_server() {
         async || ready(&objects, "downloads").await,
     )
     .await;
+    // As Flux sees them: kstatus (cli-utils' own code) on the objects the real API server holds.
+    let mut written = Vec::new();
+    wait_for(
+        "kstatus to call both Current",
+        Duration::from_secs(30),
+        async || {
+            written.clear();
+            for name in ["fast", "downloads"] {
+                written.push(serde_json::to_value(objects.get(name).await.unwrap()).unwrap());
+            }
+            crate::support::kstatus(&written)
+                .iter()
+                .all(|(verdict, _)| verdict == "Current")
+        },
+    )
+    .await;
     let fast_uid = names::owner_token(CLUSTER_ID, "default", "fast");
     let downloads_uid = names::owner_token(CLUSTER_ID, "default", "downloads");
 

@@ -114,6 +114,39 @@ impl Recorder {
         self.cases.push((case.into(), object, status, message));
     }
 
+    /// kstatus (cli-utils, what Flux reads) on the same objects agrees with Argo CD's verdict
+    /// wherever both define one: Healthy is Current, Progressing is InProgress, Degraded is
+    /// Failed. Prints the table.
+    ///
+    /// One known exception: an object keyfront has not yet written a status for. cli-utils'
+    /// generic rules call an object with no status Current (there is nothing to contradict
+    /// it), while the health script says Progressing. It lasts until the first reconcile,
+    /// which writes `Reconciling=True`; the README's GitOps table says so.
+    fn agree_with_kstatus(&self) {
+        let objects: Vec<Value> = self.cases.iter().map(|(_, o, _, _)| o.clone()).collect();
+        let verdicts = crate::support::kstatus(&objects);
+        let mut table = String::from("case | Argo CD health.lua | kstatus (cli-utils)\n");
+        let mut disagree = Vec::new();
+        for ((case, _, argo, _), (kstatus, _)) in self.cases.iter().zip(&verdicts) {
+            table += &format!("{case} | {argo} | {kstatus}\n");
+            let expected = match argo.as_str() {
+                "Healthy" => "Current",
+                "Progressing" => "InProgress",
+                "Degraded" => "Failed",
+                _ => continue,
+            };
+            let known = case == "progressing_no_status_yet" && kstatus == "Current";
+            if kstatus != expected && !known {
+                disagree.push(case.clone());
+            }
+        }
+        println!("{table}");
+        assert!(
+            disagree.is_empty(),
+            "Argo CD and kstatus disagree on {disagree:?}:\n{table}"
+        );
+    }
+
     fn write_if_asked(&self) {
         if std::env::var_os("KEYFRONT_WRITE_ARGO_TESTDATA").is_none() {
             return;
@@ -253,6 +286,7 @@ async fn signing_key_group_health_follows_what_keyfront_writes() {
         "Degraded",
     );
     world.emulator.clear_faults();
+    r.agree_with_kstatus();
     r.write_if_asked();
 }
 

@@ -1,8 +1,8 @@
 //! The status keyfront writes, as GitOps tools read it: each Ready reason maps to the kstatus
-//! result Flux, kpt and Argo CD's generic health must compute — Current, InProgress, Failed or
-//! Terminating — by kstatus's documented rules (cli-utils `pkg/kstatus/status/generic.go`):
-//! a deletion timestamp is Terminating; `observedGeneration` behind `metadata.generation` is
-//! InProgress; `Reconciling=True` is InProgress; `Stalled=True` is Failed; otherwise Current.
+//! result Flux and the cli-utils applier compute — Current, InProgress, Failed or Terminating.
+//! The verdict is kstatus's own: the objects go through sigs.k8s.io/cli-utils'
+//! `kstatus/status.Compute` (`tests/control-plane/kstatus`, built by
+//! `tests/control-plane/build.sh`), not through a re-statement of its rules.
 
 use jiff::Timestamp;
 use keyfront::api::{KeyAlgorithm, KeyState, SigningKeyGroupSpec, SigningKeyGroupStatus};
@@ -21,27 +21,41 @@ enum Kstatus {
     Terminating,
 }
 
-/// kstatus's generic rules, as written in cli-utils.
-fn kstatus(generation: i64, deleting: bool, status: &SigningKeyGroupStatus) -> Kstatus {
+impl Kstatus {
+    fn from_cli_utils(verdict: &str) -> Kstatus {
+        match verdict {
+            "Current" => Kstatus::Current,
+            "InProgress" => Kstatus::InProgress,
+            "Failed" => Kstatus::Failed,
+            "Terminating" => Kstatus::Terminating,
+            other => panic!("kstatus said {other}, which no SigningKeyGroup should give"),
+        }
+    }
+}
+
+/// The object as the API server would hold it (generation 2), with `status`.
+fn object(deleting: bool, status: &SigningKeyGroupStatus) -> serde_json::Value {
+    let mut metadata =
+        serde_json::json!({"name": "media", "namespace": "default", "generation": 2});
     if deleting {
-        return Kstatus::Terminating;
+        metadata["deletionTimestamp"] = "2026-01-01T00:00:00Z".into();
+        metadata["finalizers"] = serde_json::json!(["keyfront.dev/cleanup"]);
     }
-    if status.observed_generation.is_some_and(|g| g != generation) {
-        return Kstatus::InProgress;
-    }
-    let is_true = |type_: &str| {
-        status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == type_ && c.status == "True")
-    };
-    if is_true("Reconciling") {
-        return Kstatus::InProgress;
-    }
-    if is_true("Stalled") {
-        return Kstatus::Failed;
-    }
-    Kstatus::Current
+    serde_json::json!({
+        "apiVersion": "keyfront.dev/v1alpha1",
+        "kind": "SigningKeyGroup",
+        "metadata": metadata,
+        "spec": {},
+        "status": status,
+    })
+}
+
+/// kstatus's verdicts on `objects`, in order.
+fn kstatus(objects: &[serde_json::Value]) -> Vec<Kstatus> {
+    crate::support::kstatus(objects)
+        .iter()
+        .map(|(verdict, _)| Kstatus::from_cli_utils(verdict))
+        .collect()
 }
 
 fn subject(deleting: bool) -> Subject {
@@ -283,47 +297,54 @@ fn every_reason_gives_the_kstatus_result_gitops_tools_must_see() {
         deleting: true,
         ..case("deleting", plan(true), Terminating)
     });
-    for c in &cases {
-        let written = compute(c);
-        assert_eq!(
-            kstatus(2, c.deleting, &written),
-            c.expect,
-            "{}: {:#?}",
-            c.what,
-            written.conditions
-        );
-        let stalled = written
-            .conditions
-            .iter()
-            .find(|x| x.type_ == "Stalled")
-            .unwrap();
-        let reconciling = written
-            .conditions
-            .iter()
-            .find(|x| x.type_ == "Reconciling")
-            .unwrap();
+    let written: Vec<SigningKeyGroupStatus> = cases.iter().map(compute).collect();
+    // A status written for an older generation is InProgress, whatever it says.
+    let mut stale = written[0].clone();
+    stale.observed_generation = Some(1);
+    let mut objects: Vec<serde_json::Value> = cases
+        .iter()
+        .zip(&written)
+        .map(|(c, status)| object(c.deleting, status))
+        .collect();
+    objects.push(object(false, &stale));
+    let verdicts = kstatus(&objects);
+    let mut table = String::from("case | kstatus (cli-utils) | expected\n");
+    for ((c, status), verdict) in cases.iter().zip(&written).zip(&verdicts) {
+        table += &format!("{} | {verdict:?} | {:?}\n", c.what, c.expect);
+        let get = |t: &str| status.conditions.iter().find(|x| x.type_ == t).unwrap();
+        let (stalled, reconciling) = (get("Stalled"), get("Reconciling"));
         assert!(
             !(stalled.status == "True" && reconciling.status == "True"),
             "{}: Stalled and Reconciling at once",
             c.what
         );
         if stalled.status == "True" {
-            let ready = written
-                .conditions
-                .iter()
-                .find(|x| x.type_ == "Ready")
-                .unwrap();
             assert_eq!(
-                stalled.reason, ready.reason,
+                stalled.reason,
+                get("Ready").reason,
                 "{}: Stalled names Ready's reason",
                 c.what
             );
         }
     }
-    // A status written for an older generation is InProgress, whatever it says.
-    let mut stale = compute(&cases[0]);
-    stale.observed_generation = Some(1);
-    assert_eq!(kstatus(2, false, &stale), Kstatus::InProgress);
+    println!("{table}");
+    let mismatches: Vec<_> = cases
+        .iter()
+        .zip(&verdicts)
+        .filter(|(c, verdict)| c.expect != **verdict)
+        .map(|(c, verdict)| {
+            format!(
+                "{}: kstatus says {verdict:?}, expected {:?}",
+                c.what, c.expect
+            )
+        })
+        .collect();
+    assert!(mismatches.is_empty(), "{mismatches:#?}\n{table}");
+    assert_eq!(
+        verdicts.last(),
+        Some(&Kstatus::InProgress),
+        "a stale status"
+    );
 }
 
 #[test]

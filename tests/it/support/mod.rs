@@ -218,6 +218,40 @@ pub async fn edge_get(edge: SocketAddr, host: &str, path_and_query: &str) -> u16
     head.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// kstatus's verdict on each object (`Current`, `InProgress`, `Failed`, `Terminating`, ...) and
+/// its message, computed by sigs.k8s.io/cli-utils itself (`tests/control-plane/kstatus`).
+pub fn kstatus(objects: &[serde_json::Value]) -> Vec<(String, String)> {
+    use std::io::Write as _;
+    let mut child = Command::new(test_cluster::tool("kstatus"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&serde_json::to_vec(objects).unwrap())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kstatus: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verdicts: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    verdicts
+        .iter()
+        .map(|v| {
+            (
+                v["status"].as_str().unwrap().to_owned(),
+                v["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
 /// The Python with `tests/python/requirements.txt` (and helm-sdkpy) installed:
 /// `$KEYFRONT_PYTHON`, else `.venv/bin/python` (made by `.ci/run`), else `python3`.
 pub fn python() -> PathBuf {
