@@ -32,8 +32,11 @@ pub fn kubernetes_version() -> &'static str {
         .unwrap_or_else(|| fail("tests/control-plane/versions.env names no KUBERNETES_VERSION"))
 }
 
-/// How long a control plane may take to answer `/readyz` (about 3 s on an idle 2-core machine).
-const READY_WITHIN: Duration = Duration::from_secs(90);
+/// How long a control plane may take to answer `/readyz` (about 3 s on an idle 2-core machine)
+/// before the attempt is given up and the next one starts on fresh ports: a loopback port picked
+/// free can be taken by another test's connection before the component binds it.
+const READY_WITHIN: Duration = Duration::from_secs(45);
+const ATTEMPTS: usize = 3;
 
 /// Where `tests/control-plane/build.sh` puts the binaries of [`kubernetes_version`].
 pub fn tools_dir() -> PathBuf {
@@ -112,6 +115,20 @@ impl ControlPlane {
     /// Starts etcd, kube-apiserver and kube-controller-manager, and waits until the API server is
     /// ready and its bootstrap namespaces exist.
     pub async fn start() -> ControlPlane {
+        let mut failures = Vec::new();
+        for attempt in 1..=ATTEMPTS {
+            match Self::try_start().await {
+                Ok(plane) => return plane,
+                Err(logs) => failures.push(format!("attempt {attempt}:\n{logs}")),
+            }
+        }
+        fail(&format!(
+            "the control plane was not ready within {READY_WITHIN:?}, {ATTEMPTS} times; its logs:\n{}",
+            failures.join("\n")
+        ))
+    }
+
+    async fn try_start() -> Result<ControlPlane, String> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let (etcd, apiserver, kcm) = (
             tool("etcd"),
@@ -221,7 +238,7 @@ impl ControlPlane {
         // The controller manager stops before the API server it talks to.
         let mut plane = plane;
         plane.processes.insert(0, kcm);
-        plane
+        Ok(plane)
     }
 
     /// One control plane for the whole test process, started on first use (for tests that
@@ -241,7 +258,7 @@ impl ControlPlane {
         })
     }
 
-    async fn wait_until_ready(&self) {
+    async fn wait_until_ready(&self) -> bool {
         let client = self.client().await;
         let started = Instant::now();
         loop {
@@ -255,13 +272,10 @@ impl ControlPlane {
                 .is_ok_and(|body| body.trim() == "ok");
             // The API server creates `default` just after it first reports ready.
             if ready && self.has_default_namespace(&client).await {
-                return;
+                return true;
             }
             if started.elapsed() > READY_WITHIN {
-                fail(&format!(
-                    "the control plane was not ready within {READY_WITHIN:?}; its logs:\n{}",
-                    self.logs()
-                ));
+                return false;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -278,6 +292,19 @@ impl ControlPlane {
     /// A kubeconfig file for the admin (`system:masters`), for kubectl, helm and `keyfront run`.
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// A kubeconfig at `path` that authenticates with a bearer token (a ServiceAccount's, say),
+    /// trusting the control plane's CA: the API server's RBAC then decides every call.
+    pub fn write_kubeconfig_with_token(&self, token: &str, path: &Path) {
+        let ca = self.dir.path().join("ca.crt");
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: token\n  user:\n    token: {token}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: token\ncurrent-context: test\n",
+            self.server,
+            ca.display()
+        );
+        std::fs::write(path, text)
+            .unwrap_or_else(|e| fail(&format!("writing {}: {e}", path.display())));
     }
 
     /// The API server's URL.

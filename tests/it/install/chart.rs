@@ -1,16 +1,18 @@
 //! The Helm chart against the binary it deploys: its CRDs are the generated ones, every flag
-//! its Deployment passes exists, and — installed with Helm's own code (helm-sdkpy) into the API
-//! double — its roles grant exactly the calls the operator makes (`support/rbac.rs`), with and
-//! without `watchNamespaces`, and its `default` CloudFrontAccount admits nothing by default.
+//! its Deployment passes exists, and — installed with the `helm` CLI (built from helm.sh/helm/v4
+//! by `tests/control-plane/build.sh`) into a real kube-apiserver — its roles grant exactly the
+//! calls the operator makes (`support/rbac.rs`), with and without `watchNamespaces`, the
+//! operator run with the chart's ServiceAccount reconciles with no denial from the API server's
+//! RBAC, and its `default` CloudFrontAccount admits nothing by default.
 
 use std::process::Command;
 
 use keyfront::api::CloudFrontAccount;
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
-use kube_api_double::{ApiDouble, write_kubeconfig};
 use serde_json::json;
 
+use crate::support::Cluster;
 use crate::support::rbac::{self, OPERATOR_CALLS, Place};
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/keyfront");
@@ -55,9 +57,9 @@ fn every_flag_the_deployment_passes_exists() {
     }
 }
 
-/// Installs the chart with Helm's own code into a fresh API double (namespaces
-/// keyfront-system, team-a and team-b exist) and returns the double.
-async fn helm_install(values: serde_json::Value) -> ApiDouble {
+/// Installs the chart with the helm CLI into a fresh control plane (namespaces keyfront-system,
+/// team-a and team-b exist) and returns it.
+async fn helm_install(values: serde_json::Value) -> Cluster {
     helm_install_and_upgrade(values, &[]).await
 }
 
@@ -65,87 +67,131 @@ async fn helm_install(values: serde_json::Value) -> ApiDouble {
 async fn helm_install_and_upgrade(
     values: serde_json::Value,
     upgrades: &[serde_json::Value],
-) -> ApiDouble {
-    let (double, output) = helm(&values, upgrades).await;
+) -> Cluster {
+    let (cluster, output) = helm(&values, upgrades).await;
     assert!(
         output.status.success(),
-        "helm install with {values} ({}; needs helm-sdkpy, which bash .ci/run installs):\n{}\n{}",
-        crate::support::python().display(),
+        "helm install with {values}:\n{}\n{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    double
+    cluster
 }
 
-/// Runs `tests/python/helm_install.py` against a fresh API double: lint, install, upgrades.
+/// `helm lint`, `helm install` and each `helm upgrade` into a fresh control plane; stops at the
+/// first command that fails and returns its output.
 async fn helm(
     values: &serde_json::Value,
     upgrades: &[serde_json::Value],
-) -> (ApiDouble, std::process::Output) {
-    helm_into(ApiDouble::new(), values, upgrades).await
+) -> (Cluster, std::process::Output) {
+    helm_into(Cluster::real().await, values, upgrades).await
 }
 
-/// [`helm`] into a double prepared by the caller (with other CRDs, say).
+/// [`helm`] into a cluster prepared by the caller (with other CRDs, say).
 async fn helm_into(
-    double: ApiDouble,
+    cluster: Cluster,
     values: &serde_json::Value,
     upgrades: &[serde_json::Value],
-) -> (ApiDouble, std::process::Output) {
-    helm_run(double, values, upgrades, None).await
-}
-
-/// [`helm_into`], also writing the install's rendered manifests to `rendered`.
-async fn helm_into_rendering(
-    double: ApiDouble,
-    values: &serde_json::Value,
-    rendered: &std::path::Path,
-) -> (ApiDouble, std::process::Output) {
-    helm_run(double, values, &[], Some(rendered)).await
-}
-
-async fn helm_run(
-    double: ApiDouble,
-    values: &serde_json::Value,
-    upgrades: &[serde_json::Value],
-    rendered: Option<&std::path::Path>,
-) -> (ApiDouble, std::process::Output) {
-    let addr = double.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+) -> (Cluster, std::process::Output) {
     for namespace in ["keyfront-system", "team-a", "team-b"] {
-        double
-            .create(
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+        cluster
+            .apply(
+                &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
             )
-            .unwrap();
+            .await;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    write_kubeconfig(&kubeconfig, addr).unwrap();
-    let python = crate::support::python();
-    let mut command = tokio::process::Command::new(&python);
-    if let Some(rendered) = rendered {
-        command.env("KEYFRONT_RENDERED_OUT", rendered);
+    let mut output = helm_cli(&cluster, &["lint", CHART], values).await;
+    let install = [
+        "install",
+        "keyfront",
+        CHART,
+        "--namespace",
+        "keyfront-system",
+    ];
+    if output.status.success() {
+        output = helm_cli(&cluster, &install, values).await;
     }
-    let output = command
-        .env("HELM_DRIVER", "memory")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/python/helm_install.py"
-        ))
-        .args([
-            kubeconfig.to_str().unwrap(),
-            "keyfront-system",
+    for upgrade in upgrades {
+        if !output.status.success() {
+            break;
+        }
+        let args = [
+            "upgrade",
             "keyfront",
-            &values.to_string(),
-        ])
-        .args(upgrades.iter().map(|u| u.to_string()))
+            CHART,
+            "--namespace",
+            "keyfront-system",
+        ];
+        output = helm_cli(&cluster, &args, upgrade).await;
+    }
+    (cluster, output)
+}
+
+/// The `helm` CLI with `args` and `values` (as a values file; none when null) against `cluster`.
+async fn helm_cli(
+    cluster: &Cluster,
+    args: &[&str],
+    values: &serde_json::Value,
+) -> std::process::Output {
+    let file = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
+    let mut command = tokio::process::Command::new(test_cluster::tool("helm"));
+    command.args(args);
+    if !values.is_null() {
+        std::fs::write(file.path(), values.to_string()).unwrap();
+        command.arg("--values").arg(file.path());
+    }
+    command
+        .env("KUBECONFIG", cluster.kubeconfig())
+        .env(
+            "HELM_CACHE_HOME",
+            std::env::temp_dir().join("keyfront-helm-cache"),
+        )
+        .env(
+            "HELM_CONFIG_HOME",
+            std::env::temp_dir().join("keyfront-helm-config"),
+        )
         .output()
         .await
+        .unwrap()
+}
+
+/// `helm template` of the chart with `values`: every manifest an install would apply, hooks
+/// included.
+async fn helm_template(values: &serde_json::Value) -> String {
+    let cluster_free = tokio::process::Command::new(test_cluster::tool("helm"))
+        .args([
+            "template",
+            "keyfront",
+            CHART,
+            "--namespace",
+            "keyfront-system",
+            "--values",
+            "-",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    (double, output)
+    let mut child = cluster_free;
+    use tokio::io::AsyncWriteExt as _;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(values.to_string().as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().await.unwrap();
+    assert!(
+        output.status.success(),
+        "helm template with {values}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
 }
 
 async fn rules(
-    double: &ApiDouble,
+    cluster: &Cluster,
     kind: &str,
     namespace: Option<&str>,
     name: &str,
@@ -156,8 +202,8 @@ async fn rules(
         kind,
     ));
     let api: Api<DynamicObject> = match namespace {
-        Some(ns) => Api::namespaced_with(double.client(), ns, &resource),
-        None => Api::all_with(double.client(), &resource),
+        Some(ns) => Api::namespaced_with(cluster.client(), ns, &resource),
+        None => Api::all_with(cluster.client(), &resource),
     };
     api.get_opt(name)
         .await
@@ -166,13 +212,19 @@ async fn rules(
 }
 
 /// Every call in the table is granted where it lands, and nothing beyond the table is.
-async fn check_roles(double: &ApiDouble, watched: &[&str]) {
-    let cluster = rules(double, "ClusterRole", None, "keyfront")
+async fn check_roles(cluster: &Cluster, watched: &[&str]) {
+    let cluster_role = rules(cluster, "ClusterRole", None, "keyfront")
         .await
         .expect("ClusterRole");
-    let keyrings = rules(double, "Role", Some("keyfront-system"), "keyfront-keyrings").await;
+    let keyrings = rules(
+        cluster,
+        "Role",
+        Some("keyfront-system"),
+        "keyfront-keyrings",
+    )
+    .await;
     let lease = rules(
-        double,
+        cluster,
         "Role",
         Some("keyfront-system"),
         "keyfront-leader-election",
@@ -181,13 +233,13 @@ async fn check_roles(double: &ApiDouble, watched: &[&str]) {
     .expect("a Role for the leader-election Lease");
     let mut namespaced = Vec::new();
     for ns in watched {
-        let role = rules(double, "Role", Some(ns), "keyfront-app-secrets")
+        let role = rules(cluster, "Role", Some(ns), "keyfront-app-secrets")
             .await
             .unwrap_or_else(|| panic!("no Role for Secrets in {ns}"));
         namespaced.push(role);
     }
     for &(group, resource, verb, place) in OPERATOR_CALLS {
-        let by_cluster_role = rbac::allows(&cluster, group, resource, verb);
+        let by_cluster_role = rbac::allows(&cluster_role, group, resource, verb);
         let ok = match place {
             Place::Cluster => by_cluster_role,
             Place::Tenant if resource == "secrets" && !watched.is_empty() => {
@@ -210,7 +262,7 @@ async fn check_roles(double: &ApiDouble, watched: &[&str]) {
             "{verb} {group}/{resource} ({place:?}) not granted as it should be (watched: {watched:?})"
         );
     }
-    let mut all = rbac::granted(&cluster);
+    let mut all = rbac::granted(&cluster_role);
     for role in namespaced.iter().chain(keyrings.iter()).chain([&lease]) {
         all.extend(rbac::granted(role));
     }
@@ -229,7 +281,7 @@ async fn check_roles(double: &ApiDouble, watched: &[&str]) {
         );
     } else {
         assert!(
-            !rbac::allows(&cluster, "", "secrets", "get"),
+            !rbac::allows(&cluster_role, "", "secrets", "get"),
             "Secrets cluster-wide with watchNamespaces set"
         );
     }
@@ -245,8 +297,8 @@ async fn helm_installs_roles_that_grant_exactly_what_the_operator_calls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_default_account_admits_nothing_until_values_say_so() {
-    let double = helm_install(json!({})).await;
-    let accounts: Api<CloudFrontAccount> = Api::all(double.client());
+    let cluster = helm_install(json!({})).await;
+    let accounts: Api<CloudFrontAccount> = Api::all(cluster.client());
     let default = accounts
         .get("default")
         .await
@@ -299,7 +351,7 @@ async fn crds_are_installed_upgraded_and_kept_by_helm() {
         "v1",
         "CustomResourceDefinition",
     ));
-    let crds = |double: &ApiDouble| Api::<DynamicObject>::all_with(double.client(), &resource);
+    let crds = |cluster: &Cluster| Api::<DynamicObject>::all_with(cluster.client(), &resource);
     let kept = |crd: &DynamicObject| {
         crd.metadata
             .annotations
@@ -308,26 +360,136 @@ async fn crds_are_installed_upgraded_and_kept_by_helm() {
             .cloned()
     };
 
-    let double = helm_install_and_upgrade(json!({}), &[json!({"crds": {"keep": false}})]).await;
+    let cluster = helm_install_and_upgrade(json!({}), &[json!({"crds": {"keep": false}})]).await;
     let installed = helm_install(json!({})).await;
     for (file, yaml) in keyfront::crds().unwrap() {
         let generated: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
         let name = generated["metadata"]["name"].as_str().unwrap();
-        let crd = crds(&installed).get(name).await.expect(&file);
+        let mut crd = crds(&installed).get(name).await.expect(&file);
+        // The API server defaults the conversion strategy and the list kind; the generated CRD
+        // leaves both out.
+        let spec = crd.data["spec"].as_object_mut().unwrap();
+        if spec["conversion"] == json!({"strategy": "None"}) {
+            spec.remove("conversion");
+        }
+        let list_kind = format!("{}List", spec["names"]["kind"].as_str().unwrap());
+        if spec["names"]["listKind"] == json!(list_kind) {
+            spec["names"].as_object_mut().unwrap().remove("listKind");
+        }
         // Through Helm's fromYaml/toYaml every number is a float: compare numbers as numbers.
-        assert_eq!(
-            numbers_as_floats(&crd.data["spec"]),
-            numbers_as_floats(&generated["spec"]),
-            "{name} as Helm installed it"
+        let differences = differences(
+            "spec",
+            &numbers_as_floats(&crd.data["spec"]),
+            &numbers_as_floats(&generated["spec"]),
+        );
+        assert!(
+            differences.is_empty(),
+            "{name} as Helm installed it differs from the generated CRD: {differences:#?}"
         );
         assert_eq!(kept(&crd).as_deref(), Some("keep"), "{name}");
-        let upgraded = crds(&double).get(name).await.unwrap();
+        let upgraded = crds(&cluster).get(name).await.unwrap();
         assert_eq!(
             kept(&upgraded),
             None,
             "{name} after upgrading with crds.keep=false"
         );
     }
+}
+
+/// Where `installed` and `generated` differ, as paths with both values (short, unlike a whole
+/// CRD in an assertion).
+fn differences(
+    path: &str,
+    installed: &serde_json::Value,
+    generated: &serde_json::Value,
+) -> Vec<String> {
+    use serde_json::Value;
+    match (installed, generated) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            keys.into_iter()
+                .flat_map(|k| {
+                    let null = Value::Null;
+                    differences(
+                        &format!("{path}.{k}"),
+                        a.get(k).unwrap_or(&null),
+                        b.get(k).unwrap_or(&null),
+                    )
+                })
+                .collect()
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .flat_map(|(i, (x, y))| differences(&format!("{path}[{i}]"), x, y))
+            .collect(),
+        (a, b) if a == b => Vec::new(),
+        (a, b) => {
+            let short = |v: &Value| v.to_string().chars().take(120).collect::<String>();
+            vec![format!(
+                "{path}: installed {} / generated {}",
+                short(a),
+                short(b)
+            )]
+        }
+    }
+}
+
+/// `helm uninstall` with the default `crds.keep` leaves the CRDs, and so every SigningKeyGroup
+/// and the keys they describe; the operator's own objects go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uninstall_keeps_the_crds_and_every_object() {
+    let cluster = helm_install(json!({})).await;
+    cluster
+        .apply(
+            &json!({"apiVersion": "keyfront.dev/v1alpha1", "kind": "SigningKeyGroup",
+            "metadata": {"name": "site", "namespace": "team-a"}, "spec": {}}),
+        )
+        .await;
+    let uninstall = helm_cli(
+        &cluster,
+        &[
+            "uninstall",
+            "keyfront",
+            "--namespace",
+            "keyfront-system",
+            "--wait",
+        ],
+        &serde_json::Value::Null,
+    )
+    .await;
+    assert!(
+        uninstall.status.success(),
+        "{}",
+        String::from_utf8_lossy(&uninstall.stderr)
+    );
+    let said = String::from_utf8_lossy(&uninstall.stdout);
+    assert!(said.contains("kept due to the resource policy"), "{said}");
+    let crd = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+    ));
+    let crds = Api::<DynamicObject>::all_with(cluster.client(), &crd);
+    for name in [
+        "signingkeygroups.keyfront.dev",
+        "cloudfrontaccounts.keyfront.dev",
+    ] {
+        assert!(
+            crds.get_opt(name).await.unwrap().is_some(),
+            "{name} went with the release"
+        );
+    }
+    let objects: Api<keyfront::api::SigningKeyGroup> = Api::namespaced(cluster.client(), "team-a");
+    assert!(objects.get_opt("site").await.unwrap().is_some());
+    let deployments = ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment"));
+    let left =
+        Api::<DynamicObject>::namespaced_with(cluster.client(), "keyfront-system", &deployments)
+            .get_opt("keyfront")
+            .await
+            .unwrap();
+    assert!(left.is_none(), "the Deployment outlived the release");
 }
 
 fn numbers_as_floats(value: &serde_json::Value) -> serde_json::Value {
@@ -362,10 +524,10 @@ async fn the_pod_runs_as_the_images_numeric_user() {
     );
     assert_ne!(uid, 0);
 
-    let double = helm_install(json!({})).await;
+    let cluster = helm_install(json!({})).await;
     let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment"));
     let deployment =
-        Api::<DynamicObject>::namespaced_with(double.client(), "keyfront-system", &resource)
+        Api::<DynamicObject>::namespaced_with(cluster.client(), "keyfront-system", &resource)
             .get("keyfront")
             .await
             .unwrap();
@@ -386,12 +548,14 @@ async fn values_the_schema_refuses_are_named() {
         (json!({"crds": {"keep": "yes"}}), "keep"),
         (json!({"cloudfrontBudget": {"writeRate": 0}}), "writeRate"),
     ] {
-        let (double, output) = helm(&values, &[]).await;
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let (cluster, output) = helm(&values, &[]).await;
+        // helm lint names the key on stdout, helm install on stderr.
+        let said = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{values} was accepted");
-        assert!(stderr.contains(named), "{values}: {stderr}");
+        assert!(said.contains(named), "{values}: {said}");
         let deployments = ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment"));
-        let installed = Api::<DynamicObject>::all_with(double.client(), &deployments)
+        let installed = Api::<DynamicObject>::all_with(cluster.client(), &deployments)
             .list(&Default::default())
             .await
             .unwrap();
@@ -402,9 +566,9 @@ async fn values_the_schema_refuses_are_named() {
     }
 }
 
-/// Every rendered manifest of three variants (default values, `watchNamespaces`, metrics on)
-/// passes `kubectl apply --dry-run=server` against a fresh API double that has only the CRDs
-/// and namespaces, and the dry run leaves that double unchanged.
+/// Every rendered manifest of three variants (default values, `watchNamespaces`, metrics on),
+/// as `helm template` renders them, passes `kubectl apply --dry-run=server` against a fresh
+/// real API server that has only the CRDs and namespaces, and the dry run leaves it unchanged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rendered_manifests_pass_a_server_side_dry_run() {
     let metrics_on = json!({"metrics": {"serviceMonitor": {"enabled": true}, "prometheusRule": {"enabled": true}}});
@@ -413,34 +577,22 @@ async fn rendered_manifests_pass_a_server_side_dry_run() {
         json!({"watchNamespaces": ["team-a", "team-b"]}),
         metrics_on,
     ] {
+        let text = helm_template(&values).await;
+        assert!(text.contains("kind: Deployment"), "{values}: {text}");
         let dir = tempfile::tempdir().unwrap();
         let rendered = dir.path().join("rendered.yaml");
-        let installed_into = ApiDouble::new();
-        prometheus_operator_crds(&installed_into);
-        let (_, output) = helm_into_rendering(installed_into, &values, &rendered).await;
-        assert!(
-            output.status.success(),
-            "{values}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let text = std::fs::read_to_string(&rendered).unwrap();
-        assert!(text.contains("kind: Deployment"), "{values}: {text}");
+        std::fs::write(&rendered, &text).unwrap();
 
-        let target = ApiDouble::new();
-        prometheus_operator_crds(&target);
-        for crd in std::fs::read_dir(format!("{CHART}/files/crds")).unwrap() {
-            target.create_from_yaml(&crd.unwrap().path()).unwrap();
-        }
+        let target = Cluster::real().await;
+        prometheus_operator_crds(&target).await;
+        target.install_crds().await;
         for namespace in ["keyfront-system", "team-a", "team-b"] {
             target
-                .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))
-                .unwrap();
+                .apply(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))
+                .await;
         }
-        let addr = target.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        let kubeconfig = dir.path().join("kubeconfig");
-        write_kubeconfig(&kubeconfig, addr).unwrap();
         let applied = tokio::process::Command::new("kubectl")
-            .env("KUBECONFIG", &kubeconfig)
+            .env("KUBECONFIG", target.kubeconfig())
             .args(["apply", "--dry-run=server", "-f"])
             .arg(&rendered)
             .output()
@@ -481,10 +633,10 @@ async fn rendered_manifests_pass_a_server_side_dry_run() {
 /// keeps one through a drain, and every replica running with leader election.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_elect_a_leader_and_survive_a_drain() {
-    let double = helm_install(json!({})).await;
+    let cluster = helm_install(json!({})).await;
     let get = async |group: &str, kind: &str, name: &str| {
         let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, "v1", kind));
-        Api::<DynamicObject>::namespaced_with(double.client(), "keyfront-system", &resource)
+        Api::<DynamicObject>::namespaced_with(cluster.client(), "keyfront-system", &resource)
             .get_opt(name)
             .await
             .unwrap()
@@ -544,14 +696,128 @@ async fn two_replicas_elect_a_leader_and_survive_a_drain() {
     );
 }
 
-/// The Prometheus Operator's two kinds, schemaless: enough for Helm to install into the double.
-fn prometheus_operator_crds(double: &ApiDouble) {
+/// The operator as the chart deploys it: the rendered Deployment's arguments, the chart's
+/// ServiceAccount token, and the real API server's RBAC deciding every call. It reconciles a
+/// SigningKeyGroup in a namespace the default account admits to Ready, and the API server's audit
+/// log shows not one request of the ServiceAccount refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_runs_with_the_charts_service_account_and_is_never_denied() {
+    let values = json!({"defaultAccount": {
+        "allowedNamespaces": {"from": "Names", "names": ["team-a"]},
+        "distributions": [{"id": "EFASTDEMO1", "defaultCacheBehavior": true}],
+    }});
+    let cluster = helm_install(values).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cf = crate::support::free_port();
+    let _emulator = crate::support::keyfront(
+        &[
+            "emulator",
+            "--listen",
+            &cf.to_string(),
+            "--propagation-delay",
+            "1",
+            "--distribution",
+            "EFASTDEMO1",
+        ],
+        &dir.path().join("emulator.log"),
+    );
+    crate::support::wait_for(
+        "the emulator",
+        std::time::Duration::from_secs(20),
+        async || tokio::net::TcpStream::connect(cf).await.is_ok(),
+    )
+    .await;
+
+    let deployments = ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment"));
+    let deployment =
+        Api::<DynamicObject>::namespaced_with(cluster.client(), "keyfront-system", &deployments)
+            .get("keyfront")
+            .await
+            .unwrap();
+    let pod = &deployment.data["spec"]["template"]["spec"];
+    let account = pod["serviceAccountName"].as_str().unwrap();
+    let user = format!("system:serviceaccount:keyfront-system:{account}");
+    let token = cluster
+        .service_account_token("keyfront-system", account)
+        .await;
+    let kubeconfig = dir.path().join("kubeconfig");
+    cluster
+        .control_plane()
+        .write_kubeconfig_with_token(&token, &kubeconfig);
+
+    // The rendered arguments, with loopback ports and the emulator for CloudFront.
+    let health = crate::support::free_port();
+    let endpoint = format!("http://{cf}");
+    let mut args: Vec<String> = pod["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .filter(|a| !a.starts_with("--health-listen=") && !a.starts_with("--propagation-poll="))
+        .collect();
+    args.extend([
+        format!("--health-listen={health}"),
+        "--propagation-poll=1s".into(),
+        format!("--cloudfront-endpoint={endpoint}"),
+        format!("--sts-endpoint={endpoint}"),
+    ]);
+    let log = dir.path().join("operator.log");
+    let _show_log = crate::support::ShowLogOnFailure(log.clone());
+    let _operator = crate::support::Process(
+        Command::new(env!("CARGO_BIN_EXE_keyfront"))
+            .args(&args)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("POD_NAME", "keyfront-0")
+            .env("POD_NAMESPACE", "keyfront-system")
+            .env("RUST_LOG", "keyfront=debug,info")
+            .env("AWS_ACCESS_KEY_ID", "AKIDEMULATOR")
+            .env("AWS_SECRET_ACCESS_KEY", "emulator")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+
+    cluster
+        .apply(&json!({"apiVersion": "keyfront.dev/v1alpha1", "kind": "SigningKeyGroup",
+            "metadata": {"name": "site", "namespace": "team-a"},
+            "spec": {"distributions": [{"id": "EFASTDEMO1", "defaultCacheBehavior": true}],
+                     "rotation": {"interval": "1h", "maxSignedUrlLifetime": "1m", "secretRefreshAllowance": "5s"}}}))
+        .await;
+    let objects: Api<keyfront::api::SigningKeyGroup> = Api::namespaced(cluster.client(), "team-a");
+    crate::support::wait_for(
+        "team-a/site Ready",
+        std::time::Duration::from_secs(90),
+        async || crate::support::ready(&objects, "site").await,
+    )
+    .await;
+
+    let audit = cluster.control_plane().audit();
+    let by_operator: Vec<_> = audit.iter().filter(|e| e.user == user).collect();
+    assert!(
+        by_operator.len() > 20,
+        "only {} requests by {user}",
+        by_operator.len()
+    );
+    let denied: Vec<String> = by_operator
+        .iter()
+        .filter(|e| e.code == 403)
+        .map(|e| format!("{} {}", e.verb, e.request_uri))
+        .collect();
+    assert!(
+        denied.is_empty(),
+        "the API server refused {user}: {denied:#?}"
+    );
+}
+
+/// The Prometheus Operator's two kinds, schemaless: enough for Helm to install.
+async fn prometheus_operator_crds(cluster: &Cluster) {
     for (plural, kind) in [
         ("servicemonitors", "ServiceMonitor"),
         ("prometheusrules", "PrometheusRule"),
     ] {
-        double
-            .create(json!({
+        cluster
+            .apply(&json!({
                 "apiVersion": "apiextensions.k8s.io/v1",
                 "kind": "CustomResourceDefinition",
                 "metadata": {"name": format!("{plural}.monitoring.coreos.com")},
@@ -564,8 +830,17 @@ fn prometheus_operator_crds(double: &ApiDouble) {
                     }}],
                 },
             }))
-            .unwrap();
+            .await;
     }
+    cluster
+        .kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=30s",
+            "crd/servicemonitors.monitoring.coreos.com",
+            "crd/prometheusrules.monitoring.coreos.com",
+        ])
+        .await;
 }
 
 /// With metrics on, the chart installs a Service for /metrics, a ServiceMonitor whose job label
@@ -573,14 +848,14 @@ fn prometheus_operator_crds(double: &ApiDouble) {
 /// which promtool accepts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_on_installs_a_service_monitor_and_the_alerts() {
-    let double = ApiDouble::new();
-    prometheus_operator_crds(&double);
+    let cluster = Cluster::real().await;
+    prometheus_operator_crds(&cluster).await;
     let values = json!({"metrics": {
         "serviceMonitor": {"enabled": true},
         "prometheusRule": {"enabled": true},
         "readers": [{"namespace": "monitoring", "name": "prometheus"}],
     }});
-    let (double, output) = helm_into(double, &values, &[]).await;
+    let (cluster, output) = helm_into(cluster, &values, &[]).await;
     assert!(
         output.status.success(),
         "{}",
@@ -588,7 +863,7 @@ async fn metrics_on_installs_a_service_monitor_and_the_alerts() {
     );
     let get = async |group: &str, kind: &str, name: &str| {
         let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, "v1", kind));
-        Api::<DynamicObject>::namespaced_with(double.client(), "keyfront-system", &resource)
+        Api::<DynamicObject>::namespaced_with(cluster.client(), "keyfront-system", &resource)
             .get(name)
             .await
             .unwrap()
@@ -619,7 +894,7 @@ async fn metrics_on_installs_a_service_monitor_and_the_alerts() {
             "v1",
             kind,
         ));
-        Api::<DynamicObject>::all_with(double.client(), &resource)
+        Api::<DynamicObject>::all_with(cluster.client(), &resource)
             .get(name)
             .await
             .unwrap()

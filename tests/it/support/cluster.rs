@@ -107,6 +107,14 @@ impl Cluster {
         }
     }
 
+    /// The real control plane behind this cluster; panics on the double.
+    pub fn control_plane(&self) -> &ControlPlane {
+        match &self.backend {
+            Backend::Real(plane) => plane,
+            Backend::Double(_) => panic!("this step needs a real control plane"),
+        }
+    }
+
     /// `kubectl` with this cluster's kubeconfig, off the async runtime.
     pub async fn kubectl(&self, args: &[&str]) {
         let kubeconfig = self.kubeconfig.clone();

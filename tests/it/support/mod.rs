@@ -252,7 +252,7 @@ pub fn kstatus(objects: &[serde_json::Value]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The Python with `tests/python/requirements.txt` (and helm-sdkpy) installed:
+/// The Python with `tests/python/requirements.txt` installed:
 /// `$KEYFRONT_PYTHON`, else `.venv/bin/python` (made by `.ci/run`), else `python3`.
 pub fn python() -> PathBuf {
     if let Some(p) = std::env::var_os("KEYFRONT_PYTHON") {
