@@ -157,7 +157,7 @@ async fn helm_cli(
 
 /// `helm template` of the chart with `values`: every manifest an install would apply, hooks
 /// included.
-async fn helm_template(values: &serde_json::Value) -> String {
+pub(super) async fn helm_template(values: &serde_json::Value) -> String {
     let cluster_free = tokio::process::Command::new(test_cluster::tool("helm"))
         .args([
             "template",
@@ -811,7 +811,7 @@ async fn the_operator_runs_with_the_charts_service_account_and_is_never_denied()
 }
 
 /// The Prometheus Operator's two kinds, schemaless: enough for Helm to install.
-async fn prometheus_operator_crds(cluster: &Cluster) {
+pub(super) async fn prometheus_operator_crds(cluster: &Cluster) {
     for (plural, kind) in [
         ("servicemonitors", "ServiceMonitor"),
         ("prometheusrules", "PrometheusRule"),

@@ -1,2 +1,3 @@
 mod chart;
+mod kubeconform;
 mod kubectl;
