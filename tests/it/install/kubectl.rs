@@ -1,12 +1,14 @@
-//! kubectl (a client we did not write) against the Kubernetes API double over HTTP: install the
-//! CRD, apply an example, read it back with defaults filled, be refused for an invalid one with
-//! the field named, delete it.
+//! kubectl (a client we did not write) against the Kubernetes API double over HTTP and against a
+//! real kube-apiserver, the same steps on both: install the CRD, apply an example, read it back
+//! with defaults filled, be refused for an invalid one with the field named, delete it; and
+//! GitOps appliers sharing a list by server-side apply.
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use kube_api_double::{ApiDouble, write_kubeconfig};
 use serde_json::Value;
+
+use crate::support::Cluster;
 
 fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
     Command::new("kubectl")
@@ -21,15 +23,21 @@ fn text(bytes: &[u8]) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_applies_reads_rejects_and_deletes() {
-    let double = ApiDouble::new();
-    let addr = double
-        .serve("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("serve");
+async fn kubectl_applies_reads_rejects_and_deletes_on_the_double() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    write_kubeconfig(&kubeconfig, addr).expect("kubeconfig");
+    kubectl_applies_reads_rejects_and_deletes(Cluster::double(dir.path()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_applies_reads_rejects_and_deletes_on_a_real_api_server() {
+    kubectl_applies_reads_rejects_and_deletes(Cluster::real().await).await;
+}
+
+async fn kubectl_applies_reads_rejects_and_deletes(cluster: Cluster) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = cluster.kubeconfig().to_owned();
+    // Served before kubectl applies the example (a real server serves a new CRD a moment later).
+    cluster.install_crds().await;
     let invalid = dir.path().join("invalid.yaml");
     std::fs::write(&invalid, "apiVersion: keyfront.dev/v1alpha1\nkind: SigningKeyGroup\nmetadata:\n  name: broken\nspec:\n  rotation:\n    interval: 1h\n    maxSignedUrlLifetime: 10h\n").expect("write");
 
@@ -125,7 +133,23 @@ fn without_list_types(value: &mut serde_yaml::Value) {
 /// conflicts over the defaults the server fills into its entries; with the atomic list it had
 /// before, the same steps conflict on `.spec.distributions`, as a real API server does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gitops_appliers_share_spec_distributions_without_conflicts() {
+async fn gitops_appliers_share_spec_distributions_without_conflicts_on_the_double() {
+    let (shipped, atomic) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let clusters = [
+        Cluster::double(shipped.path()).await,
+        Cluster::double(atomic.path()).await,
+    ];
+    gitops_appliers_share_spec_distributions_without_conflicts(clusters).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gitops_appliers_share_spec_distributions_without_conflicts_on_a_real_api_server() {
+    let clusters = [Cluster::real().await, Cluster::real().await];
+    gitops_appliers_share_spec_distributions_without_conflicts(clusters).await;
+}
+
+/// `clusters`: one for the shipped CRD, one for the CRD with the list made atomic.
+async fn gitops_appliers_share_spec_distributions_without_conflicts(clusters: [Cluster; 2]) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut atomic: serde_yaml::Value = serde_yaml::from_str(
         &std::fs::read_to_string("crds/signingkeygroups.keyfront.dev.yaml").expect("crd"),
@@ -162,19 +186,8 @@ async fn gitops_appliers_share_spec_distributions_without_conflicts() {
     )
     .expect("write");
     let namespace = namespace.to_string_lossy().into_owned();
-    let mut kubeconfigs = Vec::new();
-    for name in ["shipped", "atomic"] {
-        let double = ApiDouble::new();
-        let addr = double
-            .serve("127.0.0.1:0".parse().expect("addr"))
-            .await
-            .expect("serve");
-        let kubeconfig = dir.path().join(name);
-        write_kubeconfig(&kubeconfig, addr).expect("kubeconfig");
-        kubeconfigs.push((kubeconfig, double));
-    }
-    let shipped = kubeconfigs[0].0.clone();
-    let atomic = kubeconfigs[1].0.clone();
+    let shipped = clusters[0].kubeconfig().to_owned();
+    let atomic = clusters[1].kubeconfig().to_owned();
     let (atomic_crd, changed) = (
         atomic_crd.to_string_lossy().into_owned(),
         changed.to_string_lossy().into_owned(),
@@ -281,5 +294,5 @@ async fn gitops_appliers_share_spec_distributions_without_conflicts() {
     })
     .await
     .expect("kubectl steps");
-    drop(kubeconfigs);
+    drop(clusters);
 }
