@@ -9,6 +9,8 @@
 //! - [`emulator`]: one model of CloudFront's semantics, served in-process and over CloudFront's
 //!   REST-XML wire protocol (`keyfront emulator`).
 //! - [`keys`]: key pair generation and the redacted private-key type.
+//! - [`leader`]: leader election on a Lease, and whether this replica may write now (the
+//!   reconciler asks it before each write; the runtime runs the election).
 //! - [`reconcile`]: observe → plan → execute → status for one `SigningKeyGroup`.
 //! - [`runtime`]: `keyfront run`: the kube-runtime controller around the reconciler.
 //! - [`signer`]: CloudFront signed URLs and cookies from the mounted Secret.
@@ -22,6 +24,7 @@ pub mod cloudfront;
 pub mod dev;
 pub mod emulator;
 pub mod keys;
+pub mod leader;
 pub mod reconcile;
 pub mod runtime;
 pub mod signer;

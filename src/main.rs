@@ -13,9 +13,9 @@ use keyfront::emulator::accounts::Aws;
 use keyfront::emulator::faults::FaultSettings;
 use keyfront::emulator::model::{ModelSettings, Quotas};
 use keyfront::emulator::{Emulator, wire};
+use keyfront::leader::LeaseSettings;
 use keyfront::reconcile::ReconcilerConfig;
 use keyfront::runtime::OperatorSettings;
-use keyfront::runtime::leader::LeaseSettings;
 use keyfront::telemetry::{self, LogFormat};
 
 #[derive(Parser, Debug)]

@@ -87,7 +87,7 @@ pub struct Context<A> {
     pub events: events::Events,
     pub config: ReconcilerConfig,
     /// Whether this replica may write; confirmed before each batch of writes.
-    pub leadership: crate::runtime::leader::Leadership,
+    pub leadership: crate::leader::Leadership,
 }
 
 /// Facts about the object the plan needs; `cluster_id` makes its owner token.

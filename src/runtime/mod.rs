@@ -12,7 +12,6 @@
 mod backoff;
 mod endpoints;
 pub mod identity;
-pub mod leader;
 pub mod metrics;
 pub mod metrics_auth;
 pub mod readiness;
@@ -35,9 +34,9 @@ use crate::api::{CloudFrontAccount, SigningKeyGroup};
 use crate::clock::SystemClock;
 use crate::cloudfront::CloudFrontAccounts;
 use crate::cloudfront::budget::{BudgetSettings, BudgetedAccounts, WriteGate};
+use crate::leader::{self, Leadership, LeaseSettings};
 use crate::reconcile::{self, Context, ReconcilerConfig, names};
 use backoff::Backoff;
-use leader::{Leadership, LeaseSettings};
 use metrics::{MeteredAccounts, Metrics};
 pub use metrics_auth::MetricsAuth;
 use metrics_auth::MetricsAuthorizer;

@@ -1,6 +1,6 @@
 //! The write gate: asked after a write's token wait, before each attempt, whether a write may
 //! leave this replica now. With leader election it is
-//! [`crate::runtime::leader::Leadership::may_write`]: a write that waited for its token past
+//! [`crate::leader::Leadership::may_write`]: a write that waited for its token past
 //! the replica's renew deadline is not sent.
 
 use std::sync::Arc;

@@ -13,7 +13,6 @@
 //!   printed and bounded; once Ready, the operator goes quiet (no hot loop).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -23,19 +22,17 @@ use keyfront::emulator::accounts::RequestRecord;
 use kube::Api;
 use serde_json::json;
 
-use crate::support::{Process, ShowLogOnFailure, free_port, keyfront, wait_for};
+use crate::support::stack::Emulator;
+use crate::support::{ShowLogOnFailure, free_port, wait_for};
 
 const KEYRING_NAMESPACE: &str = "keyfront-system";
 /// Four path patterns besides the default behavior: 5 behaviors × 4 key groups = 20 objects.
 const PATHS: [&str; 4] = ["/p1/*", "/p2/*", "/p3/*", "/p4/*"];
 
-fn emulator(dir: &Path, distributions: &[String], extra: &[&str]) -> (Process, SocketAddr) {
-    let cf = free_port();
-    let listen = cf.to_string();
+/// The emulator with `distributions` (each with the default behavior and [`PATHS`]), quotas
+/// high enough for every object, and `extra` flags.
+async fn emulator(dir: &Path, distributions: &[String], extra: &[&str]) -> Emulator {
     let mut args = vec![
-        "emulator",
-        "--listen",
-        &listen,
         "--propagation-delay",
         "1",
         "--max-public-keys",
@@ -51,7 +48,7 @@ fn emulator(dir: &Path, distributions: &[String], extra: &[&str]) -> (Process, S
         args.extend(["--distribution", spec]);
     }
     args.extend(extra);
-    (keyfront(&args, &dir.join("emulator.log")), cf)
+    Emulator::start(dir, &args).await
 }
 
 /// Object `n` of those on `distribution`: four per behavior.
@@ -120,11 +117,8 @@ async fn twenty_objects_attaching_to_one_distribution_make_at_most_two_updates()
         .with_keyfront(KEYRING_NAMESPACE)
         .await;
     let (double, kubeconfig) = (cluster.api_double(), cluster.kubeconfig().to_owned());
-    let (_emulator, cf) = emulator(dir.path(), &["ECOALESCE1".to_owned()], &[]);
-    wait_for("the emulator", Duration::from_secs(20), async || {
-        tokio::net::TcpStream::connect(cf).await.is_ok()
-    })
-    .await;
+    let emulator = emulator(dir.path(), &["ECOALESCE1".to_owned()], &[]).await;
+    let cf = emulator.api;
     let log = dir.path().join("operator.log");
     let _show = ShowLogOnFailure(log.clone());
     // Enough concurrency that all 20 can wait in one window at once, and a write budget that
@@ -228,15 +222,13 @@ async fn a_hundred_objects_converge_through_a_throttle_storm_within_the_budget()
         .await;
     let (double, kubeconfig) = (cluster.api_double(), cluster.kubeconfig().to_owned());
     let distributions: Vec<String> = (1..=5).map(|n| format!("ESTORM{n}")).collect();
-    let (_emulator, cf) = emulator(
+    let emulator = emulator(
         dir.path(),
         &distributions,
         &["--throttle-rate", "0.5", "--seed", "7"],
-    );
-    wait_for("the emulator", Duration::from_secs(20), async || {
-        tokio::net::TcpStream::connect(cf).await.is_ok()
-    })
+    )
     .await;
+    let cf = emulator.api;
     let log = dir.path().join("operator.log");
     let _show = ShowLogOnFailure(log.clone());
     let health = free_port();

@@ -708,25 +708,12 @@ async fn the_operator_runs_with_the_charts_service_account_and_is_never_denied()
     }});
     let cluster = helm_install(values).await;
     let dir = tempfile::tempdir().unwrap();
-    let cf = crate::support::free_port();
-    let _emulator = crate::support::keyfront(
-        &[
-            "emulator",
-            "--listen",
-            &cf.to_string(),
-            "--propagation-delay",
-            "1",
-            "--distribution",
-            "EFASTDEMO1",
-        ],
-        &dir.path().join("emulator.log"),
-    );
-    crate::support::wait_for(
-        "the emulator",
-        std::time::Duration::from_secs(20),
-        async || tokio::net::TcpStream::connect(cf).await.is_ok(),
+    let emulator = crate::support::stack::Emulator::start(
+        dir.path(),
+        &["--propagation-delay", "1", "--distribution", "EFASTDEMO1"],
     )
     .await;
+    let cf = emulator.api;
 
     let deployments = ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment"));
     let deployment =

@@ -21,7 +21,8 @@ use keyfront::api::{KeyState, SigningKeyGroup};
 use keyfront::signer::{MountedSigner, Policy};
 use kube::Api;
 
-use crate::support::{Cluster, Process, free_port, keyfront, repo, wait_for};
+use crate::support::stack::Emulator;
+use crate::support::{Cluster, Process, repo, wait_for};
 
 const KEYRING_NAMESPACE: &str = "keyfront-system";
 /// Short, so the kill -9 case takes seconds; the standby looks every duration/15 (400 ms).
@@ -211,25 +212,12 @@ async fn only_the_leader_writes_and_a_standby_takes_over_on_kill_and_on_sigterm(
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::real().await.with_keyfront(KEYRING_NAMESPACE).await;
     let kubeconfig = cluster.kubeconfig().to_owned();
-    let (cf, edge) = (free_port(), free_port());
-    let _emulator = keyfront(
-        &[
-            "emulator",
-            "--listen",
-            &cf.to_string(),
-            "--propagation-delay",
-            "1",
-            "--distribution",
-            "EFASTDEMO1",
-            "--edge-listen",
-            &edge.to_string(),
-        ],
-        &dir.path().join("emulator.log"),
-    );
-    wait_for("the emulator", Duration::from_secs(20), async || {
-        tokio::net::TcpStream::connect(cf).await.is_ok()
-    })
+    let emulator = Emulator::start(
+        dir.path(),
+        &["--propagation-delay", "1", "--distribution", "EFASTDEMO1"],
+    )
     .await;
+    let (cf, edge) = (emulator.api, emulator.edge);
     let leases: Api<Lease> = Api::namespaced(cluster.client(), KEYRING_NAMESPACE);
 
     let (log_a, log_b, log_c) = (
@@ -390,23 +378,12 @@ async fn a_leader_whose_lease_calls_hang_steps_down_in_time_and_writes_nothing_m
         .with_keyfront(KEYRING_NAMESPACE)
         .await;
     let (double, kubeconfig) = (cluster.api_double(), cluster.kubeconfig().to_owned());
-    let cf = free_port();
-    let _emulator = keyfront(
-        &[
-            "emulator",
-            "--listen",
-            &cf.to_string(),
-            "--propagation-delay",
-            "1",
-            "--distribution",
-            "EFASTDEMO1",
-        ],
-        &dir.path().join("emulator.log"),
-    );
-    wait_for("the emulator", Duration::from_secs(20), async || {
-        tokio::net::TcpStream::connect(cf).await.is_ok()
-    })
+    let emulator = Emulator::start(
+        dir.path(),
+        &["--propagation-delay", "1", "--distribution", "EFASTDEMO1"],
+    )
     .await;
+    let cf = emulator.api;
     let leases: Api<Lease> = Api::namespaced(double.client(), KEYRING_NAMESPACE);
     let log = dir.path().join("a.log");
     let _show = crate::support::ShowLogOnFailure(log.clone());

@@ -11,58 +11,32 @@
 //! Terraform key while keyfront adopts the group, and not one URL is refused.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use keyfront::api::SigningKeyGroup;
 use keyfront::cloudfront::CloudFront as _;
-use keyfront::cloudfront::sdk::SdkCloudFront;
 use keyfront::reconcile::names;
 use kube::{Api, ResourceExt as _};
 use kube_api_double::{ApiDouble, write_kubeconfig};
 
 use crate::support::Cluster;
+use crate::support::stack::Stack;
 
 use crate::support::{
-    Process, ShowLogOnFailure, cloudfront, data, edge_get, free_port, keyfront, kubectl, ready,
-    repo, wait_for,
+    ShowLogOnFailure, data, edge_get, free_port, keyfront, kubectl, ready, repo, wait_for,
 };
 
 const CLUSTER_ID: &str = "e2e";
 const KEYRING_NAMESPACE: &str = "keyfront-system";
 
-/// A real control plane, `keyfront emulator` and `keyfront run` as separate processes, with
-/// the CRDs installed by kubectl.
-struct Stack {
-    _dir: tempfile::TempDir,
-    cluster: Cluster,
-    kubeconfig: PathBuf,
-    cf: SdkCloudFront,
-    cf_addr: SocketAddr,
-    edge: SocketAddr,
-    /// `/healthz`, `/readyz` and `/metrics` of the operator.
-    health: SocketAddr,
-    operator: Process,
-    operator_log: PathBuf,
-    _emulator: Process,
-}
-
+/// A real control plane with keyfront's CRDs and the single-team account, `keyfront emulator`
+/// and `keyfront run` as separate processes.
 async fn start() -> Stack {
-    let dir = tempfile::tempdir().unwrap();
-    let cluster = Cluster::real().await;
-    let kubeconfig = cluster.kubeconfig().to_owned();
-
-    let (cf_addr, edge) = (free_port(), free_port());
-    let emulator = keyfront(
+    Stack::start(
+        Cluster::real().await,
         &[
-            "emulator",
-            "--listen",
-            &cf_addr.to_string(),
-            "--edge-listen",
-            &edge.to_string(),
             "--propagation-delay",
             "3",
             "--distribution",
@@ -70,43 +44,15 @@ async fn start() -> Stack {
             "--distribution",
             "E3DOWNLOADS456=/downloads/*,/exports/*",
         ],
-        &dir.path().join("emulator.log"),
-    );
-    let cf = cloudfront(cf_addr);
-    wait_for("the emulator", Duration::from_secs(20), async || {
-        cf.list_key_groups().await.is_ok()
-    })
-    .await;
-
-    let cluster = cluster.with_keyfront(KEYRING_NAMESPACE).await;
-
-    let operator_log = dir.path().join("operator.log");
-    let health = free_port();
-    let operator = crate::support::operator(
-        &kubeconfig,
-        cf_addr,
+        async |cluster, _| cluster.install_keyfront(KEYRING_NAMESPACE).await,
         &[
             "--cluster-id",
             CLUSTER_ID,
             "--keyring-namespace",
             KEYRING_NAMESPACE,
-            "--health-listen",
-            &health.to_string(),
         ],
-        &operator_log,
-    );
-    Stack {
-        _dir: dir,
-        cluster,
-        kubeconfig,
-        cf,
-        cf_addr,
-        edge,
-        health,
-        operator,
-        operator_log,
-        _emulator: emulator,
-    }
+    )
+    .await
 }
 
 async fn apply(stack: &Stack, examples: &'static [&'static str]) {
@@ -122,7 +68,7 @@ async fn apply(stack: &Stack, examples: &'static [&'static str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_binary_rotates_and_cleans_up_against_a_real_api_server() {
-    let stack = start().await;
+    let mut stack = start().await;
     let _show_log = ShowLogOnFailure(stack.operator_log.clone());
     let Stack {
         cluster,
@@ -302,7 +248,7 @@ async fn operator_binary_rotates_and_cleans_up_against_a_real_api_server() {
     );
 
     // SIGTERM: the operator finishes what it is doing and exits 0.
-    let mut operator = stack.operator;
+    let mut operator = stack.operator.take().unwrap();
     let pid = operator.0.id().to_string();
     assert!(
         Command::new("kill")

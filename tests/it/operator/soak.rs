@@ -44,7 +44,7 @@ use rand::Rng as _;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
-use crate::support::{Process, cloudfront, edge_get, free_port, http_get, http_post, keyfront};
+use crate::support::{Process, cloudfront, edge_get, http_get, http_post};
 
 const CLUSTER_ID: &str = "soak";
 const NAMESPACE: &str = "default";
@@ -577,13 +577,7 @@ async fn twenty_objects_rotate_under_faults_without_a_rejected_request() {
         .await;
     let (double, kubeconfig) = (cluster.api_double(), cluster.kubeconfig().to_owned());
 
-    let (cf_addr, edge) = (free_port(), free_port());
     let mut emulator_args: Vec<String> = [
-        "emulator",
-        "--listen",
-        &cf_addr.to_string(),
-        "--edge-listen",
-        &edge.to_string(),
         "--propagation-delay",
         "1",
         "--throttle-rate",
@@ -606,12 +600,8 @@ async fn twenty_objects_rotate_under_faults_without_a_rejected_request() {
         emulator_args.push(format!("{id}={}", patterns.join(",")));
     }
     let emulator_args: Vec<&str> = emulator_args.iter().map(String::as_str).collect();
-    let _emulator = keyfront(&emulator_args, &dir.path().join("emulator.log"));
-    let cf = cloudfront(cf_addr);
-    crate::support::wait_for("the emulator", Duration::from_secs(20), async || {
-        tokio::net::TcpStream::connect(cf_addr).await.is_ok()
-    })
-    .await;
+    let emulator = crate::support::stack::Emulator::start(dir.path(), &emulator_args).await;
+    let (cf_addr, edge, cf) = (emulator.api, emulator.edge, emulator.cf.clone());
 
     let operator = Arc::new(Mutex::new(Operator::start(
         &kubeconfig,

@@ -14,8 +14,6 @@
 //! And a restore: the object force-deleted (finalizer cleared) and applied again resumes the
 //! same key group and key, and URLs signed before still pass the verifying edge.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use aws_sdk_cloudfront::config::{BehaviorVersion, Credentials, Region};
@@ -32,27 +30,13 @@ use kube::{Api, ResourceExt as _};
 use serde_json::json;
 
 use crate::support::rbac::{self, Place};
-use crate::support::{
-    Cluster, Process, ShowLogOnFailure, cloudfront, data, edge_get, free_port, keyfront, kubectl,
-    ready, repo, wait_for,
-};
+use crate::support::stack::Stack;
+use crate::support::{Cluster, ShowLogOnFailure, data, edge_get, kubectl, ready, repo, wait_for};
 
 const CLUSTER_ID: &str = "tenancy";
 const KEYRING_NAMESPACE: &str = "keyfront-system";
 const MEDIA_ROLE: &str = "arn:aws:iam::210987654321:role/keyfront-media";
 const MEDIA_EXTERNAL_ID: &str = "media-ext-1";
-
-struct Stack {
-    _dir: tempfile::TempDir,
-    cluster: Cluster,
-    kubeconfig: PathBuf,
-    cf: SdkCloudFront,
-    cf_addr: SocketAddr,
-    edge: SocketAddr,
-    operator_log: PathBuf,
-    operator: Option<Process>,
-    _emulator: Process,
-}
 
 /// How the stack's operator runs: as the chart does, with this suite's cluster ID.
 const OPERATOR_ARGS: &[&str] = &[
@@ -64,85 +48,54 @@ const OPERATOR_ARGS: &[&str] = &[
     "--leader-election",
 ];
 
-impl Stack {
-    async fn start() -> Self {
-        Self::start_with(OPERATOR_ARGS).await
-    }
+async fn start() -> Stack {
+    start_with(OPERATOR_ARGS).await
+}
 
-    /// (Re)starts the operator with `args`, logging to the same file.
-    fn run_operator(&mut self, args: &[&str]) {
-        self.operator = None;
-        self.operator = Some(crate::support::operator(
-            &self.kubeconfig,
-            self.cf_addr,
-            args,
-            &self.operator_log,
-        ));
-    }
-
-    async fn start_with(operator_args: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let cluster = Cluster::real().await;
-        let kubeconfig = cluster.kubeconfig().to_owned();
-        for namespace in [KEYRING_NAMESPACE, "team-a", "team-b", "team-c", "team-m"] {
+/// A real control plane with three tenants' namespaces, the CRDs and the suite's accounts, the
+/// emulator with the tenants' distributions (and a role that demands an external ID), and the
+/// operator with `operator_args`.
+async fn start_with(operator_args: &[&str]) -> Stack {
+    let external_id = format!("{MEDIA_ROLE}={MEDIA_EXTERNAL_ID}");
+    Stack::start(
+        Cluster::real().await,
+        &[
+            "--propagation-delay",
+            "1",
+            "--distribution",
+            "E1TEAMA",
+            "--distribution",
+            "E2TEAMB",
+            "--distribution",
+            "E3SHARED=/a/*,/b/*",
+            "--require-external-id",
+            &external_id,
+        ],
+        async |cluster, dir| {
+            for namespace in [KEYRING_NAMESPACE, "team-a", "team-b", "team-c", "team-m"] {
+                cluster
+                    .apply(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))
+                    .await;
+            }
+            let accounts = dir.join("accounts.yaml");
+            std::fs::write(&accounts, ACCOUNTS).unwrap();
+            cluster.install_crds().await;
             cluster
-                .apply(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))
+                .kubectl(&["apply", "-f", &accounts.to_string_lossy()])
                 .await;
-        }
-        let (cf_addr, edge) = (free_port(), free_port());
-        let emulator = keyfront(
-            &[
-                "emulator",
-                "--listen",
-                &cf_addr.to_string(),
-                "--edge-listen",
-                &edge.to_string(),
-                "--propagation-delay",
-                "1",
-                "--distribution",
-                "E1TEAMA",
-                "--distribution",
-                "E2TEAMB",
-                "--distribution",
-                "E3SHARED=/a/*,/b/*",
-                "--require-external-id",
-                &format!("{MEDIA_ROLE}={MEDIA_EXTERNAL_ID}"),
-            ],
-            &dir.path().join("emulator.log"),
-        );
-        let cf = cloudfront(cf_addr);
-        wait_for("the emulator", Duration::from_secs(20), async || {
-            cf.list_key_groups().await.is_ok()
-        })
-        .await;
-        let accounts = dir.path().join("accounts.yaml");
-        std::fs::write(&accounts, ACCOUNTS).unwrap();
-        cluster.install_crds().await;
-        cluster
-            .kubectl(&["apply", "-f", &accounts.to_string_lossy()])
-            .await;
+        },
+        operator_args,
+    )
+    .await
+}
 
-        let operator_log = dir.path().join("operator.log");
-        let operator = crate::support::operator(&kubeconfig, cf_addr, operator_args, &operator_log);
-        Self {
-            _dir: dir,
-            cluster,
-            kubeconfig,
-            cf,
-            cf_addr,
-            edge,
-            operator_log,
-            operator: Some(operator),
-            _emulator: emulator,
-        }
-    }
-
+impl Stack {
     /// Applies the suite's accounts with `from` replaced by `to` (as an admin edits them).
     async fn apply_accounts_with(&self, from: &str, to: &str) {
         let edited = ACCOUNTS.replace(from, to);
         assert_ne!(edited, ACCOUNTS, "{from:?} is not in the accounts");
         let file = self
-            ._dir
+            .dir
             .path()
             .join(format!("accounts-{}.yaml", rand_name()));
         std::fs::write(&file, edited).unwrap();
@@ -159,7 +112,7 @@ impl Stack {
     }
 
     async fn apply(&self, yaml: &str) {
-        let file = self._dir.path().join(format!("{}.yaml", rand_name()));
+        let file = self.dir.path().join(format!("{}.yaml", rand_name()));
         std::fs::write(&file, yaml).unwrap();
         let kubeconfig = self.kubeconfig.clone();
         tokio::task::spawn_blocking(move || {
@@ -290,7 +243,7 @@ const ATTACH_E1: &str = "  distributions:\n    - id: E1TEAMA\n      defaultCache
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_get_only_what_their_account_grants() {
-    let stack = Stack::start().await;
+    let stack = start().await;
     let _show_log = ShowLogOnFailure(stack.operator_log.clone());
 
     // The platform team's own key group already protects E1TEAMA, so detaching team-a later
@@ -584,7 +537,7 @@ fn sign(secret: &Secret, host: &str, path: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restored_object_resumes_its_own_key_group_and_keys() {
-    let stack = Stack::start().await;
+    let stack = start().await;
     let _show_log = ShowLogOnFailure(stack.operator_log.clone());
     let manifest = object("team-a", "site", ATTACH_E1);
     stack.apply(&manifest).await;
@@ -690,7 +643,7 @@ async fn a_restored_object_resumes_its_own_key_group_and_keys() {
 /// keyring no object claims. Then a cluster admin says it is the same tenant, and it resumes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recreated_namespace_never_inherits_the_old_tenants_key() {
-    let stack = Stack::start().await;
+    let stack = start().await;
     let _show_log = ShowLogOnFailure(stack.operator_log.clone());
     let retained = object(
         "team-a",
@@ -829,7 +782,7 @@ async fn a_recreated_namespace_never_inherits_the_old_tenants_key() {
 /// writes that distribution.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_distribution_attached_outside_keyfront_is_waited_for_through_a_rotation() {
-    let stack = Stack::start().await;
+    let stack = start().await;
     let _show_log = ShowLogOnFailure(stack.operator_log.clone());
     stack.apply(&object("team-a", "ext", "")).await;
     let objects = stack.objects("team-a");
@@ -899,7 +852,7 @@ async fn a_distribution_attached_outside_keyfront_is_waited_for_through_a_rotati
 /// deleted by hand is rebuilt from its own keys, which carry this cluster's claim.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_clusters_keys_under_our_identity_are_detected_and_our_own_lost_record_is_not() {
-    let stack = Stack::start().await;
+    let stack = start().await;
     let _show_log = ShowLogOnFailure(stack.operator_log.clone());
     // The other cluster (also run with --cluster-id tenancy) made team-a/twin's first key.
     let owner = names::owner_token(CLUSTER_ID, "team-a", "twin");
@@ -996,7 +949,7 @@ async fn trusted_on(stack: &Stack, pattern: &str) -> Vec<String> {
 /// would make `/a/*` public: its group is frozen, and a requested rotation creates no public key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_distribution_split_by_behavior_and_a_withdrawn_grant_that_freezes() {
-    let stack = Stack::start().await;
+    let stack = start().await;
     let _show_log = ShowLogOnFailure(stack.operator_log.clone());
     let split = |patterns: &str| {
         format!("  distributions:\n    - id: E3SHARED\n      pathPatterns: [{patterns}]\n")
@@ -1119,7 +1072,7 @@ async fn a_distribution_split_by_behavior_and_a_withdrawn_grant_that_freezes() {
 /// distinct groups, named `<namespace>_<name>`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_whose_old_default_names_collided_both_become_ready_with_distinct_groups() {
-    let stack = Stack::start().await;
+    let stack = start().await;
     let _show_log = ShowLogOnFailure(stack.operator_log.clone());
     stack
         .cluster
@@ -1201,7 +1154,7 @@ async fn sign_through_a_rotation(
 /// distribution, and a rotation after it rejects no request at the edge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_install_from_before_0_2_upgrades_in_place() {
-    let mut stack = Stack::start_with(&[
+    let mut stack = start_with(&[
         "--cluster-id",
         "default",
         "--keyring-namespace",

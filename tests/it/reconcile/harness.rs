@@ -370,7 +370,7 @@ impl World {
             accounts,
             clock: Arc::new(self.clock.clone()),
             config: self.config.clone(),
-            leadership: keyfront::runtime::leader::Leadership::sole(),
+            leadership: keyfront::leader::Leadership::sole(),
         })
     }
 

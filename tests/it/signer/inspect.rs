@@ -13,12 +13,12 @@ use keyfront::cloudfront::{
 };
 use keyfront::signer::{HashAlgorithm, Policy, Signer, cloudfront_base64};
 
-use crate::support::{Process, cloudfront, free_port, keyfront, python, repo, wait_for};
+use crate::support::{python, repo, wait_for};
 
 const DISTRIBUTION: &str = "EINSPECT1";
 
 struct Setup {
-    _emulator: Process,
+    _emulator: crate::support::stack::Emulator,
     _dir: tempfile::TempDir,
     api: SocketAddr,
     edge: SocketAddr,
@@ -35,26 +35,12 @@ fn fixture(name: &str) -> String {
 
 async fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let (api, edge) = (free_port(), free_port());
-    let emulator = keyfront(
-        &[
-            "emulator",
-            "--listen",
-            &api.to_string(),
-            "--edge-listen",
-            &edge.to_string(),
-            "--propagation-delay",
-            "0",
-            "--distribution",
-            DISTRIBUTION,
-        ],
-        &dir.path().join("emulator.log"),
-    );
-    let cf = cloudfront(api);
-    wait_for("the emulator", Duration::from_secs(20), async || {
-        cf.list_key_groups().await.is_ok()
-    })
+    let emulator = crate::support::stack::Emulator::start(
+        dir.path(),
+        &["--propagation-delay", "0", "--distribution", DISTRIBUTION],
+    )
     .await;
+    let (api, edge, cf) = (emulator.api, emulator.edge, emulator.cf.clone());
     let mut ids = Vec::new();
     for name in ["rsa-1", "ec-1", "rsa-2"] {
         let key = cf

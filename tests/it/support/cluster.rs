@@ -48,9 +48,15 @@ impl Cluster {
         }
     }
 
+    /// [`Cluster::install_keyfront`], taking and giving back the cluster.
+    pub async fn with_keyfront(self, keyring_namespace: &str) -> Cluster {
+        self.install_keyfront(keyring_namespace).await;
+        self
+    }
+
     /// keyfront's CRDs installed and served, the namespace `keyring_namespace`, and the
     /// `default` CloudFrontAccount of `examples/accounts/single-team.yaml`.
-    pub async fn with_keyfront(self, keyring_namespace: &str) -> Cluster {
+    pub async fn install_keyfront(&self, keyring_namespace: &str) {
         self.install_crds().await;
         self.apply(&serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": keyring_namespace}}))
             .await;
@@ -60,7 +66,6 @@ impl Cluster {
             &repo("examples/accounts/single-team.yaml").to_string_lossy(),
         ])
         .await;
-        self
     }
 
     pub fn client(&self) -> Client {

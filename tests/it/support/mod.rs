@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod rbac;
+pub mod stack;
 
 pub use cluster::Cluster;
 
