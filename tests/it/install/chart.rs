@@ -93,13 +93,9 @@ async fn helm_into(
     values: &serde_json::Value,
     upgrades: &[serde_json::Value],
 ) -> (Cluster, std::process::Output) {
-    for namespace in ["keyfront-system", "team-a", "team-b"] {
-        cluster
-            .apply(
-                &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
-            )
-            .await;
-    }
+    cluster
+        .create_namespaces(&["keyfront-system", "team-a", "team-b"])
+        .await;
     let mut output = helm_cli(&cluster, &["lint", CHART], values).await;
     let install = [
         "install",
@@ -586,11 +582,9 @@ async fn rendered_manifests_pass_a_server_side_dry_run() {
         let target = Cluster::real().await;
         prometheus_operator_crds(&target).await;
         target.install_crds().await;
-        for namespace in ["keyfront-system", "team-a", "team-b"] {
-            target
-                .apply(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))
-                .await;
-        }
+        target
+            .create_namespaces(&["keyfront-system", "team-a", "team-b"])
+            .await;
         let applied = tokio::process::Command::new("kubectl")
             .env("KUBECONFIG", target.kubeconfig())
             .args(["apply", "--dry-run=server", "-f"])

@@ -94,6 +94,20 @@ fn write_schemas(openapi: &Value, kinds: &BTreeSet<(String, String)>, dir: &Path
     written
 }
 
+/// kubeconform, strict, on `manifests` with the schemas [`write_schemas`] wrote under `schemas`.
+fn kubeconform(manifests: &Path, schemas: &Path, extra: &[&str]) -> std::process::Output {
+    let location = format!(
+        "{}/{{{{ .Group }}}}/{{{{ .ResourceAPIVersion }}}}/{{{{ .ResourceKind }}}}.json",
+        schemas.display()
+    );
+    std::process::Command::new(test_cluster::tool("kubeconform"))
+        .args(["-strict", "-schema-location", &location])
+        .args(extra)
+        .arg(manifests)
+        .output()
+        .unwrap()
+}
+
 /// Every manifest of the three variants (default values, `watchNamespaces`, metrics on) is
 /// valid against the schemas of this Kubernetes release, strictly: an unknown field anywhere
 /// (a misplaced key in a template, say) fails.
@@ -128,22 +142,7 @@ async fn rendered_manifests_pass_kubeconform_against_the_release_openapi() {
         );
         let manifests = dir.path().join("rendered.yaml");
         std::fs::write(&manifests, &rendered).unwrap();
-        let location = format!(
-            "{}/{{{{ .Group }}}}/{{{{ .ResourceAPIVersion }}}}/{{{{ .ResourceKind }}}}.json",
-            schemas.display()
-        );
-        let output = std::process::Command::new(test_cluster::tool("kubeconform"))
-            .args([
-                "-strict",
-                "-summary",
-                "-output",
-                "text",
-                "-schema-location",
-                &location,
-            ])
-            .arg(&manifests)
-            .output()
-            .unwrap();
+        let output = kubeconform(&manifests, &schemas, &["-summary", "-output", "text"]);
         let said = String::from_utf8_lossy(&output.stdout).into_owned()
             + &String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "{values}: kubeconform:\n{said}");
@@ -166,15 +165,7 @@ async fn rendered_manifests_pass_kubeconform_against_the_release_openapi() {
     assert!(misplaced.contains("serviceAcountName"));
     let manifests = dir.path().join("misplaced.yaml");
     std::fs::write(&manifests, &misplaced).unwrap();
-    let location = format!(
-        "{}/{{{{ .Group }}}}/{{{{ .ResourceAPIVersion }}}}/{{{{ .ResourceKind }}}}.json",
-        dir.path().join("schemas").display()
-    );
-    let output = std::process::Command::new(test_cluster::tool("kubeconform"))
-        .args(["-strict", "-schema-location", &location])
-        .arg(&manifests)
-        .output()
-        .unwrap();
+    let output = kubeconform(&manifests, &dir.path().join("schemas"), &[]);
     let said = String::from_utf8_lossy(&output.stdout);
     assert!(!output.status.success(), "a misspelt field passed:\n{said}");
     assert!(said.contains("serviceAcountName"), "{said}");

@@ -674,11 +674,7 @@ async fn metrics_are_scraped_by_name_and_labels() {
     // Prometheus's ServiceAccount, bound to a metrics-reader ClusterRole; and a tenant's. The
     // real API server reviews their tokens and authorizes the path.
     let cluster = &stack.cluster;
-    for namespace in ["monitoring", "team-a"] {
-        cluster
-            .apply(&serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))
-            .await;
-    }
+    cluster.create_namespaces(&["monitoring", "team-a"]).await;
     cluster
         .apply(
             &serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",

@@ -72,11 +72,9 @@ async fn start_with(operator_args: &[&str]) -> Stack {
             &external_id,
         ],
         async |cluster, dir| {
-            for namespace in [KEYRING_NAMESPACE, "team-a", "team-b", "team-c", "team-m"] {
-                cluster
-                    .apply(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))
-                    .await;
-            }
+            cluster
+                .create_namespaces(&[KEYRING_NAMESPACE, "team-a", "team-b", "team-c", "team-m"])
+                .await;
             let accounts = dir.join("accounts.yaml");
             std::fs::write(&accounts, ACCOUNTS).unwrap();
             cluster.install_crds().await;
@@ -681,10 +679,7 @@ async fn a_recreated_namespace_never_inherits_the_old_tenants_key() {
         async || namespaces.get_opt("team-a").await.unwrap().is_none(),
     )
     .await;
-    stack
-        .cluster
-        .apply(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}))
-        .await;
+    stack.cluster.create_namespaces(&["team-a"]).await;
     let new_uid = namespaces.get("team-a").await.unwrap().uid().unwrap();
     assert_ne!(new_uid, old_uid);
     stack.apply(&object("team-a", "site", ATTACH_E1)).await;
@@ -1074,10 +1069,7 @@ async fn a_distribution_split_by_behavior_and_a_withdrawn_grant_that_freezes() {
 async fn objects_whose_old_default_names_collided_both_become_ready_with_distinct_groups() {
     let stack = start().await;
     let _show_log = ShowLogOnFailure(stack.operator_log.clone());
-    stack
-        .cluster
-        .apply(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}))
-        .await;
+    stack.cluster.create_namespaces(&["team"]).await;
     stack
         .apply_accounts_with(
             "    names: [\"team-a\", \"team-b\"]",

@@ -58,8 +58,7 @@ impl Cluster {
     /// `default` CloudFrontAccount of `examples/accounts/single-team.yaml`.
     pub async fn install_keyfront(&self, keyring_namespace: &str) {
         self.install_crds().await;
-        self.apply(&serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": keyring_namespace}}))
-            .await;
+        self.create_namespaces(&[keyring_namespace]).await;
         self.kubectl(&[
             "apply",
             "-f",
@@ -162,6 +161,16 @@ impl Cluster {
             .await
             .unwrap();
         issued.status.unwrap().token.unwrap()
+    }
+
+    /// Creates (server-side applies) the namespaces `names`, with one kubectl call.
+    pub async fn create_namespaces(&self, names: &[&str]) {
+        let items: Vec<serde_json::Value> = names
+            .iter()
+            .map(|name| serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
+            .collect();
+        self.apply(&serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}))
+            .await;
     }
 
     /// Applies `crds/` and waits until the API server serves both kinds (a real one serves a
