@@ -133,8 +133,16 @@ impl Cluster {
 
     /// Server-side applies one object of any kind (as `kubectl apply --server-side`).
     pub async fn apply(&self, object: &serde_json::Value) {
-        let file = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
-        std::fs::write(file.path(), serde_json::to_vec(object).unwrap()).unwrap();
+        self.apply_all(std::slice::from_ref(object)).await;
+    }
+
+    /// Server-side applies `objects` with one kubectl call. They go as a stream of documents,
+    /// not a `List`: kubectl validates a `List` against the server's OpenAPI, which the API
+    /// double does not serve for it.
+    pub async fn apply_all(&self, objects: &[serde_json::Value]) {
+        let stream: String = objects.iter().map(|o| format!("---\n{o}\n")).collect();
+        let file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+        std::fs::write(file.path(), stream).unwrap();
         self.kubectl(&[
             "apply",
             "--server-side",
@@ -142,6 +150,15 @@ impl Cluster {
             &file.path().to_string_lossy(),
         ])
         .await;
+    }
+
+    /// Creates (server-side applies) the namespaces `names`, with one kubectl call.
+    pub async fn create_namespaces(&self, names: &[&str]) {
+        let namespaces: Vec<serde_json::Value> = names
+            .iter()
+            .map(|name| serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
+            .collect();
+        self.apply_all(&namespaces).await;
     }
 
     /// A token of the ServiceAccount `namespace/name` (created if missing), from the API
@@ -161,16 +178,6 @@ impl Cluster {
             .await
             .unwrap();
         issued.status.unwrap().token.unwrap()
-    }
-
-    /// Creates (server-side applies) the namespaces `names`, with one kubectl call.
-    pub async fn create_namespaces(&self, names: &[&str]) {
-        let items: Vec<serde_json::Value> = names
-            .iter()
-            .map(|name| serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
-            .collect();
-        self.apply(&serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}))
-            .await;
     }
 
     /// Applies `crds/` and waits until the API server serves both kinds (a real one serves a
