@@ -21,9 +21,6 @@ pub enum ErrorKind {
     Invalid,
     /// A server-side or network failure that may pass.
     Transient,
-    /// keyfront refused to write: the distribution's config has an element this build's AWS
-    /// SDK does not know, which the update would have dropped.
-    UnknownField,
     /// keyfront withheld the write: this replica no longer knows it leads (it could not renew
     /// the leader Lease within the renew deadline). Nothing was sent.
     NotLeader,
@@ -80,7 +77,6 @@ impl ErrorKind {
             Self::AccessDenied => "AccessDenied",
             Self::Invalid => "Invalid",
             Self::Transient => "Transient",
-            Self::UnknownField => "UnknownField",
             Self::NotLeader => "NotLeader",
         }
     }

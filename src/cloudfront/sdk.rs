@@ -4,7 +4,7 @@
 //! timeouts, retry). This module maps each operation and its errors.
 
 mod convert;
-pub mod lossless;
+pub mod raw_trust;
 
 use aws_sdk_cloudfront::Client;
 use aws_sdk_cloudfront::error::{ProvideErrorMetadata, SdkError};
@@ -15,8 +15,7 @@ use super::{
     KeyGroupConfig, NewPublicKey, PublicKey, Result, Tagged,
 };
 use convert::{
-    apply_trust, distribution, etag, key_group, missing, public_key, sdk_key_group_config,
-    timestamp,
+    distribution, etag, key_group, missing, public_key, sdk_key_group_config, timestamp,
 };
 
 /// [`CloudFront`] over the AWS SDK.
@@ -301,8 +300,9 @@ impl CloudFront for SdkCloudFront {
         based_on: &Etag,
     ) -> Result<Tagged<Distribution>> {
         const OP: &str = "UpdateDistribution";
-        // The raw config, to check that the SDK's rewrite of it loses nothing (see `lossless`).
-        let capture = lossless::CaptureResponse::default();
+        // The raw config: the update sends it back with only the behaviors' TrustedKeyGroups
+        // changed (see `raw_trust`), never the SDK's typed rewrite of it.
+        let capture = raw_trust::CaptureResponse::default();
         let current = self
             .client
             .get_distribution_config()
@@ -311,7 +311,7 @@ impl CloudFront for SdkCloudFront {
             .interceptor(capture.clone())
             .send()
             .await
-            .map_err(|e| map_err(OP, e))?;
+            .map_err(|e| map_err("GetDistributionConfig", e))?;
         let original = capture
             .take()
             .ok_or_else(|| missing(OP, "the body of GetDistributionConfig"))?;
@@ -324,10 +324,25 @@ impl CloudFront for SdkCloudFront {
                 "the distribution changed since it was read",
             ));
         }
-        let mut config = current
+        let body = raw_trust::patch(&original, changes).map_err(|e| match e {
+            raw_trust::PatchError::NoSuchBehavior(_) => CloudFrontError::new(
+                OP,
+                ErrorKind::NotFound,
+                "NoSuchCacheBehavior",
+                e.to_string(),
+            ),
+            _ => CloudFrontError::new(
+                OP,
+                ErrorKind::Invalid,
+                "UnreadableDistributionConfig",
+                e.to_string(),
+            ),
+        })?;
+        // The SDK requires a typed config to build the request; the interceptor replaces its
+        // serialization with `body` before signing.
+        let config = current
             .distribution_config
             .ok_or_else(|| missing(OP, "DistributionConfig"))?;
-        apply_trust(OP, &mut config, changes)?;
         let out = self
             .client
             .update_distribution()
@@ -335,18 +350,10 @@ impl CloudFront for SdkCloudFront {
             .if_match(based_on.as_str())
             .distribution_config(config)
             .customize()
-            .interceptor(lossless::RefuseLoss { original })
+            .interceptor(raw_trust::ReplaceBody { body })
             .send()
             .await
-            .map_err(|e| match lossless::lost_field(&e) {
-                Some(lost) => CloudFrontError::new(
-                    OP,
-                    ErrorKind::UnknownField,
-                    "UnknownDistributionField",
-                    lost.to_string(),
-                ),
-                None => map_err(OP, e),
-            })?;
+            .map_err(|e| map_err(OP, e))?;
         let etag = etag(OP, out.e_tag)?;
         Ok(Tagged {
             value: distribution(

@@ -102,7 +102,6 @@ impl Error {
                 ErrorKind::AccessDenied => reasons::CLOUDFRONT_ACCESS_DENIED,
                 ErrorKind::Invalid => reasons::CLOUDFRONT_REJECTED,
                 ErrorKind::Transient => "CloudFrontUnavailable",
-                ErrorKind::UnknownField => reasons::UNKNOWN_DISTRIBUTION_FIELD,
                 ErrorKind::NotLeader => "LeadershipLost",
             },
             Self::Kube { .. } => "KubernetesError",

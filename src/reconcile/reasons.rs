@@ -70,8 +70,6 @@ pub const CLOUDFRONT_QUOTA_EXCEEDED: &str = "CloudFrontQuotaExceeded";
 pub const CLOUDFRONT_ACCESS_DENIED: &str = "CloudFrontAccessDenied";
 pub const CLOUDFRONT_REJECTED: &str = "CloudFrontRejected";
 pub const KEYRING_INVALID: &str = "KeyringInvalid";
-/// An update would drop an element of a distribution's config this build does not know.
-pub const UNKNOWN_DISTRIBUTION_FIELD: &str = "UnknownDistributionField";
 
 // Transitions (Events only).
 pub const KEY_STAGED: &str = "KeyStaged";
@@ -129,8 +127,7 @@ pub fn needs_a_human(reason: &str, previous: Option<&str>) -> bool {
         | IDENTITY_CLAIMED_ELSEWHERE
         | "CloudFrontQuotaExceeded"
         | "CloudFrontRejected"
-        | "KeyringInvalid"
-        | UNKNOWN_DISTRIBUTION_FIELD => true,
+        | "KeyringInvalid" => true,
         "CloudFrontAccessDenied" => previous == Some(reason),
         _ => false,
     }

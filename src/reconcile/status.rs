@@ -148,19 +148,7 @@ pub fn status(inputs: &StatusInputs<'_>) -> SigningKeyGroupStatus {
         ),
     };
     conditions.push(kg);
-    let refused_write = inputs
-        .error
-        .as_ref()
-        .filter(|(category, _)| *category == reasons::UNKNOWN_DISTRIBUTION_FIELD);
     conditions.push(match first(plan, reasons::DISTRIBUTIONS_READY) {
-        // The write was refused so as not to drop someone's setting: say which, here too.
-        _ if refused_write.is_some() => condition(
-            inputs,
-            reasons::DISTRIBUTIONS_READY,
-            false,
-            reasons::UNKNOWN_DISTRIBUTION_FIELD,
-            refused_write.map(|(_, m)| m.clone()).unwrap_or_default(),
-        ),
         Some(f) => condition(
             inputs,
             reasons::DISTRIBUTIONS_READY,

@@ -120,8 +120,7 @@ pub fn outcome<T>(result: &Result<T>) -> &'static str {
             ErrorKind::AlreadyExists
             | ErrorKind::InUse
             | ErrorKind::QuotaExceeded
-            | ErrorKind::Invalid
-            | ErrorKind::UnknownField => "refused",
+            | ErrorKind::Invalid => "refused",
             ErrorKind::NotLeader => "not_sent",
         },
     }

@@ -59,15 +59,6 @@ fn trusted_ids(groups: Option<&types::TrustedKeyGroups>) -> Vec<String> {
     groups.map(|g| g.items().to_vec()).unwrap_or_default()
 }
 
-fn trusted_key_groups(ids: &[String]) -> Option<types::TrustedKeyGroups> {
-    types::TrustedKeyGroups::builder()
-        .enabled(!ids.is_empty())
-        .quantity(i32::try_from(ids.len()).unwrap_or(i32::MAX))
-        .set_items((!ids.is_empty()).then(|| ids.to_vec()))
-        .build()
-        .ok()
-}
-
 fn behaviors(config: &types::DistributionConfig) -> Vec<BehaviorTrust> {
     let default = config
         .default_cache_behavior
@@ -85,38 +76,6 @@ fn behaviors(config: &types::DistributionConfig) -> Vec<BehaviorTrust> {
             trusted_key_groups: trusted_ids(b.trusted_key_groups.as_ref()),
         });
     default.into_iter().chain(others).collect()
-}
-
-/// Rewrites the trusted key groups of the selected behaviors in place; nothing else changes.
-pub(super) fn apply_trust(
-    operation: &'static str,
-    config: &mut types::DistributionConfig,
-    changes: &[BehaviorTrust],
-) -> Result<()> {
-    for change in changes {
-        let slot = match &change.behavior {
-            BehaviorSelector::Default => config
-                .default_cache_behavior
-                .as_mut()
-                .map(|b| &mut b.trusted_key_groups),
-            BehaviorSelector::PathPattern(pattern) => config
-                .cache_behaviors
-                .as_mut()
-                .and_then(|c| c.items.as_mut())
-                .and_then(|items| items.iter_mut().find(|b| &b.path_pattern == pattern))
-                .map(|b| &mut b.trusted_key_groups),
-        };
-        let slot = slot.ok_or_else(|| {
-            CloudFrontError::new(
-                operation,
-                ErrorKind::NotFound,
-                "NoSuchCacheBehavior",
-                format!("the distribution has no {}", change.behavior),
-            )
-        })?;
-        *slot = trusted_key_groups(&change.trusted_key_groups);
-    }
-    Ok(())
 }
 
 pub(super) fn distribution(

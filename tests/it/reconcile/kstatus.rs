@@ -251,11 +251,6 @@ fn every_reason_gives_the_kstatus_result_gitops_tools_must_see() {
         ),
         error("quota: stalled", reasons::CLOUDFRONT_QUOTA_EXCEEDED, None),
         error(
-            "an update would drop an unknown distribution field: stalled",
-            reasons::UNKNOWN_DISTRIBUTION_FIELD,
-            None,
-        ),
-        error(
             "keyring unreadable: stalled",
             reasons::KEYRING_INVALID,
             None,
