@@ -8,6 +8,7 @@
 //! - [`cloudfront`]: the narrow CloudFront port and its AWS SDK adapter.
 //! - [`emulator`]: one model of CloudFront's semantics, served in-process and over CloudFront's
 //!   REST-XML wire protocol (`keyfront emulator`).
+//! - [`iam`]: the IAM policies keyfront's roles need (`keyfront iam-policy`).
 //! - [`keys`]: key pair generation and the redacted private-key type.
 //! - [`leader`]: leader election on a Lease, and whether this replica may write now (the
 //!   reconciler asks it before each write; the runtime runs the election).
@@ -23,6 +24,7 @@ pub mod clock;
 pub mod cloudfront;
 pub mod dev;
 pub mod emulator;
+pub mod iam;
 pub mod keys;
 pub mod leader;
 pub mod reconcile;

@@ -1,18 +1,12 @@
 //! The `keyfront` command: thin CLI over the library.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use keyfront::clock::SystemClock;
 use keyfront::cloudfront::accounts::{SdkAccounts, SdkSettings};
 use keyfront::cloudfront::budget::{BudgetSettings, Rate};
-use keyfront::emulator::accounts::Aws;
-use keyfront::emulator::faults::FaultSettings;
-use keyfront::emulator::model::{ModelSettings, Quotas};
-use keyfront::emulator::{Emulator, wire};
 use keyfront::leader::LeaseSettings;
 use keyfront::reconcile::ReconcilerConfig;
 use keyfront::runtime::OperatorSettings;
@@ -48,13 +42,16 @@ enum Command {
     /// Print keyfront's CustomResourceDefinitions as YAML (or write one file each).
     Crd(CrdArgs),
     /// Serve an emulated CloudFront API (REST-XML, API version 2020-05-31).
-    Emulator(EmulatorArgs),
+    Emulator(keyfront::emulator::command::EmulatorArgs),
     /// Sign CloudFront URLs or cookies with a key or keyfront's mounted Secret.
     #[command(subcommand)]
     Sign(keyfront::signer::command::SignCommand),
     /// Explain a signed URL or signed cookies, and say whether CloudFront would accept them
     /// (exit 0) or why not (exit 1).
     Inspect(keyfront::signer::inspect::InspectArgs),
+    /// Print the IAM policy keyfront's role needs, derived from CloudFrontAccounts (or a trust
+    /// policy for IRSA, EKS Pod Identity or a cross-account role).
+    IamPolicy(keyfront::iam::command::IamPolicyArgs),
 }
 
 #[derive(Args, Debug)]
@@ -158,52 +155,6 @@ fn parse_rate(value: &str) -> Result<f64, String> {
     }
 }
 
-#[derive(Args, Debug)]
-struct EmulatorArgs {
-    /// Address for the CloudFront API.
-    #[arg(long, default_value = "127.0.0.1:18080")]
-    listen: SocketAddr,
-    /// Also serve a verifying edge here: requests are routed to a distribution by `Host`
-    /// (its DomainName) and need valid signed URLs/cookies on private behaviors.
-    #[arg(long)]
-    edge_listen: Option<SocketAddr>,
-    /// Seconds a distribution stays InProgress after a change that affects it.
-    #[arg(long, default_value_t = 2.0)]
-    propagation_delay: f64,
-    /// Probability [0,1] that any call is throttled (400 Throttling).
-    #[arg(long, default_value_t = 0.0)]
-    throttle_rate: f64,
-    /// Probability [0,1] that any call fails with 503 ServiceUnavailable.
-    #[arg(long, default_value_t = 0.0)]
-    error_rate: f64,
-    /// Milliseconds added to every call.
-    #[arg(long, default_value_t = 0)]
-    latency_ms: u64,
-    /// Seed for fault draws and generated IDs, for reproducible runs.
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Quota: public keys per account.
-    #[arg(long, default_value_t = Quotas::default().public_keys)]
-    max_public_keys: usize,
-    /// Quota: key groups per account.
-    #[arg(long, default_value_t = Quotas::default().key_groups)]
-    max_key_groups: usize,
-    /// Quota: public keys per key group.
-    #[arg(long, default_value_t = Quotas::default().keys_per_key_group)]
-    max_keys_per_key_group: usize,
-    /// Quota: key groups per cache behavior.
-    #[arg(long, default_value_t = Quotas::default().key_groups_per_behavior)]
-    max_key_groups_per_behavior: usize,
-    /// Make STS AssumeRole of ROLE_ARN require this external ID, as a role's trust policy
-    /// can (`ROLE_ARN=EXTERNAL_ID`, repeatable). Other roles can be assumed freely.
-    #[arg(long = "require-external-id", value_name = "ROLE_ARN=EXTERNAL_ID")]
-    required_external_ids: Vec<String>,
-    /// Start with a distribution under this ID, e.g. `E2EXAMPLE123` or
-    /// `E2EXAMPLE123=/private/*,/video/*` to add path-pattern behaviors (repeatable).
-    #[arg(long = "distribution")]
-    distributions: Vec<String>,
-}
-
 fn main() -> std::process::ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
@@ -232,13 +183,18 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Dev(args) => done(
             tokio::runtime::Runtime::new()?.block_on(keyfront::dev::run(args, shutdown_signal())),
         ),
-        Command::Emulator(args) => {
-            done(tokio::runtime::Runtime::new()?.block_on(serve_emulator(args)))
-        }
+        Command::Emulator(args) => done(
+            tokio::runtime::Runtime::new()?
+                .block_on(keyfront::emulator::command::serve(args, shutdown_signal())),
+        ),
         Command::Sign(command) => done(keyfront::signer::command::run(
             &command,
             &mut std::io::BufWriter::new(std::io::stdout().lock()),
         )),
+        Command::IamPolicy(args) => {
+            tokio::runtime::Runtime::new()?.block_on(keyfront::iam::command::run(args))?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
         Command::Inspect(args) => {
             let accepted = tokio::runtime::Runtime::new()?.block_on(
                 keyfront::signer::inspect::run(&args, &mut std::io::stdout().lock()),
@@ -383,77 +339,6 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         },
     };
     keyfront::runtime::run(client, accounts, settings, shutdown_signal()).await
-}
-
-async fn serve_emulator(args: EmulatorArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        args.propagation_delay >= 0.0 && args.propagation_delay.is_finite(),
-        "--propagation-delay must be a non-negative number of seconds, got {}",
-        args.propagation_delay
-    );
-    for (flag, rate) in [
-        ("--throttle-rate", args.throttle_rate),
-        ("--error-rate", args.error_rate),
-    ] {
-        anyhow::ensure!(
-            (0.0..=1.0).contains(&rate),
-            "{flag} must be between 0 and 1, got {rate}"
-        );
-    }
-    let settings = ModelSettings {
-        propagation_delay: Duration::from_secs_f64(args.propagation_delay),
-        quotas: Quotas {
-            public_keys: args.max_public_keys,
-            key_groups: args.max_key_groups,
-            keys_per_key_group: args.max_keys_per_key_group,
-            key_groups_per_behavior: args.max_key_groups_per_behavior,
-            ..Quotas::default()
-        },
-        seed: args.seed,
-    };
-    let faults = FaultSettings {
-        throttle_rate: args.throttle_rate,
-        server_error_rate: args.error_rate,
-        latency: Duration::from_millis(args.latency_ms),
-        seed: args.seed,
-    };
-    let emulator = Emulator::new(settings, faults.clone(), Arc::new(SystemClock));
-    let aws = Aws::new(emulator.clone(), faults);
-    for requirement in &args.required_external_ids {
-        let (role, external_id) = requirement.split_once('=').with_context(|| {
-            format!("--require-external-id {requirement}: expected ROLE_ARN=EXTERNAL_ID")
-        })?;
-        aws.require_external_id(role, external_id);
-    }
-    for spec in &args.distributions {
-        let (id, patterns) = spec.split_once('=').unwrap_or((spec, ""));
-        let patterns: Vec<&str> = patterns.split(',').filter(|p| !p.is_empty()).collect();
-        emulator
-            .create_test_distribution_with_id(id, &patterns)
-            .map_err(|e| anyhow::anyhow!("--distribution {spec}: {}", e.message))?;
-        tracing::info!(id, ?patterns, "distribution created");
-    }
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    tracing::info!(address = %listener.local_addr()?, "CloudFront emulator serving API 2020-05-31 and STS");
-    if let Some(edge_addr) = args.edge_listen {
-        let edge = tokio::net::TcpListener::bind(edge_addr)
-            .await
-            .with_context(|| format!("cannot listen on {edge_addr}"))?;
-        tracing::info!(address = %edge.local_addr()?, "verifying edge serving distributions by Host header");
-        let service = keyfront::emulator::edge::router(aws.clone())
-            .into_make_service_with_connect_info::<SocketAddr>();
-        tokio::spawn(async move {
-            if let Err(error) = axum::serve(edge, service).await {
-                tracing::error!(%error, "verifying edge stopped");
-            }
-        });
-    }
-    axum::serve(listener, wire::router(aws))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

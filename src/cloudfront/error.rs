@@ -85,7 +85,7 @@ impl ErrorKind {
 /// A failed CloudFront call: the operation, its classification, and CloudFront's own code and
 /// message (public identifiers only; keyfront never sends private key material to CloudFront).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("CloudFront {operation} failed: {code}: {message}")]
+#[error("CloudFront {operation} failed: {code}: {}", self.explained())]
 pub struct CloudFrontError {
     pub operation: &'static str,
     pub kind: ErrorKind,
@@ -122,6 +122,31 @@ impl CloudFrontError {
             code,
             message,
         )
+    }
+
+    /// The action and resource AWS says were denied, read from its AccessDenied message
+    /// (`… is not authorized to perform: ACTION on resource: RESOURCE …`). That is what IAM
+    /// checked, which need not be the operation keyfront was doing (an update reads the config
+    /// first, a separate action).
+    pub fn denied(&self) -> Option<(&str, &str)> {
+        if self.kind != ErrorKind::AccessDenied {
+            return None;
+        }
+        let (_, rest) = self.message.split_once("not authorized to perform: ")?;
+        let (action, rest) = rest.split_once(" on resource: ")?;
+        let resource = rest.split_whitespace().next()?;
+        Some((action, resource))
+    }
+
+    /// The message, with what to do for a denied action.
+    fn explained(&self) -> String {
+        match self.denied() {
+            Some((action, resource)) => format!(
+                "keyfront's AWS identity may not call {action} on {resource}: allow it in that role's IAM policy (`keyfront iam-policy` prints the policy keyfront needs). AWS said: {}",
+                self.message
+            ),
+            None => self.message.clone(),
+        }
     }
 
     /// Whether trying again (after re-reading, for `PreconditionFailed`) can succeed.
@@ -190,5 +215,35 @@ mod tests {
         assert!(!retryable(ErrorKind::AccessDenied));
         assert!(!retryable(ErrorKind::Invalid));
         assert!(!retryable(ErrorKind::NotFound));
+    }
+
+    #[test]
+    fn a_denial_names_the_action_and_resource_aws_checked() {
+        let denied = CloudFrontError::new(
+            "UpdateDistribution",
+            ErrorKind::AccessDenied,
+            "AccessDenied",
+            "User: arn:aws:sts::1:assumed-role/k/s is not authorized to perform: cloudfront:GetDistributionConfig on resource: arn:aws:cloudfront::1:distribution/E1 because no identity-based policy allows the cloudfront:GetDistributionConfig action",
+        );
+        assert_eq!(
+            denied.denied(),
+            Some((
+                "cloudfront:GetDistributionConfig",
+                "arn:aws:cloudfront::1:distribution/E1"
+            ))
+        );
+        let text = denied.to_string();
+        assert!(
+            text.starts_with("CloudFront UpdateDistribution failed: AccessDenied: keyfront's AWS identity may not call cloudfront:GetDistributionConfig on arn:aws:cloudfront::1:distribution/E1: allow it"),
+            "{text}"
+        );
+        assert!(text.contains("keyfront iam-policy"), "{text}");
+        let other =
+            CloudFrontError::new("Op", ErrorKind::AccessDenied, "AccessDenied", "Forbidden");
+        assert_eq!(other.denied(), None);
+        assert_eq!(
+            other.to_string(),
+            "CloudFront Op failed: AccessDenied: Forbidden"
+        );
     }
 }

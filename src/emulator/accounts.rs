@@ -17,8 +17,10 @@ use serde::{Deserialize, Serialize};
 
 use super::Emulator;
 use super::faults::FaultSettings;
+use super::iam::{self, Policies};
 use super::model::{ApiError, ModelSettings};
 use crate::clock::Clock;
+use crate::iam::PolicyDocument;
 
 /// The account static credentials act in (moto uses the same).
 pub const DEFAULT_ACCOUNT_ID: &str = "123456789012";
@@ -30,6 +32,9 @@ pub struct Identity {
     /// `arn:aws:iam::<account>:user/emulator` for static keys; the assumed-role ARN otherwise.
     pub arn: String,
     pub user_id: String,
+    /// The role an assumed-role session came from (whose policy applies to it).
+    #[serde(skip)]
+    pub role_arn: Option<String>,
 }
 
 /// One call, as the request log shows it.
@@ -69,6 +74,8 @@ struct State {
     requests: Vec<RequestRecord>,
     /// Roles whose trust policy requires an external ID, and which.
     required_external_ids: HashMap<String, String>,
+    /// IAM policies to enforce, by principal.
+    iam: Policies,
 }
 
 /// Every account of one emulated AWS. Clones share state.
@@ -134,6 +141,7 @@ impl Aws {
                 sessions: HashMap::new(),
                 requests: Vec::new(),
                 required_external_ids: HashMap::new(),
+                iam: Policies::default(),
             })),
         }
     }
@@ -147,6 +155,71 @@ impl Aws {
         self.state()
             .required_external_ids
             .insert(role_arn.to_owned(), external_id.to_owned());
+    }
+
+    /// Enforces `policy` on calls made with this access key ID, or as this role (`None`: no
+    /// longer checked).
+    pub fn set_identity_policy(&self, principal: &str, policy: Option<PolicyDocument>) {
+        self.state().iam.set_identity(principal, policy);
+    }
+
+    /// Makes `AssumeRole` of `role_arn` subject to this trust policy.
+    pub fn set_trust_policy(&self, role_arn: &str, policy: PolicyDocument) {
+        self.state().iam.set_trust(role_arn, policy);
+    }
+
+    /// Whether the caller's identity policy, if it has one, allows `action` on `resource`.
+    pub fn authorize(
+        &self,
+        access_key_id: Option<&str>,
+        identity: &Identity,
+        action: &str,
+        resource: &str,
+    ) -> Result<(), ApiError> {
+        let state = self.state();
+        let policy = state
+            .iam
+            .identity_policy(access_key_id, identity.role_arn.as_deref());
+        iam::authorize(
+            policy,
+            &iam::Request {
+                action,
+                resource,
+                principal: &identity.arn,
+                context: BTreeMap::new(),
+            },
+        )
+    }
+
+    /// Whether the caller may assume `role_arn`: its identity policy (if any) allows it, and
+    /// the role's trust policy (if set) trusts the caller with this external ID.
+    pub fn authorize_assume_role(
+        &self,
+        access_key_id: Option<&str>,
+        identity: &Identity,
+        role_arn: &str,
+        external_id: Option<&str>,
+    ) -> Result<(), ApiError> {
+        self.authorize(access_key_id, identity, "sts:AssumeRole", role_arn)?;
+        let state = self.state();
+        let Some(trust) = state.iam.trust_policy(role_arn) else {
+            return Ok(());
+        };
+        let request = iam::Request {
+            action: "sts:AssumeRole",
+            resource: role_arn,
+            principal: &identity.arn,
+            context: external_id
+                .map(|id| BTreeMap::from([("sts:ExternalId", id)]))
+                .unwrap_or_default(),
+        };
+        match iam::evaluate(trust, &request) {
+            iam::Decision::Allow => Ok(()),
+            _ => Err(iam::access_denied(
+                &request,
+                "because the role's trust policy does not allow it",
+            )),
+        }
     }
 
     /// The account `id`, created on first use.
@@ -187,6 +260,7 @@ impl Aws {
                 account: DEFAULT_ACCOUNT_ID.to_owned(),
                 arn: format!("arn:aws:iam::{DEFAULT_ACCOUNT_ID}:user/emulator"),
                 user_id: "AIDAEMULATOR".to_owned(),
+                role_arn: None,
             })
     }
 
@@ -230,6 +304,7 @@ impl Aws {
             account: account.to_owned(),
             arn: format!("arn:aws:sts::{account}:assumed-role/{role_name}/{session_name}"),
             user_id: format!("AROA{}:{session_name}", random_token(17)),
+            role_arn: Some(role_arn.to_owned()),
         };
         let credentials = IssuedCredentials {
             access_key_id: format!("ASIA{}", random_token(16)),

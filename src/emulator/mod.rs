@@ -8,8 +8,10 @@
 //! Where the emulator knowingly differs from CloudFront is listed in `docs/emulator.md`.
 
 pub mod accounts;
+pub mod command;
 pub mod edge;
 pub mod faults;
+pub mod iam;
 pub mod model;
 pub mod wire;
 pub mod xml;

@@ -99,6 +99,7 @@ pub fn router(aws: Aws) -> Router {
             get(faults_injected).post(script_fault).delete(clear_faults),
         )
         .route("/_emulator/requests", get(requests))
+        .route("/_emulator/iam-policy", axum::routing::put(set_iam_policy))
         .route(
             "/_emulator/distributions/{id}/touch",
             post(touch_distribution),
@@ -122,6 +123,10 @@ pub struct Caller {
     pub emulator: Emulator,
     /// `x-amz-user-agent` (where the AWS SDKs put `app/<name>`), else `User-Agent`.
     pub user_agent: Option<String>,
+    /// The access key the request was signed with.
+    pub access_key_id: Option<String>,
+    /// The request's path (a distribution operation's resource is named in it).
+    pub path: String,
 }
 
 impl Caller {
@@ -129,6 +134,31 @@ impl Caller {
     pub fn record(&self, operation: &str) {
         self.aws
             .record(&self.identity, self.user_agent.as_deref(), operation);
+    }
+
+    /// Whether the caller's IAM policy (if the emulator enforces one) allows the CloudFront
+    /// `operation`, on the distribution named in the path for distribution operations and on
+    /// `*` for the others (CloudFront gives keys and key groups no resource ARN).
+    fn authorize(&self, operation: &str) -> Result<(), ApiError> {
+        let resource = match self.path.split_once("/distribution/") {
+            Some((_, rest))
+                if operation.ends_with("Distribution")
+                    || operation.ends_with("DistributionConfig") =>
+            {
+                let id = rest.split('/').next().unwrap_or_default();
+                format!(
+                    "arn:aws:cloudfront::{}:distribution/{id}",
+                    self.identity.account
+                )
+            }
+            _ => "*".to_owned(),
+        };
+        self.aws.authorize(
+            self.access_key_id.as_deref(),
+            &self.identity,
+            &format!("cloudfront:{operation}"),
+            &resource,
+        )
     }
 }
 
@@ -143,7 +173,8 @@ impl FromRequestParts<Aws> for Caller {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, aws: &Aws) -> Result<Self, Self::Rejection> {
-        let identity = aws.identity(access_key_id(&parts.headers));
+        let key = access_key_id(&parts.headers).map(str::to_owned);
+        let identity = aws.identity(key.as_deref());
         let user_agent = ["x-amz-user-agent", header::USER_AGENT.as_str()]
             .iter()
             .find_map(|name| parts.headers.get(*name)?.to_str().ok())
@@ -153,6 +184,8 @@ impl FromRequestParts<Aws> for Caller {
             identity,
             aws: aws.clone(),
             user_agent,
+            access_key_id: key,
+            path: parts.uri.path().to_owned(),
         })
     }
 }
@@ -258,6 +291,9 @@ async fn run(
     f: impl FnOnce(&mut Model) -> Result<Response, ApiError>,
 ) -> Response {
     caller.record(operation);
+    if let Err(denied) = caller.authorize(operation) {
+        return error_response(denied);
+    }
     caller
         .emulator
         .call(operation, f)
@@ -283,6 +319,21 @@ async fn clear_faults(e: Caller) -> StatusCode {
 
 async fn requests(State(aws): State<Aws>) -> axum::Json<Vec<super::accounts::RequestRecord>> {
     axum::Json(aws.requests())
+}
+
+/// A policy to enforce on a principal (access key ID or role ARN), or none to stop.
+#[derive(serde::Deserialize)]
+struct IamPolicyControl {
+    principal: String,
+    policy: Option<crate::iam::PolicyDocument>,
+}
+
+async fn set_iam_policy(
+    State(aws): State<Aws>,
+    axum::Json(control): axum::Json<IamPolicyControl>,
+) -> StatusCode {
+    aws.set_identity_policy(&control.principal, control.policy);
+    StatusCode::NO_CONTENT
 }
 
 async fn touch_distribution(e: Caller, Path(id): Path<String>) -> Response {

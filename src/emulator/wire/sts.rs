@@ -61,10 +61,18 @@ fn assume_role(caller: &Caller, form: &HashMap<String, String>) -> Result<Respon
                 )
             })?,
     };
+    let role_arn = required(form, "RoleArn")?;
+    let external_id = form.get("ExternalId").map(String::as_str);
+    caller.aws.authorize_assume_role(
+        caller.access_key_id.as_deref(),
+        &caller.identity,
+        role_arn,
+        external_id,
+    )?;
     let issued = caller.aws.assume_role(
-        required(form, "RoleArn")?,
+        role_arn,
         required(form, "RoleSessionName")?,
-        form.get("ExternalId").map(String::as_str),
+        external_id,
         Duration::from_secs(duration),
     )?;
     let result = Element::new("AssumeRoleResult")
