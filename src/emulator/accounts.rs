@@ -49,6 +49,9 @@ pub struct RequestRecord {
     /// `x-amz-user-agent`, which carries `app/<name>`).
     #[serde(default)]
     pub user_agent: Option<String>,
+    /// IAM denied the call (403 AccessDenied), as CloudTrail's `errorCode` would say.
+    #[serde(default)]
+    pub denied: bool,
 }
 
 /// Temporary credentials from `AssumeRole`.
@@ -325,7 +328,13 @@ impl Aws {
     }
 
     /// Adds a call to the request log.
-    pub fn record(&self, identity: &Identity, user_agent: Option<&str>, operation: &str) {
+    pub fn record(
+        &self,
+        identity: &Identity,
+        user_agent: Option<&str>,
+        operation: &str,
+        denied: bool,
+    ) {
         let at = self.blueprint.clock.now();
         self.state().requests.push(RequestRecord {
             account: identity.account.clone(),
@@ -333,6 +342,7 @@ impl Aws {
             operation: operation.to_owned(),
             at,
             user_agent: user_agent.map(str::to_owned),
+            denied,
         });
     }
 

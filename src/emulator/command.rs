@@ -151,8 +151,8 @@ pub async fn serve(
             .await
             .with_context(|| format!("cannot listen on {edge_addr}"))?;
         tracing::info!(address = %edge.local_addr()?, "verifying edge serving distributions by Host header");
-        let service = super::edge::router(aws.clone())
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let service =
+            super::edge::router(aws.clone()).into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move {
             if let Err(error) = axum::serve(edge, service).await {
                 tracing::error!(%error, "verifying edge stopped");

@@ -130,10 +130,14 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// Records the call in the request log.
-    pub fn record(&self, operation: &str) {
-        self.aws
-            .record(&self.identity, self.user_agent.as_deref(), operation);
+    /// Records the call in the request log, and whether IAM denied it.
+    pub fn record(&self, operation: &str, denied: bool) {
+        self.aws.record(
+            &self.identity,
+            self.user_agent.as_deref(),
+            operation,
+            denied,
+        );
     }
 
     /// Whether the caller's IAM policy (if the emulator enforces one) allows the CloudFront
@@ -290,10 +294,11 @@ async fn run(
     operation: &str,
     f: impl FnOnce(&mut Model) -> Result<Response, ApiError>,
 ) -> Response {
-    caller.record(operation);
     if let Err(denied) = caller.authorize(operation) {
+        caller.record(operation, true);
         return error_response(denied);
     }
+    caller.record(operation, false);
     caller
         .emulator
         .call(operation, f)

@@ -104,14 +104,25 @@ fn get_caller_identity(caller: &Caller) -> Response {
 pub(super) async fn handle(caller: Caller, body: Bytes) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let action = form.get("Action").map(String::as_str).unwrap_or_default();
-    caller.record(action);
     match action {
-        "AssumeRole" => assume_role(&caller, &form).unwrap_or_else(error),
-        "GetCallerIdentity" => get_caller_identity(&caller),
-        other => error(ApiError::new(
-            400,
-            "InvalidAction",
-            format!("Could not find operation {other:?} for version 2011-06-15"),
-        )),
+        "AssumeRole" => {
+            let outcome = assume_role(&caller, &form);
+            let denied = matches!(&outcome, Err(e) if e.code == "AccessDenied");
+            caller.record(action, denied);
+            outcome.unwrap_or_else(error)
+        }
+        // Never denied: AWS answers it whatever the policies say.
+        "GetCallerIdentity" => {
+            caller.record(action, false);
+            get_caller_identity(&caller)
+        }
+        other => {
+            caller.record(other, false);
+            error(ApiError::new(
+                400,
+                "InvalidAction",
+                format!("Could not find operation {other:?} for version 2011-06-15"),
+            ))
+        }
     }
 }
