@@ -99,7 +99,7 @@ pub fn router(aws: Aws) -> Router {
             get(faults_injected).post(script_fault).delete(clear_faults),
         )
         .route("/_emulator/requests", get(requests))
-        .route("/_emulator/iam-policy", axum::routing::put(set_iam_policy))
+        .route("/_emulator/iam-policy", post(set_iam_policy))
         .route(
             "/_emulator/distributions/{id}/touch",
             post(touch_distribution),
