@@ -178,3 +178,65 @@ async fn each_action_of_the_policy_is_needed_and_its_absence_is_named() {
     }
     println!("each refused and named when removed: {named:?}");
 }
+
+fn iam_policy(args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_keyfront"))
+        .arg("iam-policy")
+        .args(args)
+        .output()
+        .expect("keyfront runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_cli_prints_each_document_and_names_what_is_missing() {
+    let example = "examples/accounts/cross-account.yaml";
+    let (ok, out, _) = iam_policy(&["-f", example]);
+    assert!(ok);
+    let printed: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(
+        printed["Statement"][1]["Resource"],
+        "arn:aws:cloudfront::210987654321:distribution/E1MEDIAPROD01"
+    );
+    assert!(
+        printed["Statement"][1]["Action"]
+            .as_array()
+            .expect("actions")
+            .contains(&"cloudfront:GetDistributionConfig".into())
+    );
+    let operator_role = "arn:aws:iam::111122223333:role/keyfront-operator";
+    let (ok, out, _) = iam_policy(&["-f", example, "--operator"]);
+    assert!(ok);
+    let operator: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(operator["Statement"][0]["Action"], "sts:AssumeRole");
+    let (ok, out, _) = iam_policy(&[
+        "-f",
+        example,
+        "--trust",
+        "cross-account",
+        "--operator-role-arn",
+        operator_role,
+    ]);
+    assert!(ok);
+    let trust: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(trust["Statement"][0]["Principal"]["AWS"], operator_role);
+    assert!(trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"].is_string());
+
+    let (ok, _, err) = iam_policy(&["--trust", "irsa"]);
+    assert!(!ok);
+    assert!(err.contains("--trust irsa needs --oidc-issuer"), "{err}");
+    let (ok, _, err) = iam_policy(&["--aws-account-id", "12"]);
+    assert!(!ok);
+    assert!(err.contains("has 12 digits"), "{err}");
+    let (ok, _, err) = iam_policy(&["-f", example, "--account", "nope"]);
+    assert!(!ok);
+    assert!(err.contains("no CloudFrontAccount named \"nope\""), "{err}");
+    let (ok, out, err) = iam_policy(&[]);
+    assert!(ok);
+    assert!(err.contains("allows every distribution"), "{err}");
+    assert!(out.contains("distribution/*"), "{out}");
+}
