@@ -628,17 +628,12 @@ mod no_field_lost {
         config
     }
 
-    /// Stores `xml`, has the SDK adapter trust a key group on the default behavior, and
-    /// returns the outcome with the stored config before and after.
-    async fn update_through_the_sdk(
+    /// Stores `xml`, has the SDK adapter trust a key group on the default behavior, then
+    /// trust none again, and returns the stored config before, after the attach and after the
+    /// detach.
+    async fn attach_and_detach_through_the_sdk(
         xml: &str,
-    ) -> (
-        keyfront::cloudfront::Result<
-            keyfront::cloudfront::Tagged<keyfront::cloudfront::Distribution>,
-        >,
-        (Element, String),
-        (Element, String),
-    ) {
+    ) -> ((Element, String), (Element, String), (Element, String)) {
         let s = setup(Quotas::default());
         let sdk = sdk_over_http(&s.emulator).await;
         let key = sdk
@@ -666,18 +661,21 @@ mod no_field_lost {
             (d.config.clone(), d.etag.clone())
         };
         let before = stored(&s);
-        let outcome = sdk
-            .set_trusted_key_groups(
-                &id,
-                &[BehaviorTrust {
-                    behavior: BehaviorSelector::Default,
-                    trusted_key_groups: vec![group.value.id],
-                }],
-                &Etag(before.1.clone()),
-            )
-            .await;
-        let after = stored(&s);
-        (outcome, before, after)
+        let trust = |groups: Vec<String>| {
+            [BehaviorTrust {
+                behavior: BehaviorSelector::Default,
+                trusted_key_groups: groups,
+            }]
+        };
+        sdk.set_trusted_key_groups(&id, &trust(vec![group.value.id]), &Etag(before.1.clone()))
+            .await
+            .expect("attached");
+        let attached = stored(&s);
+        sdk.set_trusted_key_groups(&id, &trust(Vec::new()), &Etag(attached.1.clone()))
+            .await
+            .expect("detached");
+        let detached = stored(&s);
+        (before, attached, detached)
     }
 
     /// The update was written and changed nothing but `TrustedKeyGroups`.
@@ -714,15 +712,15 @@ mod no_field_lost {
         ))
         .to_document();
         let xml = String::from_utf8(xml).expect("utf-8");
-        let (outcome, before, after) = update_through_the_sdk(&xml).await;
-        outcome.expect("written");
-        assert_only_trust_changed(&xml, &before, &after);
+        let (before, attached, detached) = attach_and_detach_through_the_sdk(&xml).await;
+        assert_only_trust_changed(&xml, &before, &attached);
+        assert_only_trust_changed(&xml, &attached, &detached);
         let kept = |e: &Element, name: &str| e.children.iter().any(|c| c.name == name);
-        assert!(kept(&after.0, "FutureSetting"), "{:?}", after.0);
+        assert!(kept(&detached.0, "FutureSetting"), "{:?}", detached.0);
     }
 
-    /// Every member botocore's model lists is populated, plus elements no SDK knows: the write
-    /// goes through and everything but `TrustedKeyGroups` comes back unchanged.
+    /// Every member botocore's model lists is populated, plus elements no SDK knows: the attach
+    /// and the detach go through and everything but `TrustedKeyGroups` comes back unchanged.
     #[tokio::test]
     async fn every_element_of_botocores_model_and_unknown_ones_come_back() {
         let output = std::process::Command::new(crate::support::python())
@@ -736,8 +734,8 @@ mod no_field_lost {
         );
         let config = Element::parse(&output.stdout).expect("generated config parses");
         let xml = String::from_utf8(with_unknown_elements(config).to_document()).expect("utf-8");
-        let (outcome, before, after) = update_through_the_sdk(&xml).await;
-        outcome.expect("written");
-        assert_only_trust_changed(&xml, &before, &after);
+        let (before, attached, detached) = attach_and_detach_through_the_sdk(&xml).await;
+        assert_only_trust_changed(&xml, &before, &attached);
+        assert_only_trust_changed(&xml, &attached, &detached);
     }
 }
