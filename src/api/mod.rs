@@ -296,6 +296,27 @@ pub struct DistributionSpec {
     /// Allow detaching to leave a behavior with no trusted key group, which makes it public.
     #[serde(default)]
     pub allow_public_on_detach: bool,
+    /// Who attaches the key group to this distribution. `Managed` (the default): keyfront.
+    /// `External`: the distribution's owner (Terraform, CDK, ACK) attaches the group by the ID
+    /// in `status.keyGroupId`, which stays the same across rotations; keyfront never writes the
+    /// distribution, says whether it trusts the group yet, and activates each new key only
+    /// once that distribution has deployed it.
+    #[serde(default, skip_serializing_if = "is_managed")]
+    pub trust: DistributionTrust,
+}
+
+/// See [`DistributionSpec::trust`].
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DistributionTrust {
+    /// keyfront attaches the key group, and detaches it when the entry goes.
+    #[default]
+    Managed,
+    /// The distribution's owner attaches the key group; keyfront never writes the distribution.
+    External,
+}
+
+fn is_managed(trust: &DistributionTrust) -> bool {
+    *trust == DistributionTrust::Managed
 }
 
 /// What deletion does to CloudFront objects and the key.

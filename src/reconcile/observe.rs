@@ -237,7 +237,10 @@ pub async fn observe_cloudfront<C: CloudFront>(
     // A remembered read stands in for a fresh one only where nothing is awaited: deployed,
     // and the edge verifying exactly the key group's keys (a fresh read of the group was just
     // made). Deleting and adopting always read afresh; a write starts from the read it is
-    // given and re-reads if that is stale.
+    // given and re-reads if that is stale. A read that does not trust the group is not
+    // trusted where the spec wants the group (someone else may have attached it since: an
+    // owner with `trust: External`), nor where CloudFront just listed the distribution as
+    // trusting it.
     let group = key_group.owned().map(|g| &g.value);
     let may_remember = !subject.deleting && adoption_trust.is_none();
     let mut distributions = BTreeMap::new();
@@ -245,7 +248,14 @@ pub async fn observe_cloudfront<C: CloudFront>(
         let known = may_remember
             .then(|| cloudfront.known_distribution(id))
             .flatten()
-            .filter(|d| group.is_some_and(|g| nothing_awaited(&d.value, g)));
+            .filter(|d| group.is_some_and(|g| nothing_awaited(&d.value, g)))
+            .filter(|d| {
+                let listed = trusting_distributions
+                    .as_ref()
+                    .is_some_and(|ids| ids.iter().any(|t| t == id));
+                let in_spec = wanted_by_spec.distribution_ids.iter().any(|s| s == id);
+                configured_to_trust(&d.value, group) || !(listed || in_spec)
+            });
         if let Some(known) = known {
             distributions.insert(id.to_owned(), DistributionState::Found(known));
             continue;
@@ -266,6 +276,16 @@ pub async fn observe_cloudfront<C: CloudFront>(
     observed.trusting_distributions = trusting_distributions;
     observed.claimed_elsewhere = claimed_elsewhere;
     Ok(())
+}
+
+/// Whether a behavior of the distribution's configuration trusts `group`.
+fn configured_to_trust(distribution: &Distribution, group: Option<&KeyGroup>) -> bool {
+    group.is_some_and(|g| {
+        distribution
+            .behaviors
+            .iter()
+            .any(|b| b.trusted_key_groups.contains(&g.id))
+    })
 }
 
 /// Whether `distribution` has nothing an object with key group `group` could be waiting for:

@@ -27,6 +27,9 @@ pub const WAITING_FOR_PROPAGATION: &str = "WaitingForPropagation";
 pub const NEXT_KEY_READY: &str = "NextKeyReady";
 pub const DEPLOYING: &str = "Deploying";
 pub const DELETING: &str = "Deleting";
+/// A distribution entry with `trust: External` does not trust the key group yet: its owner
+/// (Terraform, CDK, ACK) attaches it; keyfront never writes that distribution.
+pub const AWAITING_EXTERNAL_ATTACHMENT: &str = "AwaitingExternalAttachment";
 
 // Refusals and failures.
 pub const INVALID_SPEC: &str = "InvalidSpec";
@@ -92,6 +95,7 @@ pub fn is_waiting(reason: &str) -> bool {
         PROGRESSING
             | DELETING
             | DEPLOYING
+            | AWAITING_EXTERNAL_ATTACHMENT
             | WAITING_FOR_PROPAGATION
             | ROTATION_IN_PROGRESS
             | NEXT_KEY_READY

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 
 use super::distributions::{configured_to_trust, detach_all_but};
 use super::{Plan, Step, after};
-use crate::api::{DeletionPolicy, SigningKeyGroupSpec};
+use crate::api::{DeletionPolicy, DistributionTrust, SigningKeyGroupSpec};
 use crate::reconcile::names;
 use crate::reconcile::observed::{DistributionState, Observed, Subject};
 use crate::reconcile::reasons;
@@ -34,10 +34,22 @@ pub(super) fn plan_cleanup(
     if let Some(g) = group {
         let kg_id = g.value.id.as_str();
         let mut still_trusted = false;
+        let mut held_by_owners = Vec::new();
         for (id, state) in &observed.distributions {
             let DistributionState::Found(dist) = state else {
                 continue;
             };
+            let external = spec
+                .distributions
+                .iter()
+                .any(|d| &d.id == id && d.trust == DistributionTrust::External);
+            if external {
+                // Never written: its owner detaches, and the group cannot go before that.
+                if configured_to_trust(&dist.value, kg_id) {
+                    held_by_owners.push(id.clone());
+                }
+                continue;
+            }
             let opted_in = spec
                 .distributions
                 .iter()
@@ -58,6 +70,18 @@ pub(super) fn plan_cleanup(
                     behaviors: changes,
                 });
             }
+        }
+        if !held_by_owners.is_empty() {
+            plan.wake(after(now, poll));
+            plan.wait(
+                reasons::READY,
+                reasons::DELETING,
+                format!(
+                    "distributions {} still trust key group {kg_id}, and their owner attaches it (trust: External): remove it there (for example from Terraform's trusted_key_groups) and keyfront deletes the group",
+                    held_by_owners.join(", ")
+                ),
+            );
+            return;
         }
         if still_trusted {
             plan.wake(after(now, poll));

@@ -7,7 +7,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::{Plan, Settings, Step, after};
-use crate::api::DistributionSpec;
+use crate::api::{DistributionSpec, DistributionTrust};
 use crate::cloudfront::trust::MAX_KEY_GROUPS_PER_BEHAVIOR;
 use crate::cloudfront::{BehaviorSelector, BehaviorTrust, DeploymentStatus, Distribution};
 use crate::reconcile::keyring::Attachment;
@@ -139,6 +139,57 @@ pub(super) fn detach_all_but(
     changes
 }
 
+/// How often an entry with `trust: External` is looked at while its owner has not attached.
+const EXTERNAL_ATTACHMENT_POLL: Duration = Duration::from_secs(60);
+
+/// An entry whose owner attaches the key group (`trust: External`): keyfront never writes the
+/// distribution and hands over any attachment it made there earlier; it says which selected
+/// behaviors do not trust the group yet, and waits while the distribution deploys (activation
+/// waits for it like for any distribution that trusts the group). Returns whether it waits for
+/// the owner.
+fn plan_external(
+    plan: &mut Plan,
+    spec: &DistributionSpec,
+    dist: &Distribution,
+    selected: &[BehaviorSelector],
+    kg_id: &str,
+    deploying: &mut BTreeSet<String>,
+) -> bool {
+    plan.keyring.attachments.remove(&spec.id);
+    let missing: Vec<String> = selected
+        .iter()
+        .filter(|selector| {
+            dist.behavior(selector)
+                .is_some_and(|t| !t.trusted_key_groups.iter().any(|g| g == kg_id))
+        })
+        .map(ToString::to_string)
+        .collect();
+    for selector in selected {
+        if dist.behavior(selector).is_none() {
+            plan.find(
+                reasons::DISTRIBUTIONS_READY,
+                reasons::BEHAVIOR_NOT_FOUND,
+                format!("distribution {} has no {selector}", spec.id),
+            );
+        }
+    }
+    let awaiting = !missing.is_empty();
+    if awaiting {
+        plan.wait(
+            reasons::DISTRIBUTIONS_READY,
+            reasons::AWAITING_EXTERNAL_ATTACHMENT,
+            format!(
+                "the {} of distribution {} do not trust key group {kg_id} yet: its owner attaches it (trust: External; keyfront never writes this distribution). The ID stays the same across rotations",
+                missing.join(" and the "),
+                spec.id
+            ),
+        );
+    } else if dist.status == DeploymentStatus::InProgress {
+        deploying.insert(spec.id.clone());
+    }
+    awaiting
+}
+
 /// Attach the key group to the selected behaviors the account grants, detach it from the
 /// rest: behaviors no longer selected or granted, and distributions no longer listed or
 /// granted. A distribution that is not granted is never written to unless keyfront's own
@@ -201,6 +252,14 @@ pub(super) fn plan_distributions(
                     ),
                 );
             }
+        }
+        if spec.trust == DistributionTrust::External {
+            if plan_external(plan, spec, &dist.value, &selected, kg_id, &mut deploying) {
+                // Its owner may attach at any time; look again now and then (not at the
+                // propagation pace: it may be days).
+                plan.wake(after(now, poll.max(EXTERNAL_ATTACHMENT_POLL)));
+            }
+            continue;
         }
         let mut changes = Vec::new();
         for selector in &selected {

@@ -841,6 +841,97 @@ async fn a_distribution_attached_outside_keyfront_is_waited_for_through_a_rotati
     );
 }
 
+/// Terraform owns the distribution (`trust: External`): keyfront says it waits for the owner,
+/// boto3 (playing Terraform) attaches the group by the ID read from status, and then three
+/// rotations each switch the Secret only once that distribution verifies the new key: not one
+/// signed request is refused, and keyfront never calls UpdateDistribution.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_distribution_its_owner_attaches_is_never_written_and_rotates_without_a_rejected_request()
+{
+    let stack = start().await;
+    let _show_log = ShowLogOnFailure(stack.operator_log.clone());
+    stack
+        .apply(&object(
+            "team-a",
+            "iac",
+            "  distributions:\n    - id: E1TEAMA\n      defaultCacheBehavior: true\n      trust: External\n",
+        ))
+        .await;
+    wait_for(
+        "team-a/iac to wait for the owner's attachment",
+        Duration::from_secs(60),
+        async || {
+            stack.condition("team-a", "iac", "DistributionsReady").await
+                == Some(("False".into(), "AwaitingExternalAttachment".into()))
+        },
+    )
+    .await;
+    let objects = stack.objects("team-a");
+    let group = objects
+        .get("iac")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .key_group_id
+        .expect("the key group ID is in status before the owner attaches");
+
+    let output = std::process::Command::new(crate::support::python())
+        .args([
+            "attach_key_group.py",
+            &format!("http://{}", stack.cf_addr),
+            "E1TEAMA",
+            &group,
+        ])
+        .current_dir(repo("tests/python"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "attach_key_group.py: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    wait_for("team-a/iac Ready", Duration::from_secs(120), async || {
+        ready(&objects, "iac").await
+    })
+    .await;
+    let host = crate::support::domain_name(stack.cf_addr, "E1TEAMA").await;
+    let (mut sent, mut rejected) = (0, 0);
+    for _ in 0..3 {
+        let (s, r) =
+            sign_through_a_rotation(&stack, "team-a", "iac", "iac-cloudfront-key", &host).await;
+        sent += s;
+        rejected += r;
+    }
+    // keyfront's own calls (its user agent names the replica as `app/<name>`), not boto3's.
+    let by_keyfront: Vec<_> = stack
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| {
+            r.user_agent
+                .as_deref()
+                .is_some_and(|ua| ua.contains("app/"))
+        })
+        .collect();
+    assert!(
+        by_keyfront.iter().any(|r| r.operation == "CreatePublicKey"),
+        "keyfront's calls are told apart by their user agent"
+    );
+    let updates = by_keyfront
+        .iter()
+        .filter(|r| r.operation == "UpdateDistribution" || r.operation == "GetDistributionConfig")
+        .count();
+    println!(
+        "trust: External: {sent} signed requests through 3 rotations, {rejected} rejected, {updates} distribution writes by keyfront"
+    );
+    assert_eq!(rejected, 0, "requests rejected at the edge of E1TEAMA");
+    assert_eq!(
+        updates, 0,
+        "keyfront wrote a distribution its owner attaches"
+    );
+}
+
 /// Two clusters that claim one cluster ID in one AWS account: a public key another cluster
 /// made under this object's identity (same name and marker, another install claim) stops the
 /// object, and keyfront touches nothing. Its own lost record is another matter: a keyring

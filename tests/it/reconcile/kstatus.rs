@@ -213,6 +213,14 @@ fn every_reason_gives_the_kstatus_result_gitops_tools_must_see() {
             InProgress,
         ),
         case(
+            "waiting for the distribution's owner to attach the group",
+            waiting(
+                reasons::DISTRIBUTIONS_READY,
+                reasons::AWAITING_EXTERNAL_ATTACHMENT,
+            ),
+            InProgress,
+        ),
+        case(
             "next key deployed, waiting for its scheduled time",
             waiting(reasons::ROTATING, reasons::NEXT_KEY_READY),
             Current,

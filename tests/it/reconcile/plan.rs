@@ -1593,3 +1593,74 @@ fn isolation_keys_another_cluster_made_under_this_identity_stop_everything() {
     case.subject.deleting = true;
     assert_eq!(kinds(&case.plan()), ["RemoveFinalizer"]);
 }
+
+#[test]
+fn an_external_distribution_is_never_written_and_gates_activation_once_its_owner_attached() {
+    let mut case = Case::new()
+        .keys(vec![key(1, KeyState::Active, Some("K1"))])
+        .group(&["K1"])
+        .signing_with(1)
+        .distribution("E1", &[], &[], true);
+    case.spec = spec(json!([{"id": "E1", "defaultCacheBehavior": true, "trust": "External"}]));
+    // An attachment keyfront made before the entry said External is handed to the owner.
+    case.attached("E1", true);
+    let no_writes = |plan: &Plan| {
+        assert!(
+            !kinds(plan).iter().any(|k| k.starts_with("SetTrust")),
+            "{:?}",
+            kinds(plan)
+        );
+    };
+    let plan = case.plan();
+    no_writes(&plan);
+    let waiting = plan
+        .findings
+        .iter()
+        .find(|f| f.reason == reasons::AWAITING_EXTERNAL_ATTACHMENT)
+        .expect("says the owner has not attached");
+    assert!(waiting.message.contains(KG), "{}", waiting.message);
+    assert!(!plan.keyring.attachments.contains_key("E1"));
+    assert!(
+        plan.wake_at
+            .is_some_and(|w| w <= case.now + SignedDuration::from_secs(60))
+    );
+
+    // The owner attached: nothing to say, nothing to write.
+    let case = case.distribution("E1", &[KG], &["K1"], true);
+    let plan = case.plan();
+    no_writes(&plan);
+    assert!(!has_finding(&plan, reasons::AWAITING_EXTERNAL_ATTACHMENT));
+
+    // A rotation waits until the owner's distribution verifies the new key.
+    let mut rotating = Case::new()
+        .keys(vec![
+            key(1, KeyState::Active, Some("K1")),
+            key(2, KeyState::Published, Some("K2")),
+        ])
+        .group(&["K1", "K2"])
+        .signing_with(1)
+        .distribution("E1", &[KG], &["K1"], true);
+    rotating.spec = case.spec.clone();
+    let plan = rotating.plan();
+    no_writes(&plan);
+    assert!(has_finding(&plan, reasons::WAITING_FOR_PROPAGATION));
+    let rotating = rotating.distribution("E1", &[KG], &["K1", "K2"], true);
+    assert_eq!(
+        kinds(&rotating.plan()),
+        ["SaveKeyring", "WriteAppSecret(2)"]
+    );
+
+    // Deleting: the owner detaches; until then the group stays, and keyfront says so.
+    let mut deleting = case.clone_case();
+    deleting.subject.deleting = true;
+    let plan = deleting.plan();
+    no_writes(&plan);
+    let held = plan
+        .findings
+        .iter()
+        .find(|f| f.reason == reasons::DELETING)
+        .expect("says why the group stays");
+    assert!(held.message.contains("E1"), "{}", held.message);
+    let deleting = deleting.distribution("E1", &[], &[], true);
+    assert_eq!(kinds(&deleting.plan()), ["DeleteKeyGroup(kg-1)"]);
+}
