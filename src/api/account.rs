@@ -28,7 +28,11 @@ pub const DEFAULT_KEY_GROUP_QUOTA: u32 = 10;
     status = "CloudFrontAccountStatus",
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Account","type":"string","jsonPath":".status.accountId"}"#,
-    printcolumn = r#"{"name":"Role","type":"string","jsonPath":".spec.assumeRole.roleArn"}"#,
+    printcolumn = r#"{"name":"Keys","type":"integer","description":"Public keys in the AWS account (every owner's)","jsonPath":".status.usage.publicKeys"}"#,
+    printcolumn = r#"{"name":"Key Quota","type":"integer","jsonPath":".status.usage.publicKeyQuota"}"#,
+    printcolumn = r#"{"name":"Groups","type":"integer","description":"Key groups in the AWS account (every owner's)","jsonPath":".status.usage.keyGroups"}"#,
+    printcolumn = r#"{"name":"Group Quota","type":"integer","jsonPath":".status.usage.keyGroupQuota"}"#,
+    printcolumn = r#"{"name":"Role","type":"string","priority":1,"jsonPath":".spec.assumeRole.roleArn"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]

@@ -1,63 +1,102 @@
-//! UpdateDistribution coalescing: the trust changes of every object of one account to one
-//! distribution that arrive within the coalescing window go out as one read-modify-write.
+//! UpdateDistribution coalescing: writes to one distribution are serialized, and each write
+//! carries every trust change of every object of the account waiting for that distribution at
+//! that moment.
 //!
-//! The first change to arrive for a distribution leads its batch: it waits the window, takes
-//! every change queued meanwhile and writes them with one read-modify-write
-//! ([`trust::write_together`]: a change that no longer applies — say it would now make a
-//! behavior public — is answered with its own error and left out). Changes arriving
-//! after the batch was taken start the next one. Ten objects attaching to one distribution
-//! thus make one write instead of ten writes racing on its ETag.
+//! - A change that finds no write in flight, and none just done, goes out at once (after one
+//!   yield, so changes made in the same instant join it): a lone object pays no window.
+//! - A change that finds a write in flight waits for it; the writer then takes every change
+//!   waiting, no earlier than the window after its previous write, and writes them with one
+//!   read-modify-write ([`trust::write_together`]: a change that no longer applies — say it
+//!   would now make a behavior public — is answered with its own error and left out).
+//! - The reconcile that found no writer becomes the writer and serves the queue until it is
+//!   empty. So fifty objects attaching to one distribution at once make two or three writes,
+//!   at most one per window, instead of fifty racing on its ETag. The writer's own reconcile
+//!   returns once the queue is drained: at most one window per batch that kept arriving while
+//!   it wrote.
 //!
-//! If the leading reconcile is dropped before it took the batch, the batch goes with it:
-//! the waiting changes are answered with a transient error and their objects retry.
+//! If the writer's reconcile is dropped before its queue is drained, the waiting changes are
+//! answered with a transient error and their objects retry (one of them becomes the writer).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::trust::{self, PendingEdit, TrustChange};
 use super::{CloudFront, Distribution, Result, Tagged};
 
+/// One distribution's waiting changes, whether someone is writing them, and when the last
+/// write ended.
+#[derive(Debug, Default)]
+struct Queue {
+    waiting: Vec<PendingEdit>,
+    writing: bool,
+    last_write: Option<Instant>,
+}
+
 /// Queued edits per distribution of one account.
 #[derive(Debug, Default)]
-pub(super) struct Batches(Mutex<HashMap<String, Vec<PendingEdit>>>);
+pub(super) struct Batches(Mutex<HashMap<String, Queue>>);
 
 impl Batches {
-    /// Queues an edit; `true` if it is the first of its batch (and must lead it).
-    fn queue(&self, id: &str, edit: PendingEdit) -> bool {
-        let mut batches = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let batch = batches.entry(id.to_owned()).or_default();
-        batch.push(edit);
-        batch.len() == 1
+    fn with<T>(&self, id: &str, f: impl FnOnce(&mut Queue) -> T) -> T {
+        let mut queues = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        f(queues.entry(id.to_owned()).or_default())
     }
 
+    /// Queues an edit; `true` if no one is writing to the distribution (the caller writes).
+    fn queue(&self, id: &str, edit: PendingEdit) -> bool {
+        self.with(id, |q| {
+            q.waiting.push(edit);
+            !std::mem::replace(&mut q.writing, true)
+        })
+    }
+
+    /// The edits waiting now; none means the writer stands down.
     fn take(&self, id: &str) -> Vec<PendingEdit> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(id)
-            .unwrap_or_default()
+        self.with(id, |q| {
+            let batch = std::mem::take(&mut q.waiting);
+            q.writing = !batch.is_empty();
+            batch
+        })
+    }
+
+    /// Records the end of a write; `true` if nothing waits (the writer stands down).
+    fn written(&self, id: &str) -> bool {
+        self.with(id, |q| {
+            q.last_write = Some(Instant::now());
+            q.writing = !q.waiting.is_empty();
+            !q.writing
+        })
+    }
+
+    fn last_write(&self, id: &str) -> Option<Instant> {
+        self.with(id, |q| q.last_write)
     }
 }
 
-/// Drops a batch whose leader went away before taking it, so its waiters are answered.
-struct Lead<'a> {
+/// Answers the waiting changes of a writer that went away before draining its queue.
+struct Writer<'a> {
     batches: &'a Batches,
     id: &'a str,
-    taken: bool,
+    drained: bool,
 }
 
-impl Drop for Lead<'_> {
+impl Drop for Writer<'_> {
     fn drop(&mut self) {
-        if !self.taken {
-            drop(self.batches.take(self.id));
+        if !self.drained {
+            self.batches.with(self.id, |q| {
+                q.writing = false;
+                drop(std::mem::take(&mut q.waiting));
+            });
         }
     }
 }
 
-/// [`CloudFront::change_trust`] through `batches`: joins (or leads) the distribution's batch; a
-/// leader waits `window`, then writes the batch with `client` (the budgeted client, which spends
-/// the write from the account's budget).
+/// [`CloudFront::change_trust`] through `batches`: queues the change, and if no one is writing
+/// to the distribution, writes the queue with `client` (the budgeted client, which spends each
+/// write from the account's budget) until it is empty, at most one write per `window`.
 pub(super) async fn change_trust<C: CloudFront>(
     client: &C,
     batches: &Batches,
@@ -68,15 +107,28 @@ pub(super) async fn change_trust<C: CloudFront>(
 ) -> Result<Tagged<Distribution>> {
     let (edit, outcome) = PendingEdit::new(changes, base);
     if batches.queue(id, edit) {
-        let mut lead = Lead {
+        let mut writer = Writer {
             batches,
             id,
-            taken: false,
+            drained: false,
         };
-        tokio::time::sleep(window).await;
-        let batch = batches.take(id);
-        lead.taken = true;
-        trust::write_together(client, id, batch).await;
+        loop {
+            match batches.last_write(id) {
+                Some(last) if last + window > Instant::now() => {
+                    tokio::time::sleep_until(last + window).await;
+                }
+                _ => tokio::task::yield_now().await,
+            }
+            let batch = batches.take(id);
+            if batch.is_empty() {
+                break;
+            }
+            trust::write_together(client, id, batch).await;
+            if batches.written(id) {
+                break;
+            }
+        }
+        writer.drained = true;
     }
     outcome.wait(id).await
 }

@@ -99,6 +99,48 @@ async fn the_operator_works_under_the_generated_policy_and_names_a_missing_actio
         crate::support::ready(&objects, "scoped").await
     })
     .await;
+    // The account's usage, as `kubectl get cfa` prints it from the real API server.
+    let kubeconfig = stack.kubeconfig.clone();
+    let mut table = String::new();
+    wait_for(
+        "kubectl get cfa to show usage",
+        Duration::from_secs(60),
+        async || {
+            let kc = kubeconfig.clone();
+            table = tokio::task::spawn_blocking(move || {
+                crate::support::kubectl(&kc, &["get", "cfa", "default"])
+            })
+            .await
+            .unwrap();
+            let mut lines = table.lines();
+            let header: Vec<&str> = lines
+                .next()
+                .unwrap_or_default()
+                .split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect();
+            let row: Vec<&str> = lines
+                .next()
+                .unwrap_or_default()
+                .split_whitespace()
+                .collect();
+            header.starts_with(&[
+                "NAME",
+                "READY",
+                "ACCOUNT",
+                "KEYS",
+                "KEY QUOTA",
+                "GROUPS",
+                "GROUP QUOTA",
+            ]) && row
+                .get(3)
+                .is_some_and(|keys| keys.parse::<u32>().is_ok_and(|n| n >= 1))
+                && row.get(4) == Some(&"10")
+        },
+    )
+    .await;
+    println!("{table}");
     let mut active_keys = std::collections::BTreeSet::new();
     wait_for("two rotations", Duration::from_secs(90), async || {
         if let Some(active) = objects

@@ -51,7 +51,8 @@ pub fn keyfront(args: &[&str], log: &Path) -> Process {
     )
 }
 
-pub fn kubectl(kubeconfig: &Path, args: &[&str]) {
+/// Runs kubectl with `kubeconfig`, asserting it succeeds; returns what it printed.
+pub fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
     let out = Command::new("kubectl")
         .args(args)
         .env("KUBECONFIG", kubeconfig)
@@ -62,6 +63,7 @@ pub fn kubectl(kubeconfig: &Path, args: &[&str]) {
         "kubectl {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The AWS SDK's own CloudFront client for the emulator at `addr`, for what the port does not
