@@ -562,7 +562,78 @@ async fn values_the_schema_refuses_are_named() {
     }
 }
 
-/// Every rendered manifest of three variants (default values, `watchNamespaces`, metrics on),
+/// Values that set every standard knob a platform team expects of a chart.
+pub(super) fn every_knob() -> serde_json::Value {
+    json!({
+        "serviceAccount": {"create": false, "name": "keyfront-irsa"},
+        "nameOverride": "kf",
+        "fullnameOverride": "platform-keyfront",
+        "podAnnotations": {"example.com/scrape": "true"},
+        "podLabels": {"team": "platform"},
+        "imagePullSecrets": [{"name": "registry-credentials"}],
+        "priorityClassName": "system-cluster-critical",
+    })
+}
+
+/// The standard knobs land where Kubernetes reads them; a ServiceAccount made elsewhere is
+/// used (and none is made), and forgetting its name is refused with the fix named.
+#[tokio::test]
+async fn the_standard_knobs_render_where_kubernetes_reads_them() {
+    let rendered = helm_template(&every_knob()).await;
+    let objects: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&rendered)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|o: &serde_json::Value| !o.is_null())
+        .collect();
+    let of_kind = |kind: &str| -> Vec<&serde_json::Value> {
+        objects.iter().filter(|o| o["kind"] == kind).collect()
+    };
+    assert!(
+        of_kind("ServiceAccount").is_empty(),
+        "a ServiceAccount was made"
+    );
+    let deployment = of_kind("Deployment")[0];
+    assert_eq!(deployment["metadata"]["name"], "platform-keyfront");
+    let pod = &deployment["spec"]["template"];
+    assert_eq!(pod["spec"]["serviceAccountName"], "keyfront-irsa");
+    assert_eq!(
+        pod["spec"]["imagePullSecrets"],
+        json!([{"name": "registry-credentials"}])
+    );
+    assert_eq!(pod["spec"]["priorityClassName"], "system-cluster-critical");
+    assert_eq!(pod["metadata"]["annotations"]["example.com/scrape"], "true");
+    assert_eq!(pod["metadata"]["labels"]["team"], "platform");
+    assert_eq!(pod["metadata"]["labels"]["app.kubernetes.io/name"], "kf");
+    assert_eq!(
+        deployment["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"],
+        "kf"
+    );
+    for binding in of_kind("ClusterRoleBinding")
+        .into_iter()
+        .chain(of_kind("RoleBinding"))
+    {
+        assert_eq!(binding["subjects"][0]["name"], "keyfront-irsa", "{binding}");
+    }
+    let output = tokio::process::Command::new(test_cluster::tool("helm"))
+        .args([
+            "template",
+            "keyfront",
+            CHART,
+            "--set",
+            "serviceAccount.create=false",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("serviceAccount.name is required with serviceAccount.create=false"),
+        "{said}"
+    );
+}
+
+/// Every rendered manifest of four variants (default values, `watchNamespaces`, metrics on, every
+/// standard knob),
 /// as `helm template` renders them, passes `kubectl apply --dry-run=server` against a fresh
 /// real API server that has only the CRDs and namespaces, and the dry run leaves it unchanged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -572,6 +643,7 @@ async fn rendered_manifests_pass_a_server_side_dry_run() {
         json!({}),
         json!({"watchNamespaces": ["team-a", "team-b"]}),
         metrics_on,
+        every_knob(),
     ] {
         let text = helm_template(&values).await;
         assert!(text.contains("kind: Deployment"), "{values}: {text}");
@@ -857,7 +929,12 @@ async fn metrics_on_installs_a_service_monitor_and_the_alerts() {
     let monitor = get("monitoring.coreos.com", "ServiceMonitor", "keyfront").await;
     assert_eq!(
         monitor.data["spec"]["jobLabel"],
-        json!("app.kubernetes.io/name")
+        json!("keyfront.dev/metrics-job")
+    );
+    assert_eq!(
+        service.metadata.labels.as_ref().unwrap()["keyfront.dev/metrics-job"],
+        "keyfront",
+        "series carry job=\"keyfront\", what the alerts expect"
     );
     assert_eq!(
         monitor.data["spec"]["endpoints"][0]["path"],

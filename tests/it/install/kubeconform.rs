@@ -123,6 +123,7 @@ async fn rendered_manifests_pass_kubeconform_against_the_release_openapi() {
         json!({}),
         json!({"watchNamespaces": ["team-a", "team-b"]}),
         metrics_on,
+        super::chart::every_knob(),
     ] {
         let rendered = helm_template(&values).await;
         let mut kinds = BTreeSet::new();
