@@ -143,7 +143,7 @@ struct RunArgs {
 }
 
 fn parse_duration_arg(value: &str) -> Result<Duration, String> {
-    keyfront::api::parse_duration(value).map_err(|e| e.to_string())
+    keyfront::api::parse_cli_duration(value).map_err(|e| e.to_string())
 }
 
 fn parse_rate(value: &str) -> Result<f64, String> {
@@ -212,6 +212,8 @@ fn write_crds(args: &CrdArgs) -> anyhow::Result<()> {
     let crds = keyfront::crds()?;
     match &args.out_dir {
         Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
             for (file, yaml) in crds {
                 let path = dir.join(file);
                 std::fs::write(&path, yaml)

@@ -16,12 +16,53 @@ pub enum DurationError {
     Malformed { value: String },
     #[error("duration {value:?} is too large")]
     Overflow { value: String },
+    #[error(
+        "invalid duration {value:?}: days are not supported in a Kubernetes duration, use hours ({hours}h)"
+    )]
+    Days { value: String, hours: String },
+    #[error("invalid duration {value:?}: a duration cannot be negative")]
+    Negative { value: String },
+}
+
+/// `N` days (`30d`, `1.5d`) as hours, if `value` is exactly that.
+fn days_as_hours(value: &str) -> Option<String> {
+    let days = value.strip_suffix('d')?;
+    let days: f64 = days
+        .parse()
+        .ok()
+        .filter(|d: &f64| d.is_finite() && *d >= 0.0)?;
+    let hours = days * 24.0;
+    Some(if hours.fract() == 0.0 {
+        format!("{hours:.0}")
+    } else {
+        format!("{hours}")
+    })
+}
+
+/// A duration as the command line and the chart take it: a Kubernetes duration, or whole or
+/// fractional days (`30d`), which Kubernetes durations lack.
+pub fn parse_cli_duration(value: &str) -> Result<Duration, DurationError> {
+    match days_as_hours(value) {
+        Some(hours) => parse_duration(&format!("{hours}h")),
+        None => parse_duration(value),
+    }
 }
 
 /// Parses a non-negative Go duration string.
 pub fn parse_duration(value: &str) -> Result<Duration, DurationError> {
     if value.is_empty() {
         return Err(DurationError::Empty);
+    }
+    if value.starts_with('-') {
+        return Err(DurationError::Negative {
+            value: value.to_owned(),
+        });
+    }
+    if let Some(hours) = days_as_hours(value) {
+        return Err(DurationError::Days {
+            value: value.to_owned(),
+            hours,
+        });
     }
     let malformed = || DurationError::Malformed {
         value: value.to_owned(),
@@ -98,6 +139,31 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn days_and_negative_values_are_named_in_the_users_words() {
+        assert_eq!(
+            parse_duration("30d").unwrap_err().to_string(),
+            "invalid duration \"30d\": days are not supported in a Kubernetes duration, use hours (720h)"
+        );
+        assert_eq!(
+            parse_duration("-5m").unwrap_err().to_string(),
+            "invalid duration \"-5m\": a duration cannot be negative"
+        );
+        assert_eq!(
+            parse_cli_duration("30d"),
+            Ok(Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(
+            parse_cli_duration("1.5d"),
+            Ok(Duration::from_secs(36 * 3600))
+        );
+        assert_eq!(parse_cli_duration("90m"), Ok(Duration::from_secs(5400)));
+        assert!(matches!(
+            parse_cli_duration("-1d"),
+            Err(DurationError::Negative { .. })
+        ));
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub use account::{
     CloudFrontAccountStatus, DEFAULT_ACCOUNT, DistributionGrant, KeyGroupNamePolicy, NamespaceFrom,
     NamespaceGrant, UnclaimedKeyring,
 };
-pub use duration::{DurationError, parse_duration};
+pub use duration::{DurationError, parse_cli_duration, parse_duration};
 pub use names::{default_key_group_name, default_secret_name, legacy_default_key_group_name};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};

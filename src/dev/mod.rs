@@ -55,9 +55,26 @@ pub struct DevArgs {
     /// Start the system only: no demo distribution, object or traffic.
     #[arg(long)]
     no_demo: bool,
-    /// The demo's rotation interval.
-    #[arg(long, default_value = "20s")]
+    /// The demo's rotation interval (at least 12s: the demo's URLs live 30s and pods
+    /// refresh within 5s, and a key group holds at most 5 keys).
+    #[arg(long, default_value = "20s", value_parser = demo_interval, allow_hyphen_values = true)]
     interval: String,
+}
+
+/// The shortest demo interval: 3 × interval must cover the demo's URL lifetime (30 s) and
+/// Secret refresh allowance (5 s), or the key group would need more than 5 keys.
+const SHORTEST_DEMO_INTERVAL: Duration = Duration::from_secs(12);
+
+/// `--interval` checked up front (days allowed), as the Kubernetes duration the demo applies.
+fn demo_interval(value: &str) -> Result<String, String> {
+    let interval = crate::api::parse_cli_duration(value).map_err(|e| e.to_string())?;
+    if interval < SHORTEST_DEMO_INTERVAL {
+        return Err(format!(
+            "{value} is too short for the demo: its URLs live 30s and pods refresh within 5s, so keys must rotate every {}s or more",
+            SHORTEST_DEMO_INTERVAL.as_secs()
+        ));
+    }
+    Ok(format!("{}s", interval.as_secs()))
 }
 
 /// What the demo needs to reach.

@@ -9,7 +9,7 @@ use anyhow::{Context as _, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::{HashAlgorithm, MountedSigner, Policy, Signer};
-use crate::api::parse_duration;
+use crate::api::parse_cli_duration;
 
 /// What to sign.
 #[derive(Subcommand, Debug)]
@@ -46,8 +46,8 @@ pub struct SignArgs {
     /// Expiry as Unix epoch seconds.
     #[arg(long, conflicts_with = "expires_in")]
     expires: Option<i64>,
-    /// Expiry relative to now, e.g. `1h`, `15m`.
-    #[arg(long)]
+    /// Expiry relative to now, e.g. `1h`, `15m`, `7d`.
+    #[arg(long, allow_hyphen_values = true)]
     expires_in: Option<String>,
     /// Not valid before this Unix epoch second (makes a custom policy).
     #[arg(long)]
@@ -145,7 +145,7 @@ fn policy_source(args: &SignArgs) -> anyhow::Result<PolicySource> {
     let expires = match (args.expires, &args.expires_in) {
         (Some(e), None) => e,
         (None, Some(d)) => {
-            let d = parse_duration(d).map_err(|e| anyhow!("--expires-in: {e}"))?;
+            let d = parse_cli_duration(d).map_err(|e| anyhow!("--expires-in: {e}"))?;
             i64::try_from(d.as_secs())
                 .ok()
                 .and_then(|secs| now().checked_add(secs))

@@ -210,3 +210,21 @@ fn run_without_a_cluster_says_how_to_get_one_in_one_line() {
     );
     assert!(stderr.len() < 300, "{stderr}");
 }
+
+#[test]
+fn dev_checks_its_interval_before_starting_anything() {
+    for (interval, said) in [
+        ("5s", "5s is too short for the demo"),
+        ("-1m", "a duration cannot be negative"),
+        ("soon", "invalid duration \"soon\""),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_keyfront"))
+            .args(["dev", "--interval", interval])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "--interval {interval} started");
+        assert!(stderr.contains(said), "--interval {interval}: {stderr}");
+        assert!(stderr.len() < 400, "--interval {interval}: {stderr}");
+    }
+}

@@ -257,6 +257,10 @@ fn cli_bad_input_exits_nonzero_with_one_line_naming_the_problem() {
             sign_url_args(&key, url, ("--expires-in", "soon"), &[]),
             "\"soon\"",
         ),
+        (
+            sign_url_args(&key, url, ("--expires-in", "-5m"), &[]),
+            "\"-5m\": a duration cannot be negative",
+        ),
     ];
     for (args, needle) in cases {
         let output = Command::new(env!("CARGO_BIN_EXE_keyfront"))
@@ -278,4 +282,47 @@ fn cli_bad_input_exits_nonzero_with_one_line_naming_the_problem() {
         );
         assert!(output.stdout.is_empty());
     }
+}
+
+#[test]
+fn the_command_line_takes_days_and_crd_writes_a_new_directory() {
+    let key = format!("{KEYS}/rsa-1.pem");
+    let output = Command::new(env!("CARGO_BIN_EXE_keyfront"))
+        .arg("sign")
+        .args(sign_url_args(
+            &key,
+            "https://d.example/a",
+            ("--expires-in", "7d"),
+            &[],
+        ))
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let url = String::from_utf8_lossy(&output.stdout);
+    let expires: i64 = url
+        .split("Expires=")
+        .nth(1)
+        .and_then(|rest| rest.split('&').next())
+        .and_then(|n| n.parse().ok())
+        .expect("an Expires parameter");
+    let in_a_week = jiff::Timestamp::now().as_second() + 7 * 86_400;
+    assert!((expires - in_a_week).abs() < 60, "{url}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nested = dir.path().join("not/yet/there");
+    let output = Command::new(env!("CARGO_BIN_EXE_keyfront"))
+        .args(["crd", "--out-dir"])
+        .arg(&nested)
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(nested.join("signingkeygroups.keyfront.dev.yaml").exists());
 }
