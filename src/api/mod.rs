@@ -199,6 +199,16 @@ pub enum KeyAlgorithm {
     EcdsaP256,
 }
 
+impl std::fmt::Display for KeyAlgorithm {
+    /// The spec's spelling (`RSA2048`, `ECDSAP256`), for messages and Events.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Rsa2048 => "RSA2048",
+            Self::EcdsaP256 => "ECDSAP256",
+        })
+    }
+}
+
 /// Rotation schedule. All values are Kubernetes duration strings (`720h`, `90m`, `30s`).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]

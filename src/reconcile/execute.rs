@@ -97,7 +97,7 @@ pub async fn execute<A, C: CloudFront>(
                     (
                         EventType::Normal,
                         reasons::KEY_STAGED,
-                        format!("generated key {serial} ({algorithm:?}, fingerprint {fingerprint}) and stored it in the cluster"),
+                        format!("generated key {serial} ({algorithm}, fingerprint {fingerprint}) and stored it in the cluster"),
                     )
                 })
             }
@@ -352,6 +352,14 @@ pub async fn execute<A, C: CloudFront>(
         };
         done.steps += 1;
         if let Some((type_, reason, note)) = event {
+            // One line per transition (a key staged, published, active, retiring, deleted, a
+            // group or distribution changed), for whoever tails the operator's log. Notes name
+            // keys by serial, ID and fingerprint, never by material.
+            tracing::info!(
+                object = %format!("{}/{}", subject.namespace, subject.name),
+                reason,
+                "{note}"
+            );
             ctx.events
                 .publish(object, type_, reason, super::step_name(step), note)
                 .await;

@@ -443,3 +443,17 @@ async fn the_account_reference_is_immutable() {
         "{message}"
     );
 }
+
+#[test]
+fn algorithms_print_as_the_spec_spells_them() {
+    for algorithm in [
+        keyfront::api::KeyAlgorithm::Rsa2048,
+        keyfront::api::KeyAlgorithm::EcdsaP256,
+    ] {
+        assert_eq!(
+            json!(algorithm.to_string()),
+            serde_json::to_value(algorithm).expect("json"),
+            "Events and messages use the spelling the spec takes"
+        );
+    }
+}
