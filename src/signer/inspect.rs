@@ -166,6 +166,13 @@ pub async fn run(args: &InspectArgs, out: &mut impl Write) -> anyhow::Result<boo
     // The public key: given, mounted, or fetched by ID.
     let mut cloudfront = None;
     if args.distribution.is_some() || (args.public_key.is_none() && args.secret_dir.is_none()) {
+        // Say so before going to the network (and, without credentials in the environment,
+        // to the instance metadata service).
+        let endpoint = args
+            .cloudfront_endpoint
+            .as_deref()
+            .unwrap_or("AWS, with the default credential chain");
+        line(out, "asking", &format!("CloudFront at {endpoint}"))?;
         let accounts = SdkAccounts::from_environment(SdkSettings {
             endpoint: args.cloudfront_endpoint.clone(),
             ..SdkSettings::default()
@@ -183,13 +190,17 @@ pub async fn run(args: &InspectArgs, out: &mut impl Write) -> anyhow::Result<boo
         );
     }
     let (public_pem, source) = match (&args.public_key, &args.secret_dir, &key_pair_id) {
-        (Some(path), _, _) => (
-            Some(
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read {}", path.display()))?,
-            ),
-            format!("from {}", path.display()),
-        ),
+        (Some(path), _, _) => {
+            let pem = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            if pem.contains("PRIVATE KEY-----") {
+                anyhow::bail!(
+                    "--public-key {} holds a private key; pass its public key (openssl pkey -in KEY -pubout)",
+                    path.display()
+                );
+            }
+            (Some(pem), format!("from {}", path.display()))
+        }
         (None, Some(dir), _) => {
             let path = dir.join("public_key.pem");
             (
@@ -206,7 +217,8 @@ pub async fn run(args: &InspectArgs, out: &mut impl Write) -> anyhow::Result<boo
                     Some(key.value.encoded_key),
                     format!("{id} fetched from CloudFront"),
                 ),
-                Err(e) => (None, format!("{id} not found in CloudFront ({:?})", e.kind)),
+                Err(e) if e.is_not_found() => (None, format!("{id} not found in CloudFront")),
+                Err(e) => (None, format!("{id} could not be fetched: {e}")),
             },
             None => (None, "none".into()),
         },
@@ -247,6 +259,19 @@ pub async fn run(args: &InspectArgs, out: &mut impl Write) -> anyhow::Result<boo
         )?;
     }
 
+    // A key the deployed trust does not list is refused for that, signature unseen; else,
+    // without a public key, the signature cannot be judged.
+    let untrusted = matches!(&trusted_keys, Some(Some(keys))
+        if key_pair_id.as_ref().is_none_or(|id| !keys.contains(id)));
+    if public_pem.is_none() && trusted_keys != Some(None) && !untrusted {
+        // Nothing to verify the signature with: say so, rather than blame the key's trust.
+        writeln!(
+            out,
+            "verdict: not checked: no public key to verify the signature with (pass --public-key or --secret-dir, or credentials that may read key {} from CloudFront)",
+            key_pair_id.as_deref().unwrap_or("none")
+        )?;
+        return Ok(false);
+    }
     let verdict = match &trusted_keys {
         Some(None) => Ok(()),
         _ => verify_presented(

@@ -133,9 +133,7 @@ async fn the_operator_works_under_the_generated_policy_and_names_a_missing_actio
                 "KEY QUOTA",
                 "GROUPS",
                 "GROUP QUOTA",
-            ]) && row
-                .get(3)
-                .is_some_and(|keys| keys.parse::<u32>().is_ok())
+            ]) && row.get(3).is_some_and(|keys| keys.parse::<u32>().is_ok())
                 && row.get(4) == Some(&"10")
         },
     )

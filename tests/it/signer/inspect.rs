@@ -385,3 +385,58 @@ console.log(getSignedUrl({ url, keyPairId: id, privateKey: readFileSync(key, 'ut
         );
     }
 }
+
+/// What inspect says when it cannot check: without a public key (CloudFront unreachable) it
+/// says "not checked" and that it asked CloudFront, never that the key is untrusted; a private
+/// key passed as the public one is named as such.
+#[test]
+fn inspect_says_what_it_could_not_check() {
+    let key = repo("tests/fixtures/keys/rsa-1.pem");
+    let signed = Command::new(env!("CARGO_BIN_EXE_keyfront"))
+        .args(["sign", "url", "--private-key"])
+        .arg(&key)
+        .args([
+            "--key-pair-id",
+            "K2NOTFETCHABLE",
+            "--url",
+            "https://d.example/a",
+            "--expires-in",
+            "1h",
+        ])
+        .output()
+        .unwrap();
+    let url = String::from_utf8(signed.stdout).unwrap();
+    let unreachable = format!("http://{}", crate::support::free_port());
+    let output = Command::new(env!("CARGO_BIN_EXE_keyfront"))
+        .args(["inspect", url.trim(), "--cloudfront-endpoint", &unreachable])
+        .env("AWS_ACCESS_KEY_ID", "AKIDINSPECT")
+        .env("AWS_SECRET_ACCESS_KEY", "inspect")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!("CloudFront at {unreachable}")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("K2NOTFETCHABLE could not be fetched"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("verdict: not checked: no public key"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("trusts"), "{stdout}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_keyfront"))
+        .args(["inspect", url.trim(), "--public-key"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("holds a private key"), "{stderr}");
+    assert!(!stderr.contains("BEGIN"), "no key material: {stderr}");
+}
