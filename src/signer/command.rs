@@ -75,6 +75,12 @@ fn load_signer(args: &SignArgs) -> anyhow::Result<Signer> {
                 std::fs::read(path)
                     .with_context(|| format!("cannot read private key {}", path.display()))?,
             );
+            if pem.windows(16).any(|w| w == b"BEGIN PUBLIC KEY") {
+                bail!(
+                    "--private-key {} holds a public key: sign with the private key it was made from (the app Secret's private_key.pem)",
+                    path.display()
+                );
+            }
             Signer::from_pem(&pem, id, None)
                 .with_context(|| format!("private key {}", path.display()))?
         }
@@ -91,7 +97,17 @@ fn load_signer(args: &SignArgs) -> anyhow::Result<Signer> {
 }
 
 fn check_url(url: &str) -> anyhow::Result<()> {
-    let parsed = url::Url::parse(url).map_err(|e| anyhow!("malformed URL {url:?}: {e}"))?;
+    if url.contains(char::is_whitespace) {
+        bail!(
+            "malformed URL {url:?}: it contains a space; percent-encode it (%20) as the viewer's request will"
+        );
+    }
+    let parsed = url::Url::parse(url).map_err(|e| match e {
+        url::ParseError::RelativeUrlWithoutBase => anyhow!(
+            "malformed URL {url:?}: it has no scheme; give the whole URL, like https://{url}"
+        ),
+        e => anyhow!("malformed URL {url:?}: {e}"),
+    })?;
     if !matches!(parsed.scheme(), "http" | "https" | "rtmp" | "ws" | "wss")
         || parsed.host_str().is_none()
     {

@@ -239,7 +239,10 @@ fn cli_bad_input_exits_nonzero_with_one_line_naming_the_problem() {
             sign_url_args("/no/such/key.pem", url, hour, &[]),
             "/no/such/key.pem",
         ),
-        (sign_url_args(&public, url, hour, &[]), "rsa-1.pub.pem"),
+        (
+            sign_url_args(&public, url, hour, &[]),
+            "rsa-1.pub.pem holds a public key",
+        ),
         (sign_url_args(&small, url, hour, &[]), "RSA-1024"),
         (
             sign_url_args(&key, url, ("--expires", "1000"), &[]),
@@ -247,7 +250,11 @@ fn cli_bad_input_exits_nonzero_with_one_line_naming_the_problem() {
         ),
         (
             sign_url_args(&key, "d.example/a", hour, &[]),
-            "\"d.example/a\"",
+            "\"d.example/a\": it has no scheme; give the whole URL, like https://d.example/a",
+        ),
+        (
+            sign_url_args(&key, "https://d.example/a b", hour, &[]),
+            "it contains a space; percent-encode it (%20)",
         ),
         (
             sign_url_args(&key, url, hour, &["--ip", "10.0.0.0/40"]),
