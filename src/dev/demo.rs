@@ -21,6 +21,8 @@ use crate::signer::{MountedSigner, Policy};
 const DISTRIBUTION: &str = "EDEVDEMO1";
 const NAME: &str = "demo";
 const SECRET: &str = "demo-cloudfront-key";
+/// The demo's `maxSignedUrlLifetime`: URLs it prints are signed for exactly this long.
+const URL_LIFETIME_SECONDS: i64 = 30;
 
 /// What the demo app has done so far.
 #[derive(Debug, Default)]
@@ -63,7 +65,7 @@ async fn demo(r: &Running, interval: &str, counters: &Arc<Counters>) -> anyhow::
                 "metadata": {"name": NAME, "namespace": "default"},
                 "spec": {
                     "key": {"algorithm": "ECDSAP256"},
-                    "rotation": {"interval": interval, "maxSignedUrlLifetime": "30s", "secretRefreshAllowance": "5s"},
+                    "rotation": {"interval": interval, "maxSignedUrlLifetime": format!("{URL_LIFETIME_SECONDS}s"), "secretRefreshAllowance": "5s"},
                     "distributions": [{"id": DISTRIBUTION, "defaultCacheBehavior": true, "allowPublicOnDetach": true}],
                 }
             })),
@@ -159,7 +161,7 @@ async fn signed_with_secret(r: &Running, host: &str, path: &str) -> anyhow::Resu
         None,
     )?;
     let url = format!("https://{host}{path}");
-    let expires = jiff::Timestamp::now().as_second() + 300;
+    let expires = jiff::Timestamp::now().as_second() + URL_LIFETIME_SECONDS;
     let signed = signer.sign_url(&url, &Policy::canned(url.clone(), expires))?;
     Ok(signed[format!("https://{host}").len()..].to_owned())
 }
@@ -260,23 +262,27 @@ async fn watch_status(
                     counts()
                 ),
             );
+            // Printed again at every activation: a URL signed with the new key, valid for
+            // the demo's URL lifetime (URLs signed with a retired key stop working after it).
             if active.is_none() {
+                let keyfront = std::env::current_exe()
+                    .map_or_else(|_| "keyfront".to_owned(), |p| p.display().to_string());
                 say(
                     r.started,
                     &format!(
-                        "sign yourself:  keyfront sign url --secret-dir {} --url https://{host}/hello.txt --expires-in 5m",
+                        "sign yourself:  {keyfront} sign url --secret-dir {} --url https://{host}/hello.txt --expires-in {URL_LIFETIME_SECONDS}s",
                         mount.display()
                     ),
                 );
-                if let Ok(path_and_query) = signed_with_secret(r, host, "/hello.txt").await {
-                    say(
-                        r.started,
-                        &format!(
-                            "or fetch one:   curl -si -H 'Host: {host}' 'http://{}{path_and_query}'",
-                            r.edge
-                        ),
-                    );
-                }
+            }
+            if let Ok(path_and_query) = signed_with_secret(r, host, "/hello.txt").await {
+                say(
+                    r.started,
+                    &format!(
+                        "fetch one (valid {URL_LIFETIME_SECONDS}s): curl -si -H 'Host: {host}' 'http://{}{path_and_query}'",
+                        r.edge
+                    ),
+                );
             }
             active = status.active_key_id.clone();
         }

@@ -112,6 +112,41 @@ async fn keyfront_dev_runs_the_whole_system_and_stops_on_ctrl_c() {
         seen.join("\n")
     );
 
+    // The printed curl is refreshed at each activation, signed for the demo's URL lifetime,
+    // and works; the printed sign command names the binary, which may not be on PATH.
+    let fetch_lines: Vec<&String> = seen
+        .iter()
+        .filter(|l| l.contains("fetch one (valid 30s)"))
+        .collect();
+    assert!(
+        fetch_lines.len() >= 2,
+        "refreshed at activations: {fetch_lines:?}"
+    );
+    let last = fetch_lines.last().unwrap();
+    let quoted = last.rsplit('\'').nth(1).unwrap();
+    let printed = &quoted[quoted.find("/hello.txt").unwrap()..];
+    let expires: i64 = printed
+        .split("Expires=")
+        .nth(1)
+        .and_then(|r| r.split('&').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(expires <= jiff::Timestamp::now().as_second() + 30, "{last}");
+    assert_eq!(
+        edge_get(edge, "edevdemo1.cloudfront.net", printed).await,
+        200,
+        "{last}"
+    );
+    let sign_line = seen.iter().find(|l| l.contains("sign yourself:")).unwrap();
+    let binary = sign_line
+        .split("sign yourself:")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    assert!(std::path::Path::new(binary).is_absolute(), "{sign_line}");
+
     // Signing with the mounted Secret at the printed directory passes the edge.
     let mount_line = seen
         .iter()
