@@ -132,8 +132,9 @@ struct RunArgs {
     /// Writes allowed at once above the rate after a quiet spell.
     #[arg(long, env = "KEYFRONT_CLOUDFRONT_WRITE_BURST", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     cloudfront_write_burst: u32,
-    /// How long a distribution update waits to carry other objects' changes to the same
-    /// distribution with it; 0 sends each on its own.
+    /// The least time between two updates of one distribution: changes arriving meanwhile go
+    /// together in the next one (a change with none in flight or just done goes at once); 0
+    /// sends each on its own.
     #[arg(long, env = "KEYFRONT_COALESCE_WINDOW", default_value = "2s", value_parser = parse_duration_arg)]
     coalesce_window: Duration,
     /// How long a distribution read stands in for a fresh one while nothing is awaited there
