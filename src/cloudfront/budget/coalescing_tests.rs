@@ -197,41 +197,30 @@ async fn a_writer_dropped_before_writing_answers_its_queue_with_a_transient_erro
 #[tokio::test(start_paused = true)]
 async fn a_lone_change_goes_out_at_once_and_one_just_after_a_write_waits_the_window() {
     let s = setup(Duration::from_secs(2)).await;
+    let attach = async |group: &str| {
+        s.client
+            .change_trust(
+                &s.distribution,
+                &add(BehaviorSelector::Default, group),
+                None,
+            )
+            .await
+            .unwrap();
+    };
     let started = tokio::time::Instant::now();
-    s.client
-        .change_trust(
-            &s.distribution,
-            &add(BehaviorSelector::Default, &s.groups[0]),
-            None,
-        )
-        .await
-        .unwrap();
+    attach(&s.groups[0]).await;
     assert_eq!(
         started.elapsed(),
         Duration::ZERO,
         "a lone change paid the window"
     );
     // Right after that write, the next change waits out the window (then goes alone).
-    s.client
-        .change_trust(
-            &s.distribution,
-            &add(BehaviorSelector::Default, &s.groups[1]),
-            None,
-        )
-        .await
-        .unwrap();
+    attach(&s.groups[1]).await;
     assert_eq!(started.elapsed(), Duration::from_secs(2));
     // Long after it, one goes at once again.
     tokio::time::sleep(Duration::from_secs(10)).await;
     let later = tokio::time::Instant::now();
-    s.client
-        .change_trust(
-            &s.distribution,
-            &add(BehaviorSelector::Default, &s.groups[2]),
-            None,
-        )
-        .await
-        .unwrap();
+    attach(&s.groups[2]).await;
     assert_eq!(later.elapsed(), Duration::ZERO);
     assert_eq!(updates(&s.metrics), 3);
 }

@@ -7,12 +7,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use aws_sdk_cloudfront::config::{BehaviorVersion, Credentials, Region};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
-use keyfront::cloudfront::sdk::SdkCloudFront;
 use keyfront::cloudfront::{BehaviorSelector, BehaviorTrust, CloudFront, Etag, KeyGroupConfig};
 use keyfront::emulator::model::ModelSettings;
 use keyfront::emulator::xml::Element;
@@ -88,14 +86,7 @@ async fn the_update_body_is_the_read_body_with_only_the_changed_trust_replaced()
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, router).await });
-    let sdk = SdkCloudFront::new(aws_sdk_cloudfront::Client::from_conf(
-        aws_sdk_cloudfront::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
-            .endpoint_url(format!("http://{addr}"))
-            .build(),
-    ));
+    let sdk = crate::support::cloudfront(addr);
 
     let key = sdk
         .create_public_key(&keyfront::cloudfront::NewPublicKey {

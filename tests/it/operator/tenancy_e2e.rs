@@ -790,21 +790,7 @@ async fn a_distribution_attached_outside_keyfront_is_waited_for_through_a_rotati
 
     // "Terraform" (boto3) attaches the group to E1TEAMA by the ID in status (granted to team-a,
     // not in the spec).
-    let output = std::process::Command::new(crate::support::python())
-        .args([
-            "attach_key_group.py",
-            &format!("http://{}", stack.cf_addr),
-            "E1TEAMA",
-            &group,
-        ])
-        .current_dir(repo("tests/python"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "attach_key_group.py: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    terraform_attaches(&stack, "E1TEAMA", &group);
     let host = crate::support::domain_name(stack.cf_addr, "E1TEAMA").await;
     let secrets: Api<Secret> = Api::namespaced(stack.cluster.client(), "team-a");
     wait_for(
@@ -876,21 +862,7 @@ async fn a_distribution_its_owner_attaches_is_never_written_and_rotates_without_
         .key_group_id
         .expect("the key group ID is in status before the owner attaches");
 
-    let output = std::process::Command::new(crate::support::python())
-        .args([
-            "attach_key_group.py",
-            &format!("http://{}", stack.cf_addr),
-            "E1TEAMA",
-            &group,
-        ])
-        .current_dir(repo("tests/python"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "attach_key_group.py: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    terraform_attaches(&stack, "E1TEAMA", &group);
     wait_for("team-a/iac Ready", Duration::from_secs(120), async || {
         ready(&objects, "iac").await
     })
@@ -1194,6 +1166,25 @@ async fn objects_whose_old_default_names_collided_both_become_ready_with_distinc
 
 /// Signs with whatever the Secret holds, as fast as it can, until a rotation has switched it
 /// and 3 s more; returns (sent, rejected).
+/// boto3, playing Terraform, attaches `group` to the default behavior of `distribution`.
+fn terraform_attaches(stack: &Stack, distribution: &str, group: &str) {
+    let output = std::process::Command::new(crate::support::python())
+        .args([
+            "attach_key_group.py",
+            &format!("http://{}", stack.cf_addr),
+            distribution,
+            group,
+        ])
+        .current_dir(repo("tests/python"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "attach_key_group.py: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 async fn sign_through_a_rotation(
     stack: &Stack,
     namespace: &str,
