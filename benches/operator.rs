@@ -181,9 +181,16 @@ async fn latency_and_steady_state() {
         }
         latencies.push(start.elapsed());
     }
+    // The first object finds the write budget full: a lone object on a quiet account. The
+    // others are applied one after another and wait for write tokens (1 write/s).
+    let lone = latencies[0];
     latencies.sort();
     println!(
-        "apply → Ready (RSA2048, one distribution, {LATENCY_OBJECTS} objects): median {:.0} ms, p90 {:.0} ms, max {:.0} ms",
+        "apply → Ready of a lone object on a quiet account (the first): {:.0} ms",
+        lone.as_secs_f64() * 1e3
+    );
+    println!(
+        "apply → Ready (RSA2048, one distribution, {LATENCY_OBJECTS} objects one after another, at the default write budget): median {:.0} ms, p90 {:.0} ms, max {:.0} ms",
         latencies[LATENCY_OBJECTS / 2].as_secs_f64() * 1e3,
         latencies[LATENCY_OBJECTS * 9 / 10].as_secs_f64() * 1e3,
         latencies[LATENCY_OBJECTS - 1].as_secs_f64() * 1e3,
@@ -452,10 +459,13 @@ fn main() {
     runtime.block_on(async {
         latency_and_steady_state().await;
         let (updates, writes, ready) = coalescing(BudgetSettings::default().coalesce_window).await;
+        println!(
+            "50 objects → one distribution, default write budget (1 write/s, burst 5; reads 100/s), concurrency 16: coalescing on (2 s window): {updates} UpdateDistribution calls, {writes} writes, all Ready in {:.1} s",
+            ready.as_secs_f64(),
+        );
         let (updates_off, writes_off, ready_off) = coalescing(Duration::ZERO).await;
         println!(
-            "50 objects → one distribution, default write budget (1 write/s, burst 5; reads 100/s), concurrency 16: coalescing on (2 s window): {updates} UpdateDistribution calls, {writes} writes, all Ready in {:.1} s; off: {updates_off} UpdateDistribution calls, {writes_off} writes, all Ready in {:.1} s",
-            ready.as_secs_f64(),
+            "the same with coalescing off: {updates_off} UpdateDistribution calls, {writes_off} writes, all Ready in {:.1} s",
             ready_off.as_secs_f64(),
         );
         let (reads, writes, passes) = steady_state_per_hour().await;
