@@ -39,7 +39,7 @@ pub enum PatchError {
     Unreadable(String),
     #[error("the distribution has no {0}")]
     NoSuchBehavior(BehaviorSelector),
-    #[error("the {0} has no TrustedKeyGroups element to change")]
+    #[error("the {0} has neither TrustedKeyGroups nor TargetOriginId to place it after")]
     NoTrustElement(BehaviorSelector),
 }
 
@@ -49,6 +49,9 @@ struct BehaviorSpan {
     behavior: BehaviorSelector,
     /// Byte range of `<TrustedKeyGroups>…</TrustedKeyGroups>` (or its empty form).
     trust: Option<(usize, usize)>,
+    /// Where a missing `TrustedKeyGroups` goes, in the schema's order: after `TrustedSigners`,
+    /// else after `TargetOriginId`.
+    insert_at: Option<usize>,
 }
 
 /// `raw` with the `TrustedKeyGroups` of each behavior in `changes` replaced, and every other
@@ -61,9 +64,11 @@ pub fn patch(raw: &[u8], changes: &[BehaviorTrust]) -> Result<Vec<u8>, PatchErro
             .iter()
             .find(|s| s.behavior == change.behavior)
             .ok_or_else(|| PatchError::NoSuchBehavior(change.behavior.clone()))?;
-        let (start, end) = span
-            .trust
-            .ok_or_else(|| PatchError::NoTrustElement(change.behavior.clone()))?;
+        let (start, end) = match (span.trust, span.insert_at) {
+            (Some(range), _) => range,
+            (None, Some(at)) => (at, at),
+            (None, None) => return Err(PatchError::NoTrustElement(change.behavior.clone())),
+        };
         edits.retain(|(s, _, _)| *s != start);
         edits.push((start, end, trusted_key_groups(&change.trusted_key_groups)));
     }
@@ -106,6 +111,7 @@ fn behavior_spans(raw: &[u8]) -> Result<Vec<BehaviorSpan>, PatchError> {
     let mut pattern = String::new();
     let mut trust = None;
     let mut trust_start = 0;
+    let (mut after_signers, mut after_origin) = (None, None);
     loop {
         let before = usize::try_from(reader.buffer_position()).map_err(|e| unreadable(&e))?;
         let event = reader.read_event().map_err(|e| unreadable(&e))?;
@@ -124,6 +130,7 @@ fn behavior_spans(raw: &[u8]) -> Result<Vec<BehaviorSpan>, PatchError> {
                 if is_behavior(&path, &name) {
                     pattern.clear();
                     trust = None;
+                    (after_signers, after_origin) = (None, None);
                 }
                 path.push(name);
             }
@@ -152,8 +159,13 @@ fn behavior_spans(raw: &[u8]) -> Result<Vec<BehaviorSpan>, PatchError> {
                 let name = path
                     .pop()
                     .ok_or_else(|| PatchError::Unreadable("unbalanced end tag".into()))?;
-                if name == TRUSTED_KEY_GROUPS && in_behavior(&path) {
-                    trust = Some((trust_start, after));
+                if in_behavior(&path) {
+                    match name.as_str() {
+                        TRUSTED_KEY_GROUPS => trust = Some((trust_start, after)),
+                        "TrustedSigners" => after_signers = Some(after),
+                        "TargetOriginId" => after_origin = Some(after),
+                        _ => {}
+                    }
                 }
                 if is_behavior(&path, &name) {
                     let behavior = if name == "DefaultCacheBehavior" {
@@ -164,6 +176,7 @@ fn behavior_spans(raw: &[u8]) -> Result<Vec<BehaviorSpan>, PatchError> {
                     spans.push(BehaviorSpan {
                         behavior,
                         trust: trust.take(),
+                        insert_at: after_signers.take().or(after_origin.take()),
                     });
                 }
             }
@@ -331,6 +344,30 @@ mod tests {
     }
 
     #[test]
+    fn a_behavior_without_the_element_gets_it_where_the_schema_puts_it() {
+        let no_trust = ORIGINAL.replace(
+            "<TrustedKeyGroups><Enabled>false</Enabled><Quantity>0</Quantity></TrustedKeyGroups>",
+            "",
+        );
+        let patched = patch(
+            no_trust.as_bytes(),
+            &[trust(BehaviorSelector::Default, &["KG"])],
+        )
+        .expect("patched");
+        let text = String::from_utf8(patched).expect("utf-8");
+        assert!(text.contains("<TargetOriginId>o</TargetOriginId><TrustedKeyGroups><Enabled>true</Enabled><Quantity>1</Quantity><Items><KeyGroup>KG</KeyGroup></Items></TrustedKeyGroups>"), "{text}");
+        let signed = no_trust.replace(
+            "<TargetOriginId>o</TargetOriginId>",
+            "<TargetOriginId>o</TargetOriginId><TrustedSigners><Enabled>false</Enabled><Quantity>0</Quantity></TrustedSigners>",
+        );
+        let text = String::from_utf8(
+            patch(signed.as_bytes(), &[trust(BehaviorSelector::Default, &[])]).expect("patched"),
+        )
+        .expect("utf-8");
+        assert!(text.contains("</TrustedSigners><TrustedKeyGroups><Enabled>false</Enabled><Quantity>0</Quantity></TrustedKeyGroups>"), "{text}");
+    }
+
+    #[test]
     fn a_missing_behavior_or_unreadable_config_is_named() {
         assert_eq!(
             patch(
@@ -348,9 +385,10 @@ mod tests {
             "<TrustedKeyGroups><Enabled>false</Enabled><Quantity>0</Quantity></TrustedKeyGroups>",
             "",
         );
+        let bare = no_trust.replace("<TargetOriginId>o</TargetOriginId>", "");
         assert_eq!(
             patch(
-                no_trust.as_bytes(),
+                bare.as_bytes(),
                 &[trust(BehaviorSelector::Default, &["KG"])]
             ),
             Err(PatchError::NoTrustElement(BehaviorSelector::Default))
