@@ -104,7 +104,11 @@ fn trusted_key_groups(groups: &[String]) -> Vec<u8> {
 /// pattern) with the span of its `TrustedKeyGroups`.
 fn behavior_spans(raw: &[u8]) -> Result<Vec<BehaviorSpan>, PatchError> {
     let unreadable = |e: &dyn std::fmt::Display| PatchError::Unreadable(e.to_string());
-    let mut reader = Reader::from_reader(raw);
+    // quick-xml skips a leading byte-order mark without counting it in its positions; parse
+    // after it and count it back in (found by fuzzing: splices landed three bytes early).
+    const BOM: &[u8] = b"\xEF\xBB\xBF";
+    let skipped = if raw.starts_with(BOM) { BOM.len() } else { 0 };
+    let mut reader = Reader::from_reader(&raw[skipped..]);
     let mut path: Vec<String> = Vec::new();
     let mut spans = Vec::new();
     // The behavior being read: its path pattern so far, and its trust span.
@@ -113,9 +117,14 @@ fn behavior_spans(raw: &[u8]) -> Result<Vec<BehaviorSpan>, PatchError> {
     let mut trust_start = 0;
     let (mut after_signers, mut after_origin) = (None, None);
     loop {
-        let before = usize::try_from(reader.buffer_position()).map_err(|e| unreadable(&e))?;
+        let position = |reader: &Reader<&[u8]>| {
+            usize::try_from(reader.buffer_position())
+                .map(|p| p + skipped)
+                .map_err(|e| unreadable(&e))
+        };
+        let before = position(&reader)?;
         let event = reader.read_event().map_err(|e| unreadable(&e))?;
-        let after = usize::try_from(reader.buffer_position()).map_err(|e| unreadable(&e))?;
+        let after = position(&reader)?;
         match event {
             Event::Start(start) => {
                 let name = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
@@ -365,6 +374,20 @@ mod tests {
         )
         .expect("utf-8");
         assert!(text.contains("</TrustedSigners><TrustedKeyGroups><Enabled>false</Enabled><Quantity>0</Quantity></TrustedKeyGroups>"), "{text}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_does_not_shift_the_splice() {
+        let with_bom = [b"\xEF\xBB\xBF".as_slice(), ORIGINAL.as_bytes()].concat();
+        let change = [trust(BehaviorSelector::Default, &["KG1"])];
+        let patched = patch(&with_bom, &change).expect("patched");
+        assert_eq!(
+            &patched[3..],
+            patch(ORIGINAL.as_bytes(), &change)
+                .expect("patched")
+                .as_slice()
+        );
+        assert_eq!(patch(&patched, &change).expect("patched again"), patched);
     }
 
     #[test]
