@@ -183,6 +183,13 @@ impl Distribution {
         self.behaviors.iter().find(|b| &b.behavior == selector)
     }
 
+    /// Whether a cache behavior of the configuration trusts `key_group_id` (deployed or not).
+    pub fn configured_to_trust(&self, key_group_id: &str) -> bool {
+        self.behaviors
+            .iter()
+            .any(|b| b.trusted_key_groups.iter().any(|g| g == key_group_id))
+    }
+
     /// Whether the edge verifies signatures made with `key_id` through `key_group_id`.
     pub fn is_key_live(&self, key_group_id: &str, key_id: &str) -> bool {
         self.status == DeploymentStatus::Deployed

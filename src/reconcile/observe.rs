@@ -254,7 +254,7 @@ pub async fn observe_cloudfront<C: CloudFront>(
                     .as_ref()
                     .is_some_and(|ids| ids.iter().any(|t| t == id));
                 let in_spec = wanted_by_spec.distribution_ids.iter().any(|s| s == id);
-                configured_to_trust(&d.value, group) || !(listed || in_spec)
+                group.is_some_and(|g| d.value.configured_to_trust(&g.id)) || !(listed || in_spec)
             });
         if let Some(known) = known {
             distributions.insert(id.to_owned(), DistributionState::Found(known));
@@ -278,24 +278,11 @@ pub async fn observe_cloudfront<C: CloudFront>(
     Ok(())
 }
 
-/// Whether a behavior of the distribution's configuration trusts `group`.
-fn configured_to_trust(distribution: &Distribution, group: Option<&KeyGroup>) -> bool {
-    group.is_some_and(|g| {
-        distribution
-            .behaviors
-            .iter()
-            .any(|b| b.trusted_key_groups.contains(&g.id))
-    })
-}
-
 /// Whether `distribution` has nothing an object with key group `group` could be waiting for:
 /// deployed, and the edge trusting the group exactly when the configuration does, with the
 /// group's current keys.
 fn nothing_awaited(distribution: &Distribution, group: &KeyGroup) -> bool {
-    let configured = distribution
-        .behaviors
-        .iter()
-        .any(|b| b.trusted_key_groups.contains(&group.id));
+    let configured = distribution.configured_to_trust(&group.id);
     let active = distribution
         .active_trusted_key_groups
         .iter()

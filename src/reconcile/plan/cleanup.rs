@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::distributions::{configured_to_trust, detach_all_but};
+use super::distributions::detach_all_but;
 use super::{Plan, Step, after};
 use crate::api::{DeletionPolicy, DistributionTrust, SigningKeyGroupSpec};
 use crate::reconcile::names;
@@ -45,7 +45,7 @@ pub(super) fn plan_cleanup(
                 .any(|d| &d.id == id && d.trust == DistributionTrust::External);
             if external {
                 // Never written: its owner detaches, and the group cannot go before that.
-                if configured_to_trust(&dist.value, kg_id) {
+                if dist.value.configured_to_trust(kg_id) {
                     held_by_owners.push(id.clone());
                 }
                 continue;
@@ -62,7 +62,7 @@ pub(super) fn plan_cleanup(
                         .map(|a| a.allow_public_on_detach)
                 })
                 .unwrap_or(false);
-            still_trusted |= configured_to_trust(&dist.value, kg_id);
+            still_trusted |= dist.value.configured_to_trust(kg_id);
             let changes = detach_all_but(plan, &dist.value, kg_id, &[], opted_in, grants);
             if !changes.is_empty() {
                 plan.steps.push(Step::SetTrust {

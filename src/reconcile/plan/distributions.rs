@@ -18,10 +18,7 @@ use crate::tenancy::Grants;
 /// Whether a distribution trusts the key group in its configuration or, until a detach has
 /// deployed, still at the edge: either way URLs for it must verify with the signing key.
 pub(super) fn trusts(distribution: &Distribution, kg_id: &str) -> bool {
-    distribution
-        .behaviors
-        .iter()
-        .any(|b| b.trusted_key_groups.iter().any(|g| g == kg_id))
+    distribution.configured_to_trust(kg_id)
         || distribution
             .active_trusted_key_groups
             .iter()
@@ -100,14 +97,6 @@ pub(super) fn detach(
         behavior: trust.behavior.clone(),
         trusted_key_groups: remaining,
     })
-}
-
-/// Whether any behavior of the distribution's configuration trusts the key group.
-pub(super) fn configured_to_trust(distribution: &Distribution, kg_id: &str) -> bool {
-    distribution
-        .behaviors
-        .iter()
-        .any(|b| b.trusted_key_groups.iter().any(|g| g == kg_id))
 }
 
 /// Detaches the key group from every behavior of `dist` that trusts it and is not in `keep`;
@@ -304,7 +293,7 @@ pub(super) fn plan_distributions(
             spec.allow_public_on_detach,
             grants,
         ));
-        if !changes.is_empty() || configured_to_trust(&dist.value, kg_id) {
+        if !changes.is_empty() || dist.value.configured_to_trust(kg_id) {
             plan.keyring.attachments.insert(
                 spec.id.clone(),
                 Attachment {
