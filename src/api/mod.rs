@@ -313,6 +313,27 @@ pub struct DistributionSpec {
     /// once that distribution has deployed it.
     #[serde(default, skip_serializing_if = "is_managed")]
     pub trust: DistributionTrust,
+    /// What keyfront does when another writer (Terraform, ACK, the console) removes the key
+    /// group it attached to a selected behavior. `Reattach` (the default): warn, then attach it
+    /// again after a pause that doubles with each removal (30s up to 1h), so it never fights
+    /// the other writer in a tight loop. `Leave`: warn and leave the behavior as it is until a
+    /// person attaches it again (or sets `trust: External` for a distribution that tool owns).
+    #[serde(default, skip_serializing_if = "is_reattach")]
+    pub on_trust_removed: TrustRemovedPolicy,
+}
+
+/// See [`DistributionSpec::on_trust_removed`].
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TrustRemovedPolicy {
+    /// Warn, then attach the key group again, backing off with each removal.
+    #[default]
+    Reattach,
+    /// Warn, and leave the behavior without the key group until a person acts.
+    Leave,
+}
+
+fn is_reattach(policy: &TrustRemovedPolicy) -> bool {
+    *policy == TrustRemovedPolicy::Reattach
 }
 
 /// See [`DistributionSpec::trust`].

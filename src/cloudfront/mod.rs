@@ -136,7 +136,11 @@ pub enum DeploymentStatus {
 }
 
 /// Which cache behavior of a distribution: the default one, or one by its path pattern.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Serialized (`"default"`, `{"pathPattern": "/a/*"}`) in keyfront's keyring.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "camelCase")]
 pub enum BehaviorSelector {
     Default,
     PathPattern(String),

@@ -15,6 +15,7 @@ use k8s_openapi::ByteString;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{KeyAlgorithm, KeyState};
+use crate::cloudfront::BehaviorSelector;
 use crate::keys::PrivateKeyPem;
 
 const RECORD_FILE: &str = "keyring.json";
@@ -56,12 +57,29 @@ pub struct KeyRecord {
 }
 
 /// What keyfront remembers about a distribution it attached the key group to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Attachment {
     /// The last `allowPublicOnDetach` seen in the spec (the tenant's opt-in only; the account
     /// is asked again at detach time), used when the entry is removed.
     pub allow_public_on_detach: bool,
+    /// Selected behaviors keyfront has seen trusting the group: one found without it later
+    /// lost it to another writer.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub trusted_behaviors: BTreeSet<BehaviorSelector>,
+    /// The last time another writer removed the group here, while removals keep coming.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_removed: Option<TrustRemoval>,
+}
+
+/// Another writer removed the key group from a behavior keyfront attached it to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustRemoval {
+    pub at: Timestamp,
+    /// Removals in a row, each within the longest pause of the last: sets the pause before
+    /// keyfront attaches again.
+    pub count: u32,
 }
 
 /// Whom a keyring was made for: it is resumed by itself only in the namespace with this UID

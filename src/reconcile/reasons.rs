@@ -52,6 +52,12 @@ pub const DISTRIBUTION_NOT_FOUND: &str = "DistributionNotFound";
 pub const BEHAVIOR_NOT_FOUND: &str = "CacheBehaviorNotFound";
 pub const TOO_MANY_KEY_GROUPS: &str = "TooManyKeyGroupsOnBehavior";
 pub const DETACH_WOULD_MAKE_PUBLIC: &str = "DetachWouldMakePublic";
+/// Another writer removed the key group from a behavior keyfront attached it to; keyfront
+/// attaches it again after a pause (`onTrustRemoved: Reattach`).
+pub const TRUST_REMOVED: &str = "TrustRemovedByAnotherWriter";
+/// Another writer removed the key group, and the entry says to leave it
+/// (`onTrustRemoved: Leave`): a person attaches it again.
+pub const TRUST_REMOVED_LEFT: &str = "TrustRemovedNotReattached";
 pub const REVOKE_KEY_NOT_FOUND: &str = "RevokeKeyNotFound";
 /// A behavior the object is no longer granted still trusts its key group (the detach would
 /// make it public, or has not deployed yet): no new key is published or activated there.
@@ -126,6 +132,7 @@ pub fn needs_a_human(reason: &str, previous: Option<&str>) -> bool {
         | BEHAVIOR_NOT_FOUND
         | TOO_MANY_KEY_GROUPS
         | DETACH_WOULD_MAKE_PUBLIC
+        | TRUST_REMOVED_LEFT
         | ROTATION_FROZEN
         | KEYRING_OF_ANOTHER_NAMESPACE
         | IDENTITY_CLAIMED_ELSEWHERE

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{Plan, Settings, Step, after};
+use super::{Plan, Settings, Step, after, trust_removal};
 use crate::api::{DistributionSpec, DistributionTrust};
 use crate::cloudfront::trust::MAX_KEY_GROUPS_PER_BEHAVIOR;
 use crate::cloudfront::{BehaviorSelector, BehaviorTrust, DeploymentStatus, Distribution};
@@ -250,8 +250,9 @@ pub(super) fn plan_distributions(
             }
             continue;
         }
+        let may_attach = trust_removal::may_attach(plan, spec, &dist.value, &selected, kg_id, now);
         let mut changes = Vec::new();
-        for selector in &selected {
+        for selector in selected.iter().filter(|_| may_attach) {
             let Some(trust) = dist.value.behavior(selector) else {
                 plan.find(
                     reasons::DISTRIBUTIONS_READY,
@@ -294,12 +295,11 @@ pub(super) fn plan_distributions(
             grants,
         ));
         if !changes.is_empty() || dist.value.configured_to_trust(kg_id) {
-            plan.keyring.attachments.insert(
-                spec.id.clone(),
-                Attachment {
-                    allow_public_on_detach: spec.allow_public_on_detach,
-                },
-            );
+            plan.keyring
+                .attachments
+                .entry(spec.id.clone())
+                .or_default()
+                .allow_public_on_detach = spec.allow_public_on_detach;
         }
         if !changes.is_empty() {
             pending.insert(spec.id.clone());

@@ -9,7 +9,7 @@
 //! [`keys`] (keyring bookkeeping, rotation, activation), [`key_group`] (what the group holds),
 //! [`adopted_keys`] (the keys an adopted group came with), [`settings`] (the spec made usable),
 //! [`app_secret`] (what apps mount), [`distributions`] (attach and detach), [`foreign_trust`]
-//! (trust keyfront did not give), [`revocation`] (compromised keys), [`claim`] (whose keyring
+//! (trust keyfront did not give), [`trust_removal`] (trust another writer took away), [`revocation`] (compromised keys), [`claim`] (whose keyring
 //! this is), [`cleanup`] (deletion), and [`grants`] (what the `CloudFrontAccount` lets the object do at all).
 
 mod adopted_keys;
@@ -23,6 +23,7 @@ mod key_group;
 mod keys;
 mod revocation;
 mod settings;
+mod trust_removal;
 
 pub use app_secret::{
     app_secret_annotations, app_secret_labels, hash_algorithm, merged_metadata, previous_spec_keys,
@@ -33,6 +34,7 @@ use grants::{Access, refusal};
 pub use grants::{admission, reaches_cloudfront};
 pub use keys::{leave_time, next_rotation};
 pub use settings::{Settings, SpecError, key_group_name, secret_name, settings};
+pub use trust_removal::FIRST_PAUSE as REATTACH_FIRST_PAUSE;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -909,6 +909,93 @@ async fn a_distribution_its_owner_attaches_is_never_written_and_rotates_without_
 /// object, and keyfront touches nothing. Its own lost record is another matter: a keyring
 /// deleted by hand is rebuilt from its own keys, which carry this cluster's claim.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attachment_another_writer_removes_is_warned_about_and_reattached_after_a_pause() {
+    // Changes by others are seen at a resync once the remembered read is stale: both short.
+    let args = [OPERATOR_ARGS, &["--resync", "3s", "--distribution-resync", "1s"]].concat();
+    let stack = start_with(&args).await;
+    let _show_log = ShowLogOnFailure(stack.operator_log.clone());
+    stack.apply(&object("team-a", "fought", ATTACH_E1)).await;
+    let objects = stack.objects("team-a");
+    wait_for("team-a/fought Ready", Duration::from_secs(60), async || {
+        ready(&objects, "fought").await
+    })
+    .await;
+    let group = objects
+        .get("fought")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .key_group_id
+        .unwrap();
+
+    // Terraform applies a config that lacks keyfront's group.
+    terraform_sets_trust(&stack, "E1TEAMA", &[]);
+    let removed_at = std::time::Instant::now();
+    wait_for(
+        "DistributionsReady=False TrustRemovedByAnotherWriter",
+        Duration::from_secs(60),
+        async || {
+            stack
+                .condition("team-a", "fought", "DistributionsReady")
+                .await
+                == Some(("False".into(), "TrustRemovedByAnotherWriter".into()))
+        },
+    )
+    .await;
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(stack.cluster.client(), "team-a");
+    let mut warning = None;
+    wait_for("a Warning Event", Duration::from_secs(30), async || {
+        warning = events
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .find(|e| {
+                e.reason.as_deref() == Some("TrustRemovedByAnotherWriter")
+                    && e.type_.as_deref() == Some("Warning")
+            });
+        warning.is_some()
+    })
+    .await;
+    let note = warning.unwrap().note.unwrap_or_default();
+    assert!(note.contains("trust: External"), "{note}");
+    assert!(note.contains(&group), "{note}");
+
+    // Not at once (no fight in a loop), but after the first pause: attached again.
+    assert!(!trusted_on_default(&stack, "E1TEAMA").await.contains(&group));
+    wait_for(
+        "the group attached again",
+        Duration::from_secs(90),
+        async || trusted_on_default(&stack, "E1TEAMA").await.contains(&group),
+    )
+    .await;
+    let waited = removed_at.elapsed();
+    assert!(
+        waited >= keyfront::reconcile::plan::REATTACH_FIRST_PAUSE - Duration::from_secs(1),
+        "re-attached after {waited:?}, before the first pause"
+    );
+    wait_for(
+        "team-a/fought Ready again",
+        Duration::from_secs(60),
+        async || ready(&objects, "fought").await,
+    )
+    .await;
+    println!("removed by another writer; re-attached after {waited:?}");
+}
+
+async fn trusted_on_default(stack: &Stack, distribution: &str) -> Vec<String> {
+    let d = stack.cf.get_distribution(distribution).await.unwrap().value;
+    d.behaviors
+        .iter()
+        .find(|b| b.behavior == BehaviorSelector::Default)
+        .map(|b| b.trusted_key_groups.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_clusters_keys_under_our_identity_are_detected_and_our_own_lost_record_is_not() {
     let stack = start().await;
     let _show_log = ShowLogOnFailure(stack.operator_log.clone());
@@ -1164,17 +1251,21 @@ async fn objects_whose_old_default_names_collided_both_become_ready_with_distinc
     assert_eq!(second.key_group_name.as_deref(), Some("team-a_x"));
 }
 
-/// Signs with whatever the Secret holds, as fast as it can, until a rotation has switched it
-/// and 3 s more; returns (sent, rejected).
 /// boto3, playing Terraform, attaches `group` to the default behavior of `distribution`.
 fn terraform_attaches(stack: &Stack, distribution: &str, group: &str) {
+    terraform_sets_trust(stack, distribution, &[group]);
+}
+
+/// boto3, playing Terraform, sets the default behavior of `distribution` to trust exactly
+/// `groups`.
+fn terraform_sets_trust(stack: &Stack, distribution: &str, groups: &[&str]) {
     let output = std::process::Command::new(crate::support::python())
         .args([
             "attach_key_group.py",
             &format!("http://{}", stack.cf_addr),
             distribution,
-            group,
         ])
+        .args(groups)
         .current_dir(repo("tests/python"))
         .output()
         .unwrap();
@@ -1185,6 +1276,8 @@ fn terraform_attaches(stack: &Stack, distribution: &str, group: &str) {
     );
 }
 
+/// Signs with whatever the Secret holds, as fast as it can, until a rotation has switched it
+/// and 3 s more; returns (sent, rejected).
 async fn sign_through_a_rotation(
     stack: &Stack,
     namespace: &str,

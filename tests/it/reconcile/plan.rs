@@ -163,6 +163,7 @@ impl Case {
             id.into(),
             keyfront::reconcile::keyring::Attachment {
                 allow_public_on_detach,
+                ..Default::default()
             },
         );
     }
@@ -390,6 +391,12 @@ fn active_waits_until_every_trusting_distribution_verifies_the_key() {
     let mut case = case;
     case.spec = spec(json!([{"id": "E1", "defaultCacheBehavior": true}]));
     case.attached("E1", false);
+    case.keyring()
+        .attachments
+        .get_mut("E1")
+        .unwrap()
+        .trusted_behaviors
+        .insert(BehaviorSelector::Default);
     let plan = case.plan();
     assert!(kinds(&plan).is_empty(), "{:?}", kinds(&plan));
     assert!(has_finding(&plan, reasons::WAITING_FOR_PROPAGATION));
@@ -761,6 +768,122 @@ fn distributions_keep_other_key_groups_and_never_go_public_without_opt_in() {
         .unwrap()
         .allow_public_on_detach = true;
     assert!(kinds(&case.plan()).contains(&"SetTrust(E1:[[]])".to_owned()));
+}
+
+/// An attached, signing object whose distribution E1 another writer changes: `trusted` is
+/// what E1's default behavior trusts now.
+fn attached_then_changed_elsewhere(policy: &str, trusted: &[&str]) -> Case {
+    let mut case = Case::new()
+        .keys(vec![key(1, KeyState::Active, Some("K1"))])
+        .group(&["K1"])
+        .signing_with(1)
+        .distribution("E1", &[KG], &["K1"], true);
+    case.spec = spec(json!([{"id": "E1", "defaultCacheBehavior": true, "onTrustRemoved": policy}]));
+    case.attached("E1", false);
+    // keyfront sees its attachment hold, and records the behavior as trusting.
+    let plan = case.plan();
+    assert_eq!(
+        plan.keyring.attachments["E1"].trusted_behaviors,
+        [BehaviorSelector::Default].into()
+    );
+    *case.keyring() = plan.keyring;
+    case.distribution("E1", trusted, &[], true)
+}
+
+fn set_trust_steps(plan: &Plan) -> Vec<String> {
+    kinds(plan)
+        .into_iter()
+        .filter(|k| k.starts_with("SetTrust"))
+        .collect()
+}
+
+#[test]
+fn trust_another_writer_removes_is_reattached_after_a_pause_that_doubles() {
+    let mut case = attached_then_changed_elsewhere("Reattach", &["terraforms"]);
+    // Found removed: no write yet, a warning naming the way out, and a wake at the pause.
+    let plan = case.plan();
+    assert_eq!(set_trust_steps(&plan), Vec::<String>::new());
+    let message = finding_message(&plan, reasons::TRUST_REMOVED);
+    assert!(message.contains("set trust: External"), "{message}");
+    assert!(
+        message.contains("default cache behavior of distribution E1"),
+        "{message}"
+    );
+    assert_eq!(plan.wake_at, Some(t0() + SignedDuration::from_secs(30)));
+    let removal = plan.keyring.attachments["E1"].trust_removed.unwrap();
+    assert_eq!((removal.at, removal.count), (t0(), 1));
+    *case.keyring() = plan.keyring;
+
+    // Still removed 10 s later: still waiting, still removal 1.
+    case.now = t0() + SignedDuration::from_secs(10);
+    let plan = case.plan();
+    assert_eq!(set_trust_steps(&plan), Vec::<String>::new());
+    assert_eq!(
+        plan.keyring.attachments["E1"].trust_removed.unwrap().count,
+        1
+    );
+
+    // After the pause: attached again, beside the group the other writer put there.
+    case.now = t0() + SignedDuration::from_secs(30);
+    let plan = case.plan();
+    assert_eq!(
+        set_trust_steps(&plan),
+        ["SetTrust(E1:[[\"terraforms\", \"kg-1\"]])"]
+    );
+    *case.keyring() = plan.keyring;
+
+    // Held, then removed again a minute later: the second pause is twice the first.
+    let mut case = case.distribution("E1", &[KG], &["K1"], true);
+    case.now = t0() + SignedDuration::from_secs(40);
+    *case.keyring() = case.plan().keyring;
+    let mut case = case.distribution("E1", &[], &[], true);
+    case.now = t0() + SignedDuration::from_secs(90);
+    let plan = case.plan();
+    assert_eq!(set_trust_steps(&plan), Vec::<String>::new());
+    assert_eq!(
+        plan.keyring.attachments["E1"].trust_removed.unwrap().count,
+        2
+    );
+    assert_eq!(plan.wake_at, Some(t0() + SignedDuration::from_secs(150)));
+    assert!(has_finding(&plan, reasons::TRUST_REMOVED));
+}
+
+#[test]
+fn trust_another_writer_removes_is_left_alone_when_the_entry_says_leave() {
+    let mut case = attached_then_changed_elsewhere("Leave", &[]);
+    for minutes in [0, 5, 600] {
+        case.now = at(minutes);
+        let plan = case.plan();
+        assert_eq!(
+            set_trust_steps(&plan),
+            Vec::<String>::new(),
+            "at {minutes} min"
+        );
+        let message = finding_message(&plan, reasons::TRUST_REMOVED_LEFT);
+        assert!(message.contains("onTrustRemoved: Leave"), "{message}");
+        *case.keyring() = plan.keyring;
+    }
+    // A person attaches it again: all is well, nothing written.
+    let case = case.distribution("E1", &[KG], &["K1"], true);
+    let plan = case.plan();
+    assert!(!has_finding(&plan, reasons::TRUST_REMOVED_LEFT));
+    assert_eq!(set_trust_steps(&plan), Vec::<String>::new());
+}
+
+#[test]
+fn a_behavior_newly_selected_is_attached_at_once_not_taken_for_a_removal() {
+    let mut case = attached_then_changed_elsewhere("Reattach", &[KG]);
+    case.spec =
+        spec(json!([{"id": "E1", "defaultCacheBehavior": true, "pathPatterns": ["/new/*"]}]));
+    if let Some(DistributionState::Found(dist)) = case.observed.distributions.get_mut("E1") {
+        dist.value.behaviors.push(BehaviorTrust {
+            behavior: BehaviorSelector::PathPattern("/new/*".into()),
+            trusted_key_groups: vec![],
+        });
+    }
+    let plan = case.plan();
+    assert!(!has_finding(&plan, reasons::TRUST_REMOVED));
+    assert_eq!(set_trust_steps(&plan), ["SetTrust(E1:[[\"kg-1\"]])"]);
 }
 
 #[test]
