@@ -9,6 +9,8 @@
 //! - [`emulator`]: one model of CloudFront's semantics, served in-process and over CloudFront's
 //!   REST-XML wire protocol (`keyfront emulator`).
 //! - [`iam`]: the IAM policies keyfront's roles need (`keyfront iam-policy`).
+//! - [`account_check`]: `keyfront check-account`, the permissions and CloudFront behaviours
+//!   keyfront relies on, checked on the user's own account.
 //! - [`keys`]: key pair generation and the redacted private-key type.
 //! - [`leader`]: leader election on a Lease, and whether this replica may write now (the
 //!   reconciler asks it before each write; the runtime runs the election).
@@ -19,6 +21,7 @@
 //! - [`clock`]: the time seam every decision takes `now` from.
 //! - [`telemetry`]: logging setup shared by every subcommand.
 
+pub mod account_check;
 pub mod api;
 pub mod clock;
 pub mod cloudfront;

@@ -52,6 +52,10 @@ enum Command {
     /// Print the IAM policy keyfront's role needs, derived from CloudFrontAccounts (or a trust
     /// policy for IRSA, EKS Pod Identity or a cross-account role).
     IamPolicy(keyfront::iam::command::IamPolicyArgs),
+    /// Check an AWS account before going live: the permissions keyfront needs and, with
+    /// --live on a distribution, the CloudFront behaviours its rotations rely on. Exit 1 if
+    /// anything was denied, contradicted or failed.
+    CheckAccount(keyfront::account_check::CheckAccountArgs),
 }
 
 #[derive(Args, Debug)]
@@ -195,6 +199,15 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::IamPolicy(args) => {
             tokio::runtime::Runtime::new()?.block_on(keyfront::iam::command::run(args))?;
             Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::CheckAccount(args) => {
+            let passed =
+                tokio::runtime::Runtime::new()?.block_on(keyfront::account_check::run(args))?;
+            Ok(if passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Inspect(args) => {
             let accepted = tokio::runtime::Runtime::new()?.block_on(

@@ -29,6 +29,20 @@ impl SdkCloudFront {
     pub fn new(client: Client) -> Self {
         Self { client }
     }
+
+    /// Calls `GetDistributionConfig` and keeps only its ETag: the read every attach and detach
+    /// starts with, as a permission check that changes nothing (`keyfront check-account`).
+    pub async fn read_distribution_config(&self, id: &str) -> Result<Etag> {
+        const OP: &str = "GetDistributionConfig";
+        let output = self
+            .client
+            .get_distribution_config()
+            .id(id)
+            .send()
+            .await
+            .map_err(|e| map_err(OP, e))?;
+        output.e_tag.map(Etag).ok_or_else(|| missing(OP, "ETag"))
+    }
 }
 
 pub(super) fn map_err<E, R>(operation: &'static str, err: SdkError<E, R>) -> CloudFrontError

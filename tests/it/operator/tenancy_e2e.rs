@@ -911,7 +911,11 @@ async fn a_distribution_its_owner_attaches_is_never_written_and_rotates_without_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attachment_another_writer_removes_is_warned_about_and_reattached_after_a_pause() {
     // Changes by others are seen at a resync once the remembered read is stale: both short.
-    let args = [OPERATOR_ARGS, &["--resync", "3s", "--distribution-resync", "1s"]].concat();
+    let args = [
+        OPERATOR_ARGS,
+        &["--resync", "3s", "--distribution-resync", "1s"],
+    ]
+    .concat();
     let stack = start_with(&args).await;
     let _show_log = ShowLogOnFailure(stack.operator_log.clone());
     stack.apply(&object("team-a", "fought", ATTACH_E1)).await;
