@@ -1,14 +1,16 @@
 //! The operator end to end under the IAM policy `keyfront iam-policy` prints, with the emulator
 //! enforcing it: `keyfront iam-policy -f account.yaml` (the CLI a user runs) makes the policy
 //! of the account the test installs; `keyfront emulator --iam-policy` enforces it on the
-//! operator's credentials; `keyfront run` creates, attaches, rotates, detaches and deletes on a
-//! real API server, and the emulator's request log shows no call denied. Then the policy loses
+//! operator's credentials; `keyfront run` creates, attaches, rotates, adopts a key group made
+//! outside keyfront, detaches and deletes on a real API server, and the emulator's request log
+//! shows no call denied. Then the policy loses
 //! `cloudfront:GetDistributionConfig` (the action the README's hand-written policy lacked) and
 //! a new object says `CloudFrontAccessDenied`, naming that action.
 
 use std::time::Duration;
 
 use keyfront::api::SigningKeyGroup;
+use keyfront::cloudfront::CloudFront as _;
 use kube::Api;
 
 use crate::support::stack::Stack;
@@ -164,7 +166,57 @@ async fn the_operator_works_under_the_generated_policy_and_names_a_missing_actio
             .unwrap_or_else(|| panic!("no info line for {reason}"));
         assert!(line.contains("default/scoped"), "{line}");
     }
+    // Adoption: a key group made outside keyfront (Terraform, here the test's own
+    // unrestricted credentials) is taken over under the same policy.
+    let cf = crate::support::cloudfront(stack.cf_addr);
+    let foreign_key = cf
+        .create_public_key(&keyfront::cloudfront::NewPublicKey {
+            name: "terraform-key".into(),
+            encoded_key: std::fs::read_to_string(crate::support::repo(
+                "tests/fixtures/keys/rsa-1.pub.pem",
+            ))
+            .unwrap(),
+            comment: None,
+            caller_reference: "terraform-key".into(),
+        })
+        .await
+        .unwrap();
+    cf.create_key_group(&keyfront::cloudfront::KeyGroupConfig {
+        name: "terraform-made".into(),
+        comment: None,
+        items: vec![foreign_key.value.id],
+    })
+    .await
+    .unwrap();
+    stack
+        .cluster
+        .apply(&serde_json::json!({
+            "apiVersion": "keyfront.dev/v1alpha1",
+            "kind": "SigningKeyGroup",
+            "metadata": {"name": "adopted", "namespace": "default"},
+            "spec": {
+                "keyGroup": {"name": "terraform-made", "adopt": true},
+                "key": {"algorithm": "ECDSAP256"},
+            },
+        }))
+        .await;
+    wait_for(
+        "the adopted group Ready",
+        Duration::from_secs(60),
+        async || crate::support::ready(&objects, "adopted").await,
+    )
+    .await;
+    objects
+        .delete("adopted", &Default::default())
+        .await
+        .unwrap();
     objects.delete("scoped", &Default::default()).await.unwrap();
+    wait_for(
+        "the adopted object to be gone",
+        Duration::from_secs(60),
+        async || objects.get_opt("adopted").await.unwrap().is_none(),
+    )
+    .await;
     wait_for(
         "the object to be gone",
         Duration::from_secs(60),
