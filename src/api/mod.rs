@@ -175,6 +175,17 @@ pub struct KeyGroupSpec {
     /// are only removed from the group, and stay in CloudFront for their creator to delete.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub delete_adopted_keys: bool,
+    /// Also publish the key group's ID and name in this ConfigMap, in the object's namespace
+    /// (keys `keyGroupId` and `keyGroupName`), for tools that attach the group and read
+    /// ConfigMaps more easily than a custom resource's status. The ID never changes across
+    /// rotations. keyfront owns the ConfigMap (it goes with the object) and never overwrites
+    /// one it did not create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub id_config_map: Option<String>,
 }
 
 /// Which key pairs to generate.

@@ -18,6 +18,8 @@ pub enum KubeOperation {
     ReadSecret,
     WriteSecret,
     DeleteSecret,
+    ReadConfigMap,
+    WriteConfigMap,
 }
 
 impl std::fmt::Display for KubeOperation {
@@ -31,6 +33,8 @@ impl std::fmt::Display for KubeOperation {
             Self::ReadSecret => "reading a Secret",
             Self::WriteSecret => "writing a Secret",
             Self::DeleteSecret => "deleting a Secret",
+            Self::ReadConfigMap => "reading the key group ID's ConfigMap",
+            Self::WriteConfigMap => "writing the key group ID's ConfigMap",
         })
     }
 }

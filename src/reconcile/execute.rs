@@ -264,6 +264,18 @@ pub async fn execute<A, C: CloudFront>(
                     )
                 })
             }
+            Step::WriteIdConfigMap { name, data } => {
+                super::secrets::write_id_config_map(&ctx.client, object, subject, name, data)
+                    .await?;
+                Some((
+                    EventType::Normal,
+                    reasons::KEY_GROUP_ID_PUBLISHED,
+                    format!(
+                        "ConfigMap {name} holds key group ID {}",
+                        data.get("keyGroupId").map_or("", String::as_str)
+                    ),
+                ))
+            }
             Step::DeletePublicKey { id } => {
                 let deleted = match reach(cloudfront)?.get_public_key(id).await {
                     Ok(key) => match reach(cloudfront)?.delete_public_key(id, &key.etag).await {

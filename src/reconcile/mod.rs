@@ -195,6 +195,12 @@ async fn observe_all<A: CloudFrontAccounts>(
     };
     observed.keyring = keyring;
     observed.app_secret = app_secret;
+    observed.id_config_map = observe::observe_id_config_map(
+        &ctx.client,
+        subject,
+        object.spec.key_group.id_config_map.as_deref(),
+    )
+    .await?;
     let admission = plan::admission(&object.spec, &observed);
     let Some(account) = account.filter(|_| plan::reaches_cloudfront(&admission, &observed)) else {
         return Ok((observed, None));
@@ -402,6 +408,7 @@ pub(crate) fn step_name(step: &plan::Step) -> &'static str {
         plan::Step::UpdateKeyGroup { .. } => "UpdateKeyGroup",
         plan::Step::SetTrust { .. } => "SetTrust",
         plan::Step::WriteAppSecret { .. } => "WriteAppSecret",
+        plan::Step::WriteIdConfigMap { .. } => "WriteIdConfigMap",
         plan::Step::DeletePublicKey { .. } => "DeletePublicKey",
         plan::Step::DeleteKeyGroup { .. } => "DeleteKeyGroup",
         plan::Step::ReleaseSecrets { .. } => "ReleaseSecrets",
@@ -415,6 +422,7 @@ fn empty_observation() -> observed::Observed {
         namespace: NamespaceFacts::default(),
         keyring: None,
         app_secret: observed::AppSecret::Missing,
+        id_config_map: observed::IdConfigMap::Missing,
         key_group: observed::KeyGroupState::Missing,
         listed_public_keys: None,
         public_keys_present: Default::default(),

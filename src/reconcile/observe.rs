@@ -12,13 +12,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 
 use super::keyring::Keyring;
 use super::names::{self, OWNER_ANNOTATION};
 use super::observed::{
-    AppSecret, DistributionState, KeyGroupState, Observed, OwnedAppSecret, StoredKeyring, Subject,
+    AppSecret, DistributionState, IdConfigMap, KeyGroupState, Observed, OwnedAppSecret,
+    StoredKeyring, Subject,
 };
 use super::{Error, KubeOperation};
 use crate::api::KeyState;
@@ -49,6 +50,31 @@ async fn get_secret(api: &Api<Secret>, name: &str) -> Result<Option<Secret>, Err
     api.get_opt(name).await.map_err(|source| Error::Kube {
         operation: KubeOperation::ReadSecret,
         source,
+    })
+}
+
+/// The ConfigMap `spec.keyGroup.idConfigMap` names, if it names one.
+pub async fn observe_id_config_map(
+    client: &kube::Client,
+    subject: &Subject,
+    name: Option<&str>,
+) -> Result<IdConfigMap, Error> {
+    let Some(name) = name else {
+        return Ok(IdConfigMap::Missing);
+    };
+    let found = Api::<ConfigMap>::namespaced(client.clone(), &subject.namespace)
+        .get_opt(name)
+        .await
+        .map_err(|source| Error::Kube {
+            operation: KubeOperation::ReadConfigMap,
+            source,
+        })?;
+    Ok(match found {
+        None => IdConfigMap::Missing,
+        Some(c) if owned_by(&c.metadata, &subject.owner) => {
+            IdConfigMap::Owned(c.data.unwrap_or_default())
+        }
+        Some(_) => IdConfigMap::Foreign,
     })
 }
 

@@ -54,6 +54,17 @@ pub struct OwnedAppSecret {
     pub owner_referenced: bool,
 }
 
+/// The ConfigMap `spec.keyGroup.idConfigMap` names, as found (`Missing` when none is named).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum IdConfigMap {
+    #[default]
+    Missing,
+    /// keyfront's, for this object: its data.
+    Owned(BTreeMap<String, String>),
+    /// Exists and is not keyfront's for this object: never overwritten.
+    Foreign,
+}
+
 /// The keyring Secret as found (in the operator's keyring namespace).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredKeyring {
@@ -99,6 +110,7 @@ pub struct Observed {
     /// `None` when there is no keyring Secret yet (or any more).
     pub keyring: Option<StoredKeyring>,
     pub app_secret: AppSecret,
+    pub id_config_map: IdConfigMap,
     pub key_group: KeyGroupState,
     /// CloudFront facts below are observed only when the plan may use CloudFront at all
     /// ([`super::plan::reaches_cloudfront`]); otherwise they stay empty and are not read.

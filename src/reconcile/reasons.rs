@@ -38,6 +38,8 @@ pub const NAMESPACE_NOT_ALLOWED: &str = "NamespaceNotAllowed";
 pub const DISTRIBUTION_NOT_ALLOWED: &str = "DistributionNotAllowed";
 pub const BEHAVIOR_NOT_ALLOWED: &str = "CacheBehaviorNotAllowed";
 pub const SECRET_CONFLICT: &str = "SecretConflict";
+/// `spec.keyGroup.idConfigMap` names a ConfigMap keyfront did not create for this object.
+pub const CONFIG_MAP_CONFLICT: &str = "ConfigMapConflict";
 pub const KEY_GROUP_NAME_TAKEN: &str = "KeyGroupNameTaken";
 /// The account lets this namespace create key groups only under its own prefix.
 pub const KEY_GROUP_NAME_NOT_ALLOWED: &str = "KeyGroupNameNotAllowed";
@@ -93,6 +95,7 @@ pub const KEY_REVOKED: &str = "KeyRevoked";
 pub const DISTRIBUTION_UPDATED: &str = "DistributionTrustUpdated";
 pub const KEY_GROUP_DELETED: &str = "KeyGroupDeleted";
 pub const SECRETS_RELEASED: &str = "SecretsReleased";
+pub const KEY_GROUP_ID_PUBLISHED: &str = "KeyGroupIdPublished";
 
 /// Reasons that mean "in progress" rather than "someone must act": no Warning Event.
 pub fn is_waiting(reason: &str) -> bool {
@@ -118,6 +121,7 @@ pub fn needs_a_human(reason: &str, previous: Option<&str>) -> bool {
     match reason {
         INVALID_SPEC
         | SECRET_CONFLICT
+        | CONFIG_MAP_CONFLICT
         | KEY_GROUP_NAME_TAKEN
         | KEY_GROUP_NAME_NOT_ALLOWED
         | KEY_GROUP_NOT_FOUND

@@ -1,11 +1,12 @@
 //! The Secrets keyfront writes (client required): the keyring, in the operator's namespace, and
 //! the app-facing Secret, in the tenant's; orphaning for `Retain` and deleting for `Delete`.
+//! Also the ConfigMap that publishes the key group's ID, beside the app Secret.
 //! Each is one request; errors name the operation, never the data.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Resource as _, ResourceExt as _};
 use serde_json::json;
@@ -196,5 +197,46 @@ pub(super) async fn orphan_secret(
         .patch(name, &PatchParams::default(), &Patch::Merge(patch))
         .await
         .map_err(kube_error(KubeOperation::WriteSecret))?;
+    Ok(())
+}
+
+/// Writes the ConfigMap `spec.keyGroup.idConfigMap` names (server-side apply): marked as this
+/// object's, and owned by it, so it goes with the object.
+pub(super) async fn write_id_config_map(
+    client: &kube::Client,
+    object: &SigningKeyGroup,
+    subject: &Subject,
+    name: &str,
+    data: &BTreeMap<String, String>,
+) -> Result<(), Error> {
+    let config_map = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(subject.namespace.clone()),
+            labels: Some(BTreeMap::from([(
+                names::MANAGED_BY_LABEL.to_owned(),
+                names::MANAGED_BY.to_owned(),
+            )])),
+            annotations: Some(BTreeMap::from([(
+                names::OWNER_ANNOTATION.to_owned(),
+                subject.owner.clone(),
+            )])),
+            owner_references: Some(owner_reference(object)),
+            ..ObjectMeta::default()
+        },
+        data: Some(data.clone()),
+        ..ConfigMap::default()
+    };
+    let mut value = serde_json::to_value(&config_map).map_err(|_| Error::Internal("ConfigMap"))?;
+    value["apiVersion"] = json!("v1");
+    value["kind"] = json!("ConfigMap");
+    Api::<ConfigMap>::namespaced(client.clone(), &subject.namespace)
+        .patch(
+            name,
+            &PatchParams::apply("keyfront").force(),
+            &Patch::Apply(value),
+        )
+        .await
+        .map_err(kube_error(KubeOperation::WriteConfigMap))?;
     Ok(())
 }

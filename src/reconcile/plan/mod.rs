@@ -8,7 +8,7 @@
 //! One module per concern, each a chain of small named rules over the same [`Plan`]:
 //! [`keys`] (keyring bookkeeping, rotation, activation), [`key_group`] (what the group holds),
 //! [`adopted_keys`] (the keys an adopted group came with), [`settings`] (the spec made usable),
-//! [`app_secret`] (what apps mount), [`distributions`] (attach and detach), [`foreign_trust`]
+//! [`app_secret`] (what apps mount), [`id_config_map`] (the group's ID for other tools), [`distributions`] (attach and detach), [`foreign_trust`]
 //! (trust keyfront did not give), [`trust_removal`] (trust another writer took away), [`revocation`] (compromised keys), [`claim`] (whose keyring
 //! this is), [`cleanup`] (deletion), and [`grants`] (what the `CloudFrontAccount` lets the object do at all).
 
@@ -19,6 +19,7 @@ mod cleanup;
 mod distributions;
 mod foreign_trust;
 mod grants;
+mod id_config_map;
 mod key_group;
 mod keys;
 mod revocation;
@@ -32,6 +33,7 @@ pub use claim::{KeyringClaim, keyring_claim};
 pub(crate) use distributions::selectors;
 use grants::{Access, refusal};
 pub use grants::{admission, reaches_cloudfront};
+pub use id_config_map::id_config_map_data;
 pub use keys::{leave_time, next_rotation};
 pub use settings::{Settings, SpecError, key_group_name, secret_name, settings};
 pub use trust_removal::FIRST_PAUSE as REATTACH_FIRST_PAUSE;
@@ -80,6 +82,11 @@ pub enum Step {
     /// Point the app-facing Secret at this key (activation, or repair of a drifted Secret).
     WriteAppSecret {
         serial: u32,
+    },
+    /// Write the key group's ID and name to the ConfigMap `spec.keyGroup.idConfigMap` names.
+    WriteIdConfigMap {
+        name: String,
+        data: std::collections::BTreeMap<String, String>,
     },
     DeletePublicKey {
         id: String,
@@ -445,6 +452,9 @@ fn plan_lifecycle(
     revocation::report_revoked_still_trusted(plan, observed, &observed_items);
     let signing_key_in_place =
         active_serial.is_some() && matches!(observed.app_secret, AppSecret::Owned(_));
+    if let Some(kg_id) = kg_id.as_deref().filter(|_| access.admitted) {
+        id_config_map::plan_id_config_map(plan, subject, settings, observed, kg_id);
+    }
     if let Some(kg_id) = kg_id {
         distributions::plan_distributions(
             plan,

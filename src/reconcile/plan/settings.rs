@@ -30,6 +30,8 @@ pub struct Settings {
     pub adopt: bool,
     pub retire_adopted_keys_after: Duration,
     pub delete_adopted_keys: bool,
+    /// `spec.keyGroup.idConfigMap`.
+    pub id_config_map: Option<String>,
 }
 
 impl Settings {
@@ -128,5 +130,6 @@ pub fn settings(
         adopt: spec.key_group.adopt,
         retire_adopted_keys_after,
         delete_adopted_keys: spec.key_group.delete_adopted_keys,
+        id_config_map: spec.key_group.id_config_map.clone(),
     })
 }

@@ -238,14 +238,22 @@ async fn check_roles(cluster: &Cluster, watched: &[&str]) {
         let by_cluster_role = rbac::allows(&cluster_role, group, resource, verb);
         let ok = match place {
             Place::Cluster => by_cluster_role,
-            Place::Tenant if resource == "secrets" && !watched.is_empty() => {
+            Place::Tenant
+                if ["secrets", "configmaps"].contains(&resource) && !watched.is_empty() =>
+            {
                 !by_cluster_role
                     && namespaced
                         .iter()
                         .all(|r| rbac::allows(r, group, resource, verb))
             }
             Place::Tenant => by_cluster_role,
-            Place::Lease => !by_cluster_role && rbac::allows(&lease, group, resource, verb),
+            // Narrow unless tenants need the same call everywhere (ConfigMaps, get and create).
+            Place::Lease => {
+                rbac::allows(&lease, group, resource, verb)
+                    && (!by_cluster_role
+                        || (watched.is_empty()
+                            && rbac::in_table(group, resource, verb, Place::Tenant)))
+            }
             Place::Keyring => {
                 by_cluster_role
                     || keyrings

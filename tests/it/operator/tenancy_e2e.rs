@@ -840,7 +840,7 @@ async fn a_distribution_its_owner_attaches_is_never_written_and_rotates_without_
         .apply(&object(
             "team-a",
             "iac",
-            "  distributions:\n    - id: E1TEAMA\n      defaultCacheBehavior: true\n      trust: External\n",
+            "  keyGroup:\n    idConfigMap: iac-key-group\n  distributions:\n    - id: E1TEAMA\n      defaultCacheBehavior: true\n      trust: External\n",
         ))
         .await;
     wait_for(
@@ -861,8 +861,23 @@ async fn a_distribution_its_owner_attaches_is_never_written_and_rotates_without_
         .unwrap()
         .key_group_id
         .expect("the key group ID is in status before the owner attaches");
+    // Terraform reads it where `kubernetes_config_map` would: the ConfigMap the spec names.
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(stack.cluster.client(), "team-a");
+    let mut published = None;
+    wait_for("the ID's ConfigMap", Duration::from_secs(30), async || {
+        published = config_maps
+            .get_opt("iac-key-group")
+            .await
+            .unwrap()
+            .and_then(|c| c.data)
+            .and_then(|d| d.get("keyGroupId").cloned());
+        published.is_some()
+    })
+    .await;
+    assert_eq!(published.as_deref(), Some(group.as_str()));
 
-    terraform_attaches(&stack, "E1TEAMA", &group);
+    terraform_attaches(&stack, "E1TEAMA", published.as_deref().unwrap());
     wait_for("team-a/iac Ready", Duration::from_secs(120), async || {
         ready(&objects, "iac").await
     })

@@ -128,6 +128,7 @@ impl Case {
                 },
                 keyring: None,
                 app_secret: AppSecret::Missing,
+                id_config_map: Default::default(),
                 key_group: KeyGroupState::Missing,
                 listed_public_keys: None,
                 public_keys_present: BTreeMap::new(),
@@ -280,6 +281,9 @@ fn kinds(plan: &Plan) -> Vec<String> {
                     .collect::<Vec<_>>()
             ),
             Step::WriteAppSecret { serial } => format!("WriteAppSecret({serial})"),
+            Step::WriteIdConfigMap { name, data } => {
+                format!("WriteIdConfigMap({name}:{})", data["keyGroupId"])
+            }
             Step::DeletePublicKey { id } => format!("DeletePublicKey({id})"),
             Step::DeleteKeyGroup { id, .. } => format!("DeleteKeyGroup({id})"),
             Step::ReleaseSecrets { delete } => format!("ReleaseSecrets(delete={delete})"),
@@ -884,6 +888,31 @@ fn a_behavior_newly_selected_is_attached_at_once_not_taken_for_a_removal() {
     let plan = case.plan();
     assert!(!has_finding(&plan, reasons::TRUST_REMOVED));
     assert_eq!(set_trust_steps(&plan), ["SetTrust(E1:[[\"kg-1\"]])"]);
+}
+
+#[test]
+fn the_key_group_id_is_published_in_the_named_config_map_never_over_a_foreign_one() {
+    let mut case = Case::new()
+        .keys(vec![key(1, KeyState::Active, Some("K1"))])
+        .group(&["K1"])
+        .signing_with(1);
+    case.spec.key_group.id_config_map = Some("media-key-group".into());
+    assert!(kinds(&case.plan()).contains(&"WriteIdConfigMap(media-key-group:kg-1)".to_owned()));
+
+    // Already there and current: nothing to write.
+    case.observed.id_config_map = keyfront::reconcile::observed::IdConfigMap::Owned(
+        plan::id_config_map_data(KG, "default_media"),
+    );
+    let plan = case.plan();
+    assert!(!kinds(&plan).iter().any(|k| k.starts_with("WriteIdConfigMap")));
+    assert!(!has_finding(&plan, reasons::CONFIG_MAP_CONFLICT));
+
+    // Someone else's ConfigMap of that name: not overwritten, and said so.
+    case.observed.id_config_map = keyfront::reconcile::observed::IdConfigMap::Foreign;
+    let plan = case.plan();
+    assert!(!kinds(&plan).iter().any(|k| k.starts_with("WriteIdConfigMap")));
+    let message = finding_message(&plan, reasons::CONFIG_MAP_CONFLICT);
+    assert!(message.contains("default/media-key-group"), "{message}");
 }
 
 #[test]

@@ -75,6 +75,10 @@ pub const OPERATOR_CALLS: &[(&str, &str, &str, Place)] = &[
     ("", "secrets", "update", Place::Tenant),
     ("", "secrets", "patch", Place::Tenant),
     ("", "secrets", "delete", Place::Tenant),
+    // spec.keyGroup.idConfigMap (server-side apply: create and patch).
+    ("", "configmaps", "get", Place::Tenant),
+    ("", "configmaps", "create", Place::Tenant),
+    ("", "configmaps", "patch", Place::Tenant),
     ("events.k8s.io", "events", "create", Place::Tenant),
     ("events.k8s.io", "events", "patch", Place::Tenant),
     ("", "secrets", "get", Place::Keyring),
