@@ -17,6 +17,7 @@
 //! - [`reconcile`]: observe → plan → execute → status for one `SigningKeyGroup`.
 //! - [`runtime`]: `keyfront run`: the kube-runtime controller around the reconciler.
 //! - [`signer`]: CloudFront signed URLs and cookies from the mounted Secret.
+//! - [`status`]: `keyfront status`, one screen on a `SigningKeyGroup`.
 //! - [`dev`]: `keyfront dev`, the whole system in one process for a first look.
 //! - [`clock`]: the time seam every decision takes `now` from.
 //! - [`telemetry`]: logging setup shared by every subcommand.
@@ -33,6 +34,7 @@ pub mod leader;
 pub mod reconcile;
 pub mod runtime;
 pub mod signer;
+pub mod status;
 pub mod telemetry;
 pub mod tenancy;
 

@@ -56,6 +56,14 @@ enum Command {
     /// --live on a distribution, the CloudFront behaviours its rotations rely on. Exit 1 if
     /// anything was denied, contradicted or failed.
     CheckAccount(keyfront::account_check::CheckAccountArgs),
+    /// Show a SigningKeyGroup on one screen: spec, conditions, keys, distributions, Events.
+    Status(keyfront::status::StatusArgs),
+    /// Print a shell completion script (e.g. `keyfront completions bash >
+    /// /etc/bash_completion.d/keyfront`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -199,6 +207,21 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::IamPolicy(args) => {
             tokio::runtime::Runtime::new()?.block_on(keyfront::iam::command::run(args))?;
             Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Status(args) => {
+            tokio::runtime::Runtime::new()?
+                .block_on(keyfront::status::run(args, &mut std::io::stdout().lock()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "keyfront",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::CheckAccount(args) => {
             let passed =

@@ -10,6 +10,7 @@
 //! - `operator`: the `keyfront run` binary end to end: lifecycle, tenancy, leader election, soak.
 //! - `install`: the Helm chart and kubectl against the cluster.
 //! - `dev`: `keyfront dev` as a newcomer runs it.
+//! - `completions`: `keyfront completions` scripts the shells accept.
 //! - `support`: what the end-to-end tests share (processes, ports, clients, waiting).
 //!
 //! Run one concern with a filter: `cargo test --test it operator::tenancy_e2e`.
@@ -18,6 +19,7 @@
 
 mod api;
 mod cloudfront;
+mod completions;
 mod dev;
 mod emulator;
 mod install;

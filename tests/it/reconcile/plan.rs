@@ -904,13 +904,21 @@ fn the_key_group_id_is_published_in_the_named_config_map_never_over_a_foreign_on
         plan::id_config_map_data(KG, "default_media"),
     );
     let plan = case.plan();
-    assert!(!kinds(&plan).iter().any(|k| k.starts_with("WriteIdConfigMap")));
+    assert!(
+        !kinds(&plan)
+            .iter()
+            .any(|k| k.starts_with("WriteIdConfigMap"))
+    );
     assert!(!has_finding(&plan, reasons::CONFIG_MAP_CONFLICT));
 
     // Someone else's ConfigMap of that name: not overwritten, and said so.
     case.observed.id_config_map = keyfront::reconcile::observed::IdConfigMap::Foreign;
     let plan = case.plan();
-    assert!(!kinds(&plan).iter().any(|k| k.starts_with("WriteIdConfigMap")));
+    assert!(
+        !kinds(&plan)
+            .iter()
+            .any(|k| k.starts_with("WriteIdConfigMap"))
+    );
     let message = finding_message(&plan, reasons::CONFIG_MAP_CONFLICT);
     assert!(message.contains("default/media-key-group"), "{message}");
 }
