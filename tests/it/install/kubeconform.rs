@@ -16,12 +16,32 @@ use crate::support::Cluster;
 
 /// The OpenAPI v2 document of the cluster, as JSON.
 async fn openapi_v2(cluster: &Cluster) -> Value {
-    let request = http::Request::get("/openapi/v2")
-        .header("Accept", "application/json")
-        .body(Vec::new())
-        .unwrap();
-    let text = cluster.client().request_text(request).await.unwrap();
-    serde_json::from_str(&text).unwrap()
+    // The API server publishes a new CRD's schema a moment after the CRD is established: wait
+    // for every custom kind the manifests use.
+    let wanted = [
+        "dev.keyfront.v1alpha1.SigningKeyGroup",
+        "dev.keyfront.v1alpha1.CloudFrontAccount",
+        "com.coreos.monitoring.v1.ServiceMonitor",
+        "com.coreos.monitoring.v1.PrometheusRule",
+    ];
+    let mut openapi = Value::Null;
+    crate::support::wait_for(
+        "the CRDs' schemas in /openapi/v2",
+        std::time::Duration::from_secs(60),
+        async || {
+            let request = http::Request::get("/openapi/v2")
+                .header("Accept", "application/json")
+                .body(Vec::new())
+                .unwrap();
+            let text = cluster.client().request_text(request).await.unwrap();
+            openapi = serde_json::from_str(&text).unwrap();
+            wanted
+                .iter()
+                .all(|d| openapi["definitions"].get(d).is_some())
+        },
+    )
+    .await;
+    openapi
 }
 
 /// Makes every object schema strict and widens the two string formats YAML writes as numbers.
@@ -119,13 +139,24 @@ async fn rendered_manifests_pass_kubeconform_against_the_release_openapi() {
     let openapi = openapi_v2(&cluster).await;
     let dir = tempfile::tempdir().unwrap();
     let metrics_on = json!({"metrics": {"serviceMonitor": {"enabled": true}, "prometheusRule": {"enabled": true}}});
+    let mut sources = Vec::new();
     for values in [
         json!({}),
         json!({"watchNamespaces": ["team-a", "team-b"]}),
         metrics_on,
         super::chart::every_knob(),
     ] {
-        let rendered = helm_template(&values).await;
+        sources.push((values.to_string(), helm_template(&values).await));
+    }
+    // The app example a team copies: its Deployment and SigningKeyGroup.
+    let app = [
+        "examples/app/deployment.yaml",
+        "examples/app/signing-key-group.yaml",
+    ]
+    .map(|f| std::fs::read_to_string(crate::support::repo(f)).unwrap())
+    .join("\n---\n");
+    sources.push(("examples/app".to_owned(), app));
+    for (values, rendered) in sources {
         let mut kinds = BTreeSet::new();
         for document in serde_yaml::Deserializer::from_str(&rendered) {
             let object: Value = serde::Deserialize::deserialize(document).unwrap();

@@ -1,3 +1,4 @@
+mod app_example_e2e;
 mod iam_e2e;
 mod leader_e2e;
 mod lifecycle_e2e;
