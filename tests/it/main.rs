@@ -10,6 +10,7 @@
 //! - `operator`: the `keyfront run` binary end to end: lifecycle, tenancy, leader election, soak.
 //! - `install`: the Helm chart and kubectl against the cluster.
 //! - `dev`: `keyfront dev` as a newcomer runs it.
+//! - `docs`: the Markdown's links resolve.
 //! - `completions`: `keyfront completions` scripts the shells accept.
 //! - `support`: what the end-to-end tests share (processes, ports, clients, waiting).
 //!
@@ -21,6 +22,7 @@ mod api;
 mod cloudfront;
 mod completions;
 mod dev;
+mod docs;
 mod emulator;
 mod install;
 mod operator;
