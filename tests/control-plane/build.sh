@@ -8,6 +8,7 @@
 #   kstatus                                  (tests/control-plane/kstatus: sigs.k8s.io/cli-utils'
 #                                             kstatus on objects read from stdin)
 #   kubeconform                              (github.com/yannh/kubeconform)
+#   actionlint                               (github.com/rhysd/actionlint)
 # Prints the directory that holds them. Tests find it the same way (KEYFRONT_TOOLS, or the default
 # below); a test that needs a binary that is missing fails with this command.
 #   bash tests/control-plane/build.sh          # prints e.g. /root/.cache/keyfront-tools/k8s-1.37.2
@@ -88,14 +89,23 @@ if [ ! -x "$out/kstatus" ] || ! cmp -s "$here/kstatus/main.go" "$root/src/kstatu
   go build -trimpath -ldflags=-s -o "$out/kstatus" .
 fi
 
-if [ ! -x "$out/kubeconform" ]; then
-  echo "building kubeconform $KUBECONFORM_VERSION" >&2
-  work="$root/src/kubeconform-$KUBECONFORM_VERSION"; mkdir -p "$work"; cd "$work"
-  printf 'module keyfront.dev/tools/kubeconform\n\ngo 1.26\n' > go.mod
-  printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/yannh/kubeconform/cmd/kubeconform"\n' > tools.go
-  go get "github.com/yannh/kubeconform@v$KUBECONFORM_VERSION"
+# A command-line tool from its own Go module: go_tool NAME MODULE VERSION PACKAGE.
+go_tool() {
+  local name=$1 module=$2 version=$3 package=$4
+  [ -x "$out/$name" ] && return
+  echo "building $name $version" >&2
+  local work="$root/src/$name-$version"; mkdir -p "$work"; cd "$work"
+  printf 'module keyfront.dev/tools/%s\n\ngo 1.26\n' "$name" > go.mod
+  printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$package" > tools.go
+  go get "$module@v$version"
   go mod tidy
-  go build -trimpath -ldflags=-s -o "$out/kubeconform" github.com/yannh/kubeconform/cmd/kubeconform
-fi
+  go build -trimpath -ldflags=-s -o "$out/$name" "$package"
+}
+
+go_tool kubeconform github.com/yannh/kubeconform "$KUBECONFORM_VERSION" \
+  github.com/yannh/kubeconform/cmd/kubeconform
+# actionlint checks .github/workflows, which cannot run here (tests/it/install/workflows.rs).
+go_tool actionlint github.com/rhysd/actionlint "$ACTIONLINT_VERSION" \
+  github.com/rhysd/actionlint/cmd/actionlint
 
 echo "$out"

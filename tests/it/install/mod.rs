@@ -1,3 +1,4 @@
 mod chart;
 mod kubeconform;
 mod kubectl;
+mod workflows;
