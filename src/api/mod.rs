@@ -21,6 +21,7 @@ pub use duration::{DurationError, parse_cli_duration, parse_duration};
 pub use names::{default_key_group_name, default_secret_name, legacy_default_key_group_name};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::core::Rule;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -35,6 +36,34 @@ pub const MAX_KEYS_PER_GROUP: usize = 5;
 
 /// A pattern for Kubernetes/Go duration strings such as `720h`, `1h30m`, `90s`, `0s`.
 const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";
+
+/// A duration field's rule for `30d`, set on the struct that holds the field: the API server
+/// skips a field's own rules once its pattern fails, and the pattern alone answers with a regex.
+/// Kubernetes durations have no day unit (CEL's `duration()` neither), so the message gives the
+/// hours.
+fn no_days(field: &str) -> Rule {
+    Rule::new(format!("!has(self.{field}) || !self.{field}.contains('d')"))
+        .message(kube::core::cel::Message::Message(format!(
+            "{field}: days are not supported: write the duration in hours, e.g. 720h for 30d"
+        )))
+        .field_path(format!(".{field}"))
+}
+
+/// A duration field's rule for `-5m`, set on the struct that holds it (see [`no_days`]).
+fn not_negative(field: &str) -> Rule {
+    Rule::new(format!(
+        "!has(self.{field}) || !self.{field}.startsWith('-')"
+    ))
+    .message(kube::core::cel::Message::Message(format!(
+        "{field} must not be negative"
+    )))
+    .field_path(format!(".{field}"))
+}
+
+/// CEL: every rotation duration is well formed, so `duration()` may be called on it (a
+/// malformed one is named by its pattern and the rules above, not by a conversion error).
+/// `[.]`, not `\.`: a backslash would need escaping again inside CEL's string literal.
+const ROTATION_DURATIONS_VALID: &str = r"[self.interval, self.maxSignedUrlLifetime, self.minPropagationWait, self.secretRefreshAllowance].all(d, d.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$'))";
 
 /// Desired state of one CloudFront key group and the signing keys it trusts.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -145,9 +174,13 @@ impl Default for AccountRef {
 /// The CloudFront key group.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.adopt) || !self.adopt || has(self.name)").message(
-    "spec.keyGroup.name: required with adopt: true, to name the existing key group to adopt"
-).field_path(".name"))]
+#[x_kube(
+    validation = Rule::new("!has(self.adopt) || !self.adopt || has(self.name)").message(
+        "spec.keyGroup.name: required with adopt: true, to name the existing key group to adopt"
+    ).field_path(".name"),
+    validation = no_days("retireAdoptedKeysAfter"),
+    validation = not_negative("retireAdoptedKeysAfter"),
+)]
 pub struct KeyGroupSpec {
     /// Key group name in CloudFront; defaults to `<namespace>_<name>` (objects first reconciled
     /// before keyfront 0.2 keep `<namespace>-<name>`). Immutable once set or defaulted.
@@ -224,11 +257,19 @@ impl std::fmt::Display for KeyAlgorithm {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("duration(self.interval) > duration('0s')").message("spec.rotation.interval must be greater than 0s").field_path(".interval"),
-    validation = Rule::new("duration(self.maxSignedUrlLifetime) > duration('0s')").message("spec.rotation.maxSignedUrlLifetime must be greater than 0s").field_path(".maxSignedUrlLifetime"),
-    validation = Rule::new(
-        "duration(self.maxSignedUrlLifetime) + duration(self.secretRefreshAllowance) + duration(self.minPropagationWait) <= duration(self.interval) + duration(self.interval) + duration(self.interval)"
-    ).message(
+    validation = no_days("interval"),
+    validation = no_days("maxSignedUrlLifetime"),
+    validation = no_days("minPropagationWait"),
+    validation = no_days("secretRefreshAllowance"),
+    validation = not_negative("interval"),
+    validation = not_negative("maxSignedUrlLifetime"),
+    validation = not_negative("minPropagationWait"),
+    validation = not_negative("secretRefreshAllowance"),
+    validation = Rule::new(format!("!({ROTATION_DURATIONS_VALID}) || duration(self.interval) > duration('0s')")).message("spec.rotation.interval must be greater than 0s").field_path(".interval"),
+    validation = Rule::new(format!("!({ROTATION_DURATIONS_VALID}) || duration(self.maxSignedUrlLifetime) > duration('0s')")).message("spec.rotation.maxSignedUrlLifetime must be greater than 0s").field_path(".maxSignedUrlLifetime"),
+    validation = Rule::new(format!(
+        "!({ROTATION_DURATIONS_VALID}) || duration(self.maxSignedUrlLifetime) + duration(self.secretRefreshAllowance) + duration(self.minPropagationWait) <= duration(self.interval) + duration(self.interval) + duration(self.interval)"
+    )).message(
         "spec.rotation: maxSignedUrlLifetime + secretRefreshAllowance + minPropagationWait must be at most 3 × interval; otherwise the key group would need more than 5 keys at once (1 next + 1 active + up to 3 retiring)"
     ).field_path(".interval"),
 )]

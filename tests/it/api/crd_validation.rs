@@ -457,3 +457,35 @@ fn algorithms_print_as_the_spec_spells_them() {
         );
     }
 }
+
+/// What a real API server answers a manifest with a day or a negative duration: the CRD's
+/// own words, not only the pattern's regex.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_api_server_names_days_and_negative_durations_in_the_users_words() {
+    let cluster = crate::support::Cluster::real().await;
+    cluster.install_crds().await;
+    let objects: kube::Api<SigningKeyGroup> = kube::Api::namespaced(cluster.client(), "default");
+    for (field, value, expected) in [
+        (
+            "interval",
+            "30d",
+            "days are not supported: write the duration in hours, e.g. 720h for 30d",
+        ),
+        ("maxSignedUrlLifetime", "-5m", "must not be negative"),
+    ] {
+        let object: SigningKeyGroup = serde_json::from_value(json!({
+            "apiVersion": "keyfront.dev/v1alpha1",
+            "kind": "SigningKeyGroup",
+            "metadata": {"name": "durations"},
+            "spec": {"rotation": {field: value}},
+        }))
+        .unwrap();
+        let error = objects
+            .create(&Default::default(), &object)
+            .await
+            .expect_err(&format!("{field}: {value} was accepted"));
+        let said = error.to_string();
+        assert!(said.contains(expected), "{field}: {value}: {said}");
+        assert!(said.contains(&format!("spec.rotation.{field}")), "{said}");
+    }
+}
