@@ -324,14 +324,10 @@ fn parse_body(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
-    if content_type.contains("protobuf") {
-        return Err(StatusError::new(
-            415,
-            "UnsupportedMediaType",
-            "the kube API double speaks JSON and YAML only, not protobuf (kubectl apply works; imperative kubectl create <type> does not)",
-        ));
-    }
-    let value: Value = if content_type.contains("yaml") {
+    let value: Value = if content_type.contains("protobuf") {
+        crate::protobuf::to_json(body)
+            .map_err(|message| StatusError::new(415, "UnsupportedMediaType", message))?
+    } else if content_type.contains("yaml") {
         serde_yaml::from_slice(body)
             .map_err(|e| StatusError::bad_request(format!("invalid YAML body: {e}")))?
     } else {
@@ -439,10 +435,26 @@ async fn resource(
     let result: Result<(StatusCode, Value), StatusError> = match (&method, request.name) {
         (&Method::GET, None) if watching => return watch(shared, request, query, headers),
         (&Method::GET, None) => return list(&shared, &request, query, headers),
-        (&Method::GET, Some(name)) => shared
-            .lock()
-            .get(&request.rt, request.namespace, name)
-            .map(ok),
+        (&Method::GET, Some(name)) => {
+            let store = shared.lock();
+            let found = store.get(&request.rt, request.namespace, name);
+            let as_table = headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains("as=Table"));
+            match found {
+                // `kubectl get KIND NAME` asks for a table of one row, with the printer
+                // columns, as for a list.
+                Ok(object) if as_table => {
+                    let metadata = json!({"resourceVersion": store.resource_version().to_string()});
+                    return json_response(
+                        StatusCode::OK,
+                        &crate::table::table(&request.rt, &[object], metadata),
+                    );
+                }
+                other => other.map(ok),
+            }
+        }
         (&Method::POST, None) => parse_body(&request.rt, query, headers, &body)
             .and_then(|object| {
                 shared
@@ -555,10 +567,28 @@ fn list(
     };
     let (mut items, resource_version) = {
         let store = shared.lock();
-        (
-            store.list(&request.rt, request.namespace, &labels, &fields),
-            store.resource_version(),
-        )
+        let mut items = store.list(&request.rt, request.namespace, &labels, &fields);
+        // Events are one store under two APIs: each lists the other's, converted.
+        if crate::events::is_events(&request.rt.group, &request.rt.plural) {
+            let other = crate::events::other_group(&request.rt.group);
+            let version = "v1";
+            if let Some(other_rt) = store.registry.find(other, version, "events") {
+                items.extend(
+                    store
+                        .list(
+                            other_rt,
+                            request.namespace,
+                            &Default::default(),
+                            &Default::default(),
+                        )
+                        .iter()
+                        .map(|e| crate::events::convert(e, other, &request.rt.group))
+                        .filter(|e| labels.matches(e) && fields.matches(e)),
+                );
+                items.sort_by_key(object_key);
+            }
+        }
+        (items, store.resource_version())
     };
     let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     if let Some(token) = query.get("continue").filter(|t| !t.is_empty()) {

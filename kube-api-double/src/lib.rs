@@ -13,11 +13,13 @@
 //! port ([`ApiDouble::serve`], or `cargo run --example kube-api-double`), where kubectl works
 //! against it. Known differences from a real API server are listed in `docs/kube-api-double.md`.
 
+mod events;
 mod faults;
 mod fields;
 mod http;
 mod list_types;
 mod openapi;
+mod protobuf;
 mod resources;
 mod reviews;
 mod schema;

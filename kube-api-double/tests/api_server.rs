@@ -893,3 +893,96 @@ async fn injected_conflicts_and_dropped_watches_hit_remote_clients_only() {
     assert!(end.map_or(true, |e| e.is_none()), "stream still open");
     assert_eq!(double.faults_injected().1, 1);
 }
+
+behaviour!(events_are_one_store_under_both_apis);
+async fn events_are_one_store_under_both_apis(c: Cluster) {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event;
+    let written: Api<Event> = Api::namespaced(c.client.clone(), &c.namespace);
+    let event: Event = serde_json::from_value(json!({
+        "metadata": {"name": "media.1", "namespace": c.namespace},
+        "regarding": {"apiVersion": "keyfront.dev/v1alpha1", "kind": "SigningKeyGroup", "name": "media", "namespace": c.namespace},
+        "note": "Secret media-cloudfront-key now holds public key K1",
+        "reason": "KeyActivated",
+        "type": "Normal",
+        "action": "WriteAppSecret",
+        "eventTime": "2026-12-06T10:00:00.000000Z",
+        "reportingController": "keyfront",
+        "reportingInstance": "keyfront-0",
+    }))
+    .expect("event");
+    written
+        .create(&PostParams::default(), &event)
+        .await
+        .expect("create an events.k8s.io Event");
+    // What `kubectl describe` lists: core Events about the object, by field selector.
+    let core: Api<CoreEvent> = Api::namespaced(c.client.clone(), &c.namespace);
+    let listed = core
+        .list(
+            &ListParams::default()
+                .fields("involvedObject.name=media,involvedObject.kind=SigningKeyGroup"),
+        )
+        .await
+        .expect("list core Events");
+    let found: Vec<_> = listed
+        .items
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("KeyActivated"))
+        .collect();
+    assert_eq!(found.len(), 1, "{:?}", listed.items);
+    assert_eq!(found[0].message, event.note);
+    assert_eq!(found[0].involved_object.name.as_deref(), Some("media"));
+    assert_eq!(found[0].reporting_component.as_deref(), Some("keyfront"));
+    let other = core
+        .list(&ListParams::default().fields("involvedObject.name=someone-else"))
+        .await
+        .expect("list core Events");
+    assert!(
+        other.items.is_empty(),
+        "the field selector applies: {:?}",
+        other.items
+    );
+}
+
+behaviour!(a_single_object_table_has_the_printer_columns);
+async fn a_single_object_table_has_the_printer_columns(c: Cluster) {
+    c.skgs()
+        .create(&PostParams::default(), &skg("tabled", json!({})))
+        .await
+        .expect("create");
+    // What `kubectl get skg NAME` asks for.
+    let request = http::Request::get(format!(
+        "/apis/keyfront.dev/v1alpha1/namespaces/{}/signingkeygroups/tabled",
+        c.namespace
+    ))
+    .header(
+        "Accept",
+        "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+    )
+    .body(Vec::new())
+    .expect("request");
+    let table: Value =
+        serde_json::from_str(&c.client.request_text(request).await.expect("table")).expect("json");
+    assert_eq!(table["kind"], "Table");
+    let columns: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    for column in [
+        "Name",
+        "Ready",
+        "Key Group",
+        "Active Key",
+        "Next Rotation",
+        "Age",
+    ] {
+        assert!(
+            columns.contains(&column),
+            "{column} missing from {columns:?}"
+        );
+    }
+    assert_eq!(table["rows"].as_array().expect("rows").len(), 1);
+    assert_eq!(table["rows"][0]["cells"][0], "tabled");
+}
