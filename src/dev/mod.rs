@@ -52,6 +52,11 @@ pub struct DevArgs {
     /// Keep the kubeconfig and the mounted Secret here (default: a temporary directory).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Add a distribution to the emulated CloudFront (repeatable): `ID`, or
+    /// `ID=/a/*,/b/*` for cache behaviors with those path patterns besides the default one.
+    /// E.g. `--distribution E2EXAMPLE123=/private/*` for examples/distribution.yaml.
+    #[arg(long = "distribution", value_name = "ID[=PATTERNS]", value_parser = crate::emulator::distribution_flag)]
+    distributions: Vec<String>,
     /// Start the system only: no demo distribution, object or traffic.
     #[arg(long)]
     no_demo: bool,
@@ -140,6 +145,17 @@ pub async fn run(
         ..ModelSettings::default()
     };
     let emulator = Emulator::new(settings, FaultSettings::default(), Arc::new(SystemClock));
+    let mut added = Vec::new();
+    for flag in &args.distributions {
+        let (id, patterns) = emulator
+            .add_distribution_from_flag(flag)
+            .map_err(anyhow::Error::msg)?;
+        added.push(if patterns.is_empty() {
+            id
+        } else {
+            format!("{id} ({})", patterns.join(", "))
+        });
+    }
     let aws = Aws::new(emulator.clone(), FaultSettings::default());
     let cloudfront_listener = listen(args.cloudfront_listen, "cloudfront").await?;
     let cloudfront_addr = cloudfront_listener.local_addr()?;
@@ -202,6 +218,9 @@ pub async fn run(
     println!("  kubeconfig      {}", kubeconfig.display());
     println!("  CloudFront/STS  {endpoint}");
     println!("  verifying edge  http://{edge_addr}");
+    if !added.is_empty() {
+        println!("  distributions   {}", added.join(", "));
+    }
     println!(
         "In another terminal:  export KUBECONFIG={}; kubectl get skg -A -w",
         kubeconfig.display()

@@ -57,7 +57,7 @@ pub struct EmulatorArgs {
     required_external_ids: Vec<String>,
     /// Start with a distribution under this ID, e.g. `E2EXAMPLE123` or
     /// `E2EXAMPLE123=/private/*,/video/*` to add path-pattern behaviors (repeatable).
-    #[arg(long = "distribution")]
+    #[arg(long = "distribution", value_name = "ID[=PATTERNS]", value_parser = super::distribution_flag)]
     distributions: Vec<String>,
     /// Enforce an IAM policy (a JSON policy document in FILE) on every call made with the
     /// access key ID, or as the role ARN, PRINCIPAL (repeatable). Callers with no policy are
@@ -134,12 +134,10 @@ pub async fn serve(
         let (role, policy) = policy_flag("--trust-policy", value)?;
         aws.set_trust_policy(&role, policy);
     }
-    for spec in &args.distributions {
-        let (id, patterns) = spec.split_once('=').unwrap_or((spec, ""));
-        let patterns: Vec<&str> = patterns.split(',').filter(|p| !p.is_empty()).collect();
-        emulator
-            .create_test_distribution_with_id(id, &patterns)
-            .map_err(|e| anyhow::anyhow!("--distribution {spec}: {}", e.message))?;
+    for flag in &args.distributions {
+        let (id, patterns) = emulator
+            .add_distribution_from_flag(flag)
+            .map_err(anyhow::Error::msg)?;
         tracing::info!(id, ?patterns, "distribution created");
     }
     let listener = tokio::net::TcpListener::bind(args.listen)

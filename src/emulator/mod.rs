@@ -107,6 +107,17 @@ impl Emulator {
         Ok(model.create_distribution_with_id(id, config)?.id)
     }
 
+    /// Adds the distribution a command line names (`--distribution` of `keyfront emulator` and
+    /// `keyfront dev`): `ID`, or `ID=/a/*,/b/*` for one behavior per path pattern besides the
+    /// default one. Returns the ID and the patterns.
+    pub fn add_distribution_from_flag(&self, flag: &str) -> Result<(String, Vec<String>), String> {
+        let (id, patterns) = parse_distribution_flag(flag)?;
+        let borrowed: Vec<&str> = patterns.iter().map(String::as_str).collect();
+        self.create_test_distribution_with_id(&id, &borrowed)
+            .map_err(|e| format!("--distribution {flag}: {}", e.message))?;
+        Ok((id, patterns))
+    }
+
     /// Creates a distribution with one S3 origin, a default behavior and the given path
     /// patterns, none trusting a key group. Returns its ID.
     pub fn create_test_distribution(&self, path_patterns: &[&str]) -> Result<String, ApiError> {
@@ -116,6 +127,32 @@ impl Emulator {
             .create_distribution(minimal_distribution_config(&reference, path_patterns))?
             .id)
     }
+}
+
+/// Parses `ID` or `ID=/a/*,/b/*` (see [`Emulator::add_distribution_from_flag`]); also clap's
+/// value parser, so a malformed flag is refused before anything starts.
+pub fn parse_distribution_flag(flag: &str) -> Result<(String, Vec<String>), String> {
+    let (id, patterns) = flag.split_once('=').unwrap_or((flag, ""));
+    if id.is_empty()
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    {
+        return Err(format!(
+            "{id:?} is not a distribution ID (capital letters and digits, e.g. E2EXAMPLE123=/private/*)"
+        ));
+    }
+    let patterns = patterns
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Ok((id.to_owned(), patterns))
+}
+
+/// clap's value parser for `--distribution`: checks the flag, keeps its text.
+pub fn distribution_flag(flag: &str) -> Result<String, String> {
+    parse_distribution_flag(flag).map(|_| flag.to_owned())
 }
 
 /// A minimal valid `DistributionConfig`: one S3 origin, a default behavior and one behavior per

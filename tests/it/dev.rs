@@ -1,7 +1,8 @@
 //! `keyfront dev` as a new user meets it: started as a real process, it prints a kubeconfig
 //! that kubectl uses; the demo rotates twice with no request refused at the edge; signing with
 //! `keyfront sign --secret-dir` at the printed mount gets 200 from the edge; SIGINT stops it
-//! with exit 0 within 5 s. And `keyfront run` with no cluster says so in one line.
+//! with exit 0 within 5 s. Every example under `examples/` becomes Ready in dev. And `keyfront
+//! run` with no cluster says so in one line.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
@@ -262,4 +263,159 @@ fn dev_checks_its_interval_before_starting_anything() {
         assert!(stderr.contains(said), "--interval {interval}: {stderr}");
         assert!(stderr.len() < 400, "--interval {interval}: {stderr}");
     }
+}
+
+/// Every manifest under `examples/` applied to `keyfront dev`, as a newcomer would after
+/// reading it, becomes Ready: dev adds the distributions they name (`--distribution`), and for
+/// the adoption example boto3 plays Terraform first, making the key group it takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_example_becomes_ready_in_dev() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyfront"))
+        .args([
+            "dev",
+            "--no-demo",
+            "--distribution",
+            "E2EXAMPLE123=/private/*",
+            "--distribution",
+            "E3DOWNLOADS456=/downloads/*,/exports/*",
+            "--distribution",
+            "EFASTDEMO1",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _process = Process(child);
+    let (send, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if send.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let kubeconfig_line = line_with(&lines, "kubeconfig", Duration::from_secs(30), &mut seen);
+    let kubeconfig = std::path::PathBuf::from(kubeconfig_line.split_whitespace().last().unwrap());
+    let endpoint_line = line_with(&lines, "CloudFront/STS", Duration::from_secs(5), &mut seen);
+    let endpoint = endpoint_line.split_whitespace().last().unwrap().to_owned();
+    let added = line_with(&lines, "distributions", Duration::from_secs(5), &mut seen);
+    assert!(added.contains("E2EXAMPLE123 (/private/*)"), "{added}");
+
+    // Terraform's key group for examples/adopt-terraform.yaml, on a distribution of its own.
+    let output = Command::new(crate::support::python())
+        .args([
+            "terraform_setup.py",
+            &endpoint,
+            "media-signing",
+            "rsa-1.pub.pem",
+        ])
+        .current_dir(repo("tests/python"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let terraform: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let terraform_distribution = terraform["distribution_id"].as_str().unwrap().to_owned();
+
+    // Each example as written, but for the adoption example's placeholder distribution ID, and
+    // minPropagationWait: two examples wait 5 minutes after a key is live before apps sign
+    // with it, a margin for real CloudFront that the emulator (2 s) does not need.
+    let mut sources: Vec<std::path::PathBuf> = std::fs::read_dir(repo("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    sources.push(repo("examples/app/signing-key-group.yaml"));
+    let manifests: Vec<std::path::PathBuf> = sources
+        .iter()
+        .map(|source| {
+            let text = std::fs::read_to_string(source)
+                .unwrap()
+                .replace("EXXXXXXXXXXXXX", &terraform_distribution)
+                .replace("minPropagationWait: 5m", "minPropagationWait: 0s");
+            let copy = dir.path().join(source.file_name().unwrap());
+            std::fs::write(&copy, text).unwrap();
+            copy
+        })
+        .collect();
+    let kc = kubeconfig.clone();
+    let applied = manifests.len();
+    tokio::task::spawn_blocking(move || {
+        // As a newcomer types it: kubectl sends these as protobuf.
+        kubectl(&kc, &["create", "namespace", "streaming"]);
+        kubectl(&kc, &["create", "namespace", "video"]);
+        for manifest in &manifests {
+            kubectl(&kc, &["apply", "-f", &manifest.to_string_lossy()]);
+        }
+    })
+    .await
+    .unwrap();
+
+    let start = Instant::now();
+    loop {
+        let kc = kubeconfig.clone();
+        let listed =
+            tokio::task::spawn_blocking(move || kubectl(&kc, &["get", "skg", "-A", "-o", "json"]))
+                .await
+                .unwrap();
+        let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+        let items = listed["items"].as_array().unwrap();
+        let not_ready: Vec<String> = items
+            .iter()
+            .filter(|o| {
+                !o["status"]["conditions"].as_array().is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+            })
+            .map(|o| {
+                let ready = o["status"]["conditions"]
+                    .as_array()
+                    .and_then(|c| c.iter().find(|c| c["type"] == "Ready").cloned());
+                format!(
+                    "{}/{}: {ready:?}",
+                    o["metadata"]["namespace"], o["metadata"]["name"]
+                )
+            })
+            .collect();
+        if items.len() == applied && not_ready.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "{} of {applied} objects; not Ready: {not_ready:#?}",
+            items.len()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    println!(
+        "all {applied} examples Ready in dev after {:?}",
+        start.elapsed()
+    );
+
+    // `kubectl describe` shows the Events keyfront recorded (through events.k8s.io), and a
+    // single-object get has the printer columns, as on a real API server.
+    let kc = kubeconfig.clone();
+    let (described, got) = tokio::task::spawn_blocking(move || {
+        (
+            kubectl(&kc, &["describe", "skg", "-n", "streaming", "video"]),
+            kubectl(&kc, &["get", "skg", "-n", "streaming", "video"]),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(described.contains("KeyActivated"), "{described}");
+    assert!(!described.contains("Events:  <none>"), "{described}");
+    assert!(
+        got.contains("ACTIVE KEY") && got.contains("NEXT ROTATION"),
+        "{got}"
+    );
 }
