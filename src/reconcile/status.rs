@@ -184,8 +184,10 @@ pub fn status(inputs: &StatusInputs<'_>) -> SigningKeyGroupStatus {
         Some(f) => condition(
             inputs,
             reasons::ROTATING,
-            // True while a rotation advances; False when it cannot (KeyGroupFull).
-            reasons::is_waiting(f.reason),
+            // True while a rotation advances; False when it cannot (KeyGroupFull) and while
+            // the next key, deployed everywhere, waits for its time (nothing under way).
+            reasons::is_waiting(f.reason)
+                && !matches!(f.reason, reasons::IDLE | reasons::NEXT_KEY_READY),
             f.reason,
             f.message.clone(),
         ),
@@ -298,11 +300,16 @@ fn gitops_conditions(inputs: &StatusInputs<'_>, ready: &Condition) -> [Condition
             "nothing needs a person".into(),
         )
     };
+    // What keyfront waits for or will do by itself (a deployment, a re-attach after its pause)
+    // is work in progress: a condition that says so never sits beside "nothing left to do"
+    // (tests/it/reconcile/plan.rs checks this for every reason). A rotation that is idle, or
+    // whose next key only waits for its time, is not. Warnings that leave signing working
+    // (KeyGroupFull, TrustedOutsideGrant) are not either: kstatus reads them as Current.
     let in_flight = plan.findings.iter().find(|f| {
         !f.blocking
-            && reasons::is_waiting(f.reason)
-            && f.reason != reasons::IDLE
-            && f.reason != reasons::NEXT_KEY_READY
+            && (reasons::is_waiting(f.reason) || f.reason == reasons::TRUST_REMOVED)
+            && !(f.condition == reasons::ROTATING
+                && matches!(f.reason, reasons::IDLE | reasons::NEXT_KEY_READY))
     });
     let reconciling = if stalled {
         None

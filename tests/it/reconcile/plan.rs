@@ -1824,3 +1824,121 @@ fn an_external_distribution_is_never_written_and_gates_activation_once_its_owner
     let deleting = deleting.distribution("E1", &[], &[], true);
     assert_eq!(kinds(&deleting.plan()), ["DeleteKeyGroup(kg-1)"]);
 }
+
+/// Every reason keyfront sets, read from `reasons.rs` itself so that a new one is covered
+/// without anyone remembering to list it (condition types are not reasons).
+fn every_reason() -> Vec<&'static str> {
+    let source = std::fs::read_to_string(crate::support::repo("src/reconcile/reasons.rs")).unwrap();
+    let types = [
+        reasons::READY,
+        reasons::KEY_GROUP_READY,
+        reasons::DISTRIBUTIONS_READY,
+        reasons::ROTATING,
+        reasons::RECONCILING,
+        reasons::STALLED,
+    ];
+    let found: Vec<&'static str> = source
+        .lines()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("pub const ")?
+                .split_once(": &str = \"")
+        })
+        .map(|(_, rest)| rest.trim_end_matches("\";"))
+        .filter(|r| !types.contains(r))
+        .map(|r| &*Box::leak(r.to_owned().into_boxed_str()))
+        .collect();
+    assert!(found.len() > 40, "only {} reasons parsed", found.len());
+    found
+}
+
+/// What the status says about itself must hold together, as kstatus, Argo CD and a person
+/// read it: asserts the invariants and names the case that broke one.
+///
+/// - one condition of each type, True or False;
+/// - never Ready and Stalled, never Stalled and Reconciling;
+/// - not Ready means in progress (Reconciling) or waiting for a person (Stalled);
+/// - Rotating=True means Reconciling=True (a rotation under way is work left to do);
+/// - a readiness condition False for something keyfront is at (a deployment, a re-attach)
+///   means Reconciling=True. Warnings that leave signing working (KeyGroupFull,
+///   TrustedOutsideGrant) may sit beside Reconciling=False: kstatus reads them as Current.
+fn assert_consistent(status: &keyfront::api::SigningKeyGroupStatus, case: &str) {
+    let of = |t: &str| {
+        let found: Vec<_> = status.conditions.iter().filter(|c| c.type_ == t).collect();
+        assert_eq!(found.len(), 1, "{case}: one {t} condition");
+        assert!(
+            ["True", "False"].contains(&found[0].status.as_str()),
+            "{case}: {t}"
+        );
+        found[0].status == "True"
+    };
+    // A readiness condition False for something keyfront is doing or will do by itself.
+    let at_work = |t: &str| {
+        !of(t)
+            && status.conditions.iter().any(|c| {
+                c.type_ == t
+                    && (reasons::is_waiting(&c.reason) || c.reason == reasons::TRUST_REMOVED)
+            })
+    };
+    let ready = of(reasons::READY);
+    let rotating = of(reasons::ROTATING);
+    let reconciling = of(reasons::RECONCILING);
+    let stalled = of(reasons::STALLED);
+    let show = || format!("{case}: {:#?}", status.conditions);
+    assert!(!(ready && stalled), "Ready and Stalled at once: {}", show());
+    assert!(
+        !(stalled && reconciling),
+        "Stalled and Reconciling at once: {}",
+        show()
+    );
+    assert!(
+        ready || reconciling || stalled,
+        "not Ready, yet neither in progress nor stalled: {}",
+        show()
+    );
+    assert!(
+        !rotating || reconciling,
+        "Rotating but nothing left to do: {}",
+        show()
+    );
+    assert!(
+        reconciling
+            || stalled
+            || !(at_work(reasons::KEY_GROUP_READY) || at_work(reasons::DISTRIBUTIONS_READY)),
+        "a condition says keyfront is at work, yet nothing left to do: {}",
+        show()
+    );
+}
+
+#[test]
+fn conditions_never_contradict_each_other_whatever_the_reason() {
+    let case = Case::new()
+        .keys(vec![key(1, KeyState::Active, Some("K1"))])
+        .group(&["K1"])
+        .signing_with(1);
+    let steady = case.plan();
+    assert_consistent(&status_of(&case, &steady), "steady state");
+    let mut checked = 0;
+    for reason in every_reason() {
+        for condition in [
+            reasons::READY,
+            reasons::KEY_GROUP_READY,
+            reasons::DISTRIBUTIONS_READY,
+            reasons::ROTATING,
+        ] {
+            for blocking in [true, false] {
+                let mut plan = steady.clone();
+                plan.findings.push(plan::Finding {
+                    condition,
+                    reason,
+                    message: format!("{reason} happened"),
+                    blocking,
+                });
+                let what = format!("{condition}/{reason} (blocking: {blocking})");
+                assert_consistent(&status_of(&case, &plan), &what);
+                checked += 1;
+            }
+        }
+    }
+    println!("{checked} cases consistent");
+}
