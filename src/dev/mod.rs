@@ -201,6 +201,8 @@ pub async fn run(
                 cluster_id: "dev".into(),
                 keyring_namespace: KEYRING_NAMESPACE.into(),
                 propagation_poll: Duration::from_secs(1),
+                // The account's usage (kubectl get cfa) is refreshed this often too.
+                resync: Duration::from_secs(10),
                 ..ReconcilerConfig::default()
             },
             backoff_base: Duration::from_millis(200),
@@ -221,6 +223,11 @@ pub async fn run(
     if !added.is_empty() {
         println!("  distributions   {}", added.join(", "));
     }
+    let quotas = crate::emulator::model::Quotas::default();
+    println!(
+        "  AWS account     {} public keys and {} key groups at most, as in AWS: each SigningKeyGroup holds 1 to 5 keys over a rotation (kubectl get cfa shows the usage)",
+        quotas.public_keys, quotas.key_groups
+    );
     println!(
         "In another terminal:  export KUBECONFIG={}; kubectl get skg -A -w",
         kubeconfig.display()

@@ -4,7 +4,8 @@
 //! Observe (client required): STS `GetCallerIdentity` where the provider can tell, then one
 //! listing each of key groups and public keys (the listing of key groups is the credential
 //! check); and, from Secret metadata alone, the keyrings no object claims. Status (no client
-//! required): [`account_status`], [`unclaimed_keyrings`]. Looked at again every resync.
+//! required): [`account_status`], [`unclaimed_keyrings`]. Looked at again every 5 minutes, or
+//! every resync if that is shorter, so the usage `kubectl get cfa` shows is that fresh.
 
 use std::sync::Arc;
 
@@ -282,8 +283,11 @@ pub async fn reconcile_account<A: CloudFrontAccounts>(
             })?;
     }
     found?;
-    Ok(Outcome::Requeue(ctx.config.resync))
+    Ok(Outcome::Requeue(ctx.config.resync.min(USAGE_REFRESH)))
 }
+
+/// How stale `kubectl get cfa`'s usage may get: two List calls per account this often.
+const USAGE_REFRESH: std::time::Duration = std::time::Duration::from_secs(300);
 
 #[cfg(test)]
 mod tests {

@@ -305,6 +305,8 @@ async fn every_example_becomes_ready_in_dev() {
     let endpoint = endpoint_line.split_whitespace().last().unwrap().to_owned();
     let added = line_with(&lines, "distributions", Duration::from_secs(5), &mut seen);
     assert!(added.contains("E2EXAMPLE123 (/private/*)"), "{added}");
+    let account = line_with(&lines, "AWS account", Duration::from_secs(5), &mut seen);
+    assert!(account.contains("10 public keys"), "{account}");
 
     // Terraform's key group for examples/adopt-terraform.yaml, on a distribution of its own.
     let output = Command::new(crate::support::python())
@@ -413,6 +415,25 @@ async fn every_example_becomes_ready_in_dev() {
     .await
     .unwrap();
     assert!(described.contains("KeyActivated"), "{described}");
+    // The account's usage against its quota, as the banner says.
+    let mut usage = serde_json::Value::Null;
+    crate::support::wait_for(
+        "kubectl get cfa to count the examples' keys",
+        Duration::from_secs(30),
+        async || {
+            let kc = kubeconfig.clone();
+            let text = tokio::task::spawn_blocking(move || {
+                kubectl(&kc, &["get", "cfa", "default", "-o", "json"])
+            })
+            .await
+            .unwrap();
+            usage = serde_json::from_str(&text).unwrap();
+            usage["status"]["usage"]["publicKeys"]
+                .as_u64()
+                .is_some_and(|k| k >= 6)
+        },
+    )
+    .await;
     assert!(!described.contains("Events:  <none>"), "{described}");
     assert!(
         got.contains("ACTIVE KEY") && got.contains("NEXT ROTATION"),
