@@ -309,23 +309,7 @@ async fn every_example_becomes_ready_in_dev() {
     assert!(account.contains("10 public keys"), "{account}");
 
     // Terraform's key group for examples/adopt-terraform.yaml, on a distribution of its own.
-    let output = Command::new(crate::support::python())
-        .args([
-            "terraform_setup.py",
-            &endpoint,
-            "media-signing",
-            "rsa-1.pub.pem",
-        ])
-        .current_dir(repo("tests/python"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let terraform: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let terraform_distribution = terraform["distribution_id"].as_str().unwrap().to_owned();
+    let terraform_distribution = crate::support::terraform_setup(&endpoint).distribution_id;
 
     // Each example as written, but for the adoption example's placeholder distribution ID, and
     // minPropagationWait: two examples wait 5 minutes after a key is live before apps sign

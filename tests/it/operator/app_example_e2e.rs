@@ -138,21 +138,8 @@ async fn the_example_apps_sign_through_rotations_without_a_refused_url() {
     );
     let mount = tempfile::tempdir().unwrap();
     let secrets: Api<Secret> = Api::namespaced(stack.cluster.client(), "video");
-    let first = secrets.get("media-cloudfront-key").await.unwrap();
-    keyfront::dev::kubelet::project(mount.path(), 0, first.data.as_ref().unwrap()).unwrap();
-    let (mount_dir, kubelet_secrets) = (mount.path().to_path_buf(), secrets.clone());
-    let kubelet = tokio::spawn(async move {
-        let mut current = first.data.clone();
-        for version in 1.. {
-            tokio::time::sleep(Duration::from_secs(4)).await;
-            let secret = kubelet_secrets.get("media-cloudfront-key").await.unwrap();
-            if secret.data != current {
-                current = secret.data.clone();
-                keyfront::dev::kubelet::project(&mount_dir, version, secret.data.as_ref().unwrap())
-                    .unwrap();
-            }
-        }
-    });
+    let kubelet =
+        crate::support::mount_secret(&secrets, "media-cloudfront-key", mount.path()).await;
 
     let python = start_app(
         "Python",

@@ -315,21 +315,7 @@ async fn continuous_signing_through_five_rotations_is_never_rejected() {
     // swaps the mounted directory when it changed.
     let mount = tempfile::tempdir().unwrap();
     let secrets: Api<Secret> = Api::namespaced(stack.cluster.client(), "default");
-    let first = secrets.get("fast-cloudfront-key").await.unwrap();
-    keyfront::dev::kubelet::project(mount.path(), 0, first.data.as_ref().unwrap()).unwrap();
-    let (mount_dir, kubelet_secrets) = (mount.path().to_path_buf(), secrets.clone());
-    let kubelet = tokio::spawn(async move {
-        let mut current = first.data.clone();
-        for version in 1.. {
-            tokio::time::sleep(Duration::from_secs(4)).await;
-            let secret = kubelet_secrets.get("fast-cloudfront-key").await.unwrap();
-            if secret.data != current {
-                current = secret.data.clone();
-                keyfront::dev::kubelet::project(&mount_dir, version, secret.data.as_ref().unwrap())
-                    .unwrap();
-            }
-        }
-    });
+    let kubelet = crate::support::mount_secret(&secrets, "fast-cloudfront-key", mount.path()).await;
 
     // The app: signs with the library from the mounted directory and fetches through the edge.
     let signer = keyfront::signer::MountedSigner::open(mount.path()).unwrap();
@@ -373,15 +359,6 @@ async fn continuous_signing_through_five_rotations_is_never_rejected() {
     assert!(rejected.is_empty(), "rejected: {rejected:?}");
 }
 
-/// What `tests/python/terraform_setup.py` made.
-#[derive(serde::Deserialize)]
-struct TerraformState {
-    key_id: String,
-    key_group_id: String,
-    distribution_id: String,
-    domain_name: String,
-}
-
 /// Signs a canned URL for `path` valid `lifetime` seconds and fetches it through the edge.
 async fn fetch_signed(
     stack: &Stack,
@@ -408,22 +385,7 @@ async fn a_terraform_key_group_is_adopted_without_refusing_a_signed_url() {
 
     // Terraform's state: a key, a group holding it, a distribution whose default behavior
     // trusts the group.
-    let output = Command::new(crate::support::python())
-        .args([
-            "terraform_setup.py",
-            &format!("http://{}", stack.cf_addr),
-            "media-signing",
-            "rsa-1.pub.pem",
-        ])
-        .current_dir(repo("tests/python"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "terraform_setup.py: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let tf: TerraformState = serde_json::from_slice(&output.stdout).unwrap();
+    let tf = crate::support::terraform_setup(&format!("http://{}", stack.cf_addr));
     let host = tf.domain_name.clone();
     let updates = async || {
         crate::support::emulator_requests(stack.cf_addr)

@@ -984,11 +984,19 @@ async fn an_attachment_another_writer_removes_is_warned_about_and_reattached_aft
     assert!(note.contains(&group), "{note}");
 
     // Not at once (no fight in a loop), but after the first pause: attached again.
-    assert!(!trusted_on_default(&stack, "E1TEAMA").await.contains(&group));
+    assert!(
+        !trusted_by(&stack, "E1TEAMA", &BehaviorSelector::Default)
+            .await
+            .contains(&group)
+    );
     wait_for(
         "the group attached again",
         Duration::from_secs(90),
-        async || trusted_on_default(&stack, "E1TEAMA").await.contains(&group),
+        async || {
+            trusted_by(&stack, "E1TEAMA", &BehaviorSelector::Default)
+                .await
+                .contains(&group)
+        },
     )
     .await;
     let waited = removed_at.elapsed();
@@ -1003,15 +1011,6 @@ async fn an_attachment_another_writer_removes_is_warned_about_and_reattached_aft
     )
     .await;
     println!("removed by another writer; re-attached after {waited:?}");
-}
-
-async fn trusted_on_default(stack: &Stack, distribution: &str) -> Vec<String> {
-    let d = stack.cf.get_distribution(distribution).await.unwrap().value;
-    d.behaviors
-        .iter()
-        .find(|b| b.behavior == BehaviorSelector::Default)
-        .map(|b| b.trusted_key_groups.clone())
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1095,17 +1094,28 @@ async fn another_clusters_keys_under_our_identity_are_detected_and_our_own_lost_
 }
 
 /// The trust E3SHARED's behavior `pattern` has now.
-async fn trusted_on(stack: &Stack, pattern: &str) -> Vec<String> {
+/// The key groups `behavior` of `distribution` trusts now.
+async fn trusted_by(stack: &Stack, distribution: &str, behavior: &BehaviorSelector) -> Vec<String> {
     stack
         .cf
-        .get_distribution("E3SHARED")
+        .get_distribution(distribution)
         .await
         .unwrap()
         .value
-        .behavior(&BehaviorSelector::PathPattern(pattern.into()))
+        .behavior(behavior)
         .unwrap()
         .trusted_key_groups
         .clone()
+}
+
+/// The key groups the behavior `pattern` of E3SHARED trusts now.
+async fn trusted_on(stack: &Stack, pattern: &str) -> Vec<String> {
+    trusted_by(
+        stack,
+        "E3SHARED",
+        &BehaviorSelector::PathPattern(pattern.into()),
+    )
+    .await
 }
 
 /// One distribution split by behavior between two teams: neither can attach to the other's

@@ -295,3 +295,58 @@ pub fn operator(kubeconfig: &Path, cloudfront: SocketAddr, extra: &[&str], log: 
         .unwrap();
     Process(child)
 }
+
+/// The kubelet of a pod that mounts Secret `name` as a volume at `dir`: the first version is
+/// projected before this returns, then the Secret is looked at every 4 s and the mount swapped
+/// when it changed, until the handle is aborted.
+pub async fn mount_secret(
+    secrets: &kube::Api<Secret>,
+    name: &str,
+    dir: &Path,
+) -> tokio::task::JoinHandle<()> {
+    let first = secrets.get(name).await.unwrap();
+    keyfront::dev::kubelet::project(dir, 0, first.data.as_ref().unwrap()).unwrap();
+    let (secrets, name, dir) = (secrets.clone(), name.to_owned(), dir.to_path_buf());
+    tokio::spawn(async move {
+        let mut current = first.data;
+        for version in 1.. {
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            let secret = secrets.get(&name).await.unwrap();
+            if secret.data != current {
+                current = secret.data.clone();
+                keyfront::dev::kubelet::project(&dir, version, secret.data.as_ref().unwrap())
+                    .unwrap();
+            }
+        }
+    })
+}
+
+/// What `tests/python/terraform_setup.py` made: Terraform's key, the key group `media-signing`
+/// holding it, and a distribution whose default behavior trusts the group.
+#[derive(serde::Deserialize)]
+pub struct TerraformState {
+    pub key_id: String,
+    pub key_group_id: String,
+    pub distribution_id: String,
+    pub domain_name: String,
+}
+
+/// boto3, playing Terraform, makes [`TerraformState`] in the CloudFront at `endpoint`.
+pub fn terraform_setup(endpoint: &str) -> TerraformState {
+    let output = Command::new(python())
+        .args([
+            "terraform_setup.py",
+            endpoint,
+            "media-signing",
+            "rsa-1.pub.pem",
+        ])
+        .current_dir(repo("tests/python"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "terraform_setup.py: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
