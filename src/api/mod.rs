@@ -35,7 +35,9 @@ pub const VERSION: &str = "v1alpha1";
 pub const MAX_KEYS_PER_GROUP: usize = 5;
 
 /// A pattern for Kubernetes/Go duration strings such as `720h`, `1h30m`, `90s`, `0s`.
-const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";
+/// `[.]`, not `\.`: the same text goes into CEL rules ([`rotation_durations_valid`]), where a
+/// backslash would need escaping again inside CEL's string literal.
+const DURATION_PATTERN: &str = r"^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$";
 
 /// A duration field's rule for `30d`, set on the struct that holds the field: the API server
 /// skips a field's own rules once its pattern fails, and the pattern alone answers with a regex.
@@ -62,8 +64,11 @@ fn not_negative(field: &str) -> Rule {
 
 /// CEL: every rotation duration is well formed, so `duration()` may be called on it (a
 /// malformed one is named by its pattern and the rules above, not by a conversion error).
-/// `[.]`, not `\.`: a backslash would need escaping again inside CEL's string literal.
-const ROTATION_DURATIONS_VALID: &str = r"[self.interval, self.maxSignedUrlLifetime, self.minPropagationWait, self.secretRefreshAllowance].all(d, d.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$'))";
+fn rotation_durations_valid() -> String {
+    format!(
+        "[self.interval, self.maxSignedUrlLifetime, self.minPropagationWait, self.secretRefreshAllowance].all(d, d.matches('{DURATION_PATTERN}'))"
+    )
+}
 
 /// Desired state of one CloudFront key group and the signing keys it trusts.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -265,10 +270,11 @@ impl std::fmt::Display for KeyAlgorithm {
     validation = not_negative("maxSignedUrlLifetime"),
     validation = not_negative("minPropagationWait"),
     validation = not_negative("secretRefreshAllowance"),
-    validation = Rule::new(format!("!({ROTATION_DURATIONS_VALID}) || duration(self.interval) > duration('0s')")).message("spec.rotation.interval must be greater than 0s").field_path(".interval"),
-    validation = Rule::new(format!("!({ROTATION_DURATIONS_VALID}) || duration(self.maxSignedUrlLifetime) > duration('0s')")).message("spec.rotation.maxSignedUrlLifetime must be greater than 0s").field_path(".maxSignedUrlLifetime"),
+    validation = Rule::new(format!("!({}) || duration(self.interval) > duration('0s')", rotation_durations_valid())).message("spec.rotation.interval must be greater than 0s").field_path(".interval"),
+    validation = Rule::new(format!("!({}) || duration(self.maxSignedUrlLifetime) > duration('0s')", rotation_durations_valid())).message("spec.rotation.maxSignedUrlLifetime must be greater than 0s").field_path(".maxSignedUrlLifetime"),
     validation = Rule::new(format!(
-        "!({ROTATION_DURATIONS_VALID}) || duration(self.maxSignedUrlLifetime) + duration(self.secretRefreshAllowance) + duration(self.minPropagationWait) <= duration(self.interval) + duration(self.interval) + duration(self.interval)"
+        "!({}) || duration(self.maxSignedUrlLifetime) + duration(self.secretRefreshAllowance) + duration(self.minPropagationWait) <= duration(self.interval) + duration(self.interval) + duration(self.interval)",
+        rotation_durations_valid()
     )).message(
         "spec.rotation: maxSignedUrlLifetime + secretRefreshAllowance + minPropagationWait must be at most 3 × interval; otherwise the key group would need more than 5 keys at once (1 next + 1 active + up to 3 retiring)"
     ).field_path(".interval"),
