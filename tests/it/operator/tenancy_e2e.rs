@@ -1448,9 +1448,21 @@ async fn an_install_from_before_0_2_upgrades_in_place() {
         },
     )
     .await;
-    wait_for("team-a/site Ready", Duration::from_secs(60), async || {
-        ready(&objects, "site").await
-    })
+    // Ready is still True from before the upgrade, and the keyring is saved before the status
+    // is written: wait for the status this build writes (it records the name in effect).
+    wait_for(
+        "team-a/site Ready, as this build reports it",
+        Duration::from_secs(60),
+        async || {
+            ready(&objects, "site").await
+                && objects
+                    .get("site")
+                    .await
+                    .unwrap()
+                    .status
+                    .is_some_and(|s| s.key_group_name.is_some())
+        },
+    )
     .await;
     let status = objects.get("site").await.unwrap().status.unwrap();
     assert_eq!(status.key_group_id, group);
