@@ -24,6 +24,7 @@
 
 pub mod account_check;
 pub mod api;
+pub mod cli;
 pub mod clock;
 pub mod cloudfront;
 pub mod dev;

@@ -37,7 +37,7 @@ pub const MAX_KEYS_PER_GROUP: usize = 5;
 /// A pattern for Kubernetes/Go duration strings such as `720h`, `1h30m`, `90s`, `0s`.
 /// `[.]`, not `\.`: the same text goes into CEL rules ([`rotation_durations_valid`]), where a
 /// backslash would need escaping again inside CEL's string literal.
-const DURATION_PATTERN: &str = r"^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$";
+pub const DURATION_PATTERN: &str = r"^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$";
 
 /// A duration field's rule for `30d`, set on the struct that holds the field: the API server
 /// skips a field's own rules once its pattern fails, and the pattern alone answers with a regex.

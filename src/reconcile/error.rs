@@ -97,23 +97,23 @@ impl Error {
     pub fn category(&self) -> &'static str {
         match self {
             Self::CloudFront { source, .. } => match source.kind {
-                ErrorKind::NotFound => "CloudFrontNotFound",
-                ErrorKind::PreconditionFailed => "CloudFrontConflict",
-                ErrorKind::AlreadyExists => "CloudFrontAlreadyExists",
-                ErrorKind::InUse => "CloudFrontResourceInUse",
+                ErrorKind::NotFound => reasons::CLOUDFRONT_NOT_FOUND,
+                ErrorKind::PreconditionFailed => reasons::CLOUDFRONT_CONFLICT,
+                ErrorKind::AlreadyExists => reasons::CLOUDFRONT_ALREADY_EXISTS,
+                ErrorKind::InUse => reasons::CLOUDFRONT_IN_USE,
                 ErrorKind::QuotaExceeded => reasons::CLOUDFRONT_QUOTA_EXCEEDED,
-                ErrorKind::Throttled => "CloudFrontThrottled",
+                ErrorKind::Throttled => reasons::CLOUDFRONT_THROTTLED,
                 ErrorKind::AccessDenied => reasons::CLOUDFRONT_ACCESS_DENIED,
                 ErrorKind::Invalid => reasons::CLOUDFRONT_REJECTED,
-                ErrorKind::Transient => "CloudFrontUnavailable",
-                ErrorKind::NotLeader => "LeadershipLost",
+                ErrorKind::Transient => reasons::CLOUDFRONT_UNAVAILABLE,
+                ErrorKind::NotLeader => reasons::LEADERSHIP_LOST,
             },
-            Self::Kube { .. } => "KubernetesError",
+            Self::Kube { .. } => reasons::KUBERNETES_ERROR,
             Self::KeyringNotOwned | Self::Keyring(_) | Self::UnknownKey { .. } => {
                 reasons::KEYRING_INVALID
             }
-            Self::Key(_) => "KeyGenerationFailed",
-            Self::Internal(_) => "InternalError",
+            Self::Key(_) => reasons::KEY_GENERATION_FAILED,
+            Self::Internal(_) => reasons::INTERNAL_ERROR,
         }
     }
 

@@ -10,7 +10,8 @@
 //! - `operator`: the `keyfront run` binary end to end: lifecycle, tenancy, leader election, soak.
 //! - `install`: the Helm chart and kubectl against the cluster.
 //! - `dev`: `keyfront dev` as a newcomer runs it.
-//! - `docs`: the Markdown's links resolve.
+//! - `docs`: the Markdown's links resolve, the reference pages match the code, and every
+//!   documented `keyfront` command parses.
 //! - `completions`: `keyfront completions` scripts the shells accept.
 //! - `support`: what the end-to-end tests share (processes, ports, clients, waiting).
 //!

@@ -1,22 +1,8 @@
-//! The documentation's links: every relative link in README.md, docs/, examples/ and the chart's
-//! Markdown points at a file that exists and, with `#anchor`, at a heading in it (GitHub's
-//! slugs), so moving a section cannot leave a reader at a dead end.
+//! The documentation's links: every relative link in the Markdown points at a file that exists
+//! and, with `#anchor`, at a heading in it (GitHub's slugs), so moving a section cannot leave a
+//! reader at a dead end.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-
-fn markdown_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            if !path.ends_with("node_modules") {
-                markdown_files(&path, out);
-            }
-        } else if path.extension().is_some_and(|e| e == "md") {
-            out.push(path);
-        }
-    }
-}
 
 /// GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens.
 fn slug(heading: &str) -> String {
@@ -68,15 +54,7 @@ fn links(markdown: &str) -> Vec<String> {
 
 #[test]
 fn every_relative_link_and_anchor_in_the_docs_resolves() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut files = vec![
-        root.join("README.md"),
-        root.join("SECURITY.md"),
-        root.join("CHANGELOG.md"),
-    ];
-    for dir in ["docs", "examples", "charts"] {
-        markdown_files(&root.join(dir), &mut files);
-    }
+    let files = super::markdown_files();
     let mut broken = Vec::new();
     let mut checked = 0;
     for file in &files {
@@ -123,15 +101,13 @@ fn slugs_follow_github() {
 
 #[test]
 fn every_docs_page_is_in_the_books_summary() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let summary = std::fs::read_to_string(root.join("docs/SUMMARY.md")).unwrap();
+    let docs = crate::support::repo("docs");
+    let summary = std::fs::read_to_string(docs.join("SUMMARY.md")).unwrap();
     let listed: BTreeSet<String> = links(&summary).into_iter().collect();
-    let mut missing = Vec::new();
-    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
-        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-        if name.ends_with(".md") && name != "SUMMARY.md" && !listed.contains(&name) {
-            missing.push(name);
-        }
-    }
+    let missing: Vec<String> = super::markdown_files()
+        .into_iter()
+        .filter_map(|f| Some(f.strip_prefix(&docs).ok()?.to_string_lossy().into_owned()))
+        .filter(|page| page != "SUMMARY.md" && !listed.contains(page))
+        .collect();
     assert!(missing.is_empty(), "not in docs/SUMMARY.md: {missing:?}");
 }
