@@ -9,6 +9,7 @@
 #                                             kstatus on objects read from stdin)
 #   kubeconform                              (github.com/yannh/kubeconform)
 #   actionlint                               (github.com/rhysd/actionlint)
+#   mdbook                                   (crates.io, without its serve/watch features)
 # Prints the directory that holds them. Tests find it the same way (KEYFRONT_TOOLS, or the default
 # below); a test that needs a binary that is missing fails with this command.
 #   bash tests/control-plane/build.sh          # prints e.g. /root/.cache/keyfront-tools/k8s-1.37.2
@@ -107,5 +108,14 @@ go_tool kubeconform github.com/yannh/kubeconform "$KUBECONFORM_VERSION" \
 # actionlint checks .github/workflows, which cannot run here (tests/it/install/workflows.rs).
 go_tool actionlint github.com/rhysd/actionlint "$ACTIONLINT_VERSION" \
   github.com/rhysd/actionlint/cmd/actionlint
+
+# mdBook renders docs/ into the book (tests/it/docs/book.rs builds it): a Rust tool, so from
+# crates.io with its lock file, without the live-reload server it needs only for `serve`.
+if [ ! -x "$out/mdbook" ]; then
+  echo "building mdbook $MDBOOK_VERSION" >&2
+  cargo install mdbook --version "$MDBOOK_VERSION" --locked --no-default-features \
+    --features search --root "$root/src/mdbook-$MDBOOK_VERSION" --quiet
+  cp "$root/src/mdbook-$MDBOOK_VERSION/bin/mdbook" "$out/mdbook"
+fi
 
 echo "$out"

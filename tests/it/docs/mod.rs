@@ -1,7 +1,8 @@
-//! The documentation as a reader meets it: every link resolves (`links`), the reference pages
-//! are rendered from the code (`reference`), and every `keyfront` command the docs show is one
-//! the CLI accepts (`commands`).
+//! The documentation as a reader meets it: the book builds (`book`), every link resolves
+//! (`links`), the reference pages are rendered from the code (`reference`), and every
+//! `keyfront` command the docs show is one the CLI accepts (`commands`).
 
+mod book;
 mod commands;
 mod links;
 mod reference;
