@@ -12,6 +12,7 @@
 //! - `dev`: `keyfront dev` as a newcomer runs it.
 //! - `docs`: the Markdown's links resolve, the reference pages match the code, and every
 //!   documented `keyfront` command parses.
+//! - `readme`: the README's commands, run as a newcomer types them.
 //! - `completions`: `keyfront completions` scripts the shells accept.
 //! - `support`: what the end-to-end tests share (processes, ports, clients, waiting).
 //!
@@ -27,6 +28,7 @@ mod docs;
 mod emulator;
 mod install;
 mod operator;
+mod readme;
 mod reconcile;
 mod signer;
 mod support;
