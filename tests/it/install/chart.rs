@@ -1026,3 +1026,56 @@ fn every_alert_passes_its_promtool_unit_test() {
         );
     }
 }
+
+/// `kubectl apply -f crds/` and then `helm install`, as a newcomer might: the install is
+/// refused with both ways out named, and each way out then installs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crds_applied_with_kubectl_first_are_refused_with_the_fix_named() {
+    let cluster = Cluster::real().await;
+    cluster.install_crds().await;
+    let (cluster, refused) = helm_into(cluster, &serde_json::Value::Null, &[]).await;
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "installed over kubectl's CRDs");
+    for fix in [
+        "CustomResourceDefinitions cloudfrontaccounts.keyfront.dev signingkeygroups.keyfront.dev \
+         already exist and release keyfront does not own them",
+        "--set crds.enabled=false",
+        "kubectl annotate crd",
+    ] {
+        assert!(said.contains(fix), "no {fix:?} in: {said}");
+    }
+    // The first way out: the chart leaves the CRDs alone.
+    let install = [
+        "install",
+        "keyfront",
+        CHART,
+        "--namespace",
+        "keyfront-system",
+    ];
+    let values = json!({"crds": {"enabled": false}});
+    let output = helm_cli(&cluster, &install, &values).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The second: label and annotate as the message says, then the chart owns them.
+    let uninstall = ["uninstall", "keyfront", "--namespace", "keyfront-system"];
+    assert!(
+        helm_cli(&cluster, &uninstall, &serde_json::Value::Null)
+            .await
+            .status
+            .success()
+    );
+    let fix = said[said.find("kubectl label").unwrap()..].trim();
+    for command in fix.split(" && ") {
+        let words: Vec<&str> = command.split_whitespace().skip(1).collect();
+        cluster.kubectl(&words).await;
+    }
+    let output = helm_cli(&cluster, &install, &serde_json::Value::Null).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
