@@ -14,7 +14,10 @@ use std::collections::BTreeMap;
 
 use kube::core::{Selector, SelectorExt as _};
 
-use crate::api::{CloudFrontAccountSpec, DistributionGrant, NamespaceFrom, NamespaceGrant};
+use crate::api::{
+    CloudFrontAccountSpec, DistributionGrant, NamespaceFrom, NamespaceGrant,
+    UngrantedNamespacePolicy,
+};
 use crate::cloudfront::BehaviorSelector;
 
 /// The tenant's namespace as the grant sees it.
@@ -56,6 +59,8 @@ pub struct Grants {
     pub account: String,
     /// Every distribution entry of the account, with whether it admits this namespace.
     entries: Vec<(DistributionGrant, bool)>,
+    /// The account lets a namespace it grants no distribution create key groups.
+    ungranted_allowed: bool,
 }
 
 /// One distribution as granted to a namespace: the entries for its ID that admit it.
@@ -87,6 +92,7 @@ impl Grants {
         Self {
             account: account.to_owned(),
             entries: Vec::new(),
+            ungranted_allowed: false,
         }
     }
 
@@ -100,7 +106,14 @@ impl Grants {
                 .iter()
                 .map(|d| (d.clone(), false))
                 .collect(),
+            ungranted_allowed: false,
         }
+    }
+
+    /// Whether the namespace may create anything in CloudFront: some distribution entry admits
+    /// it (whoever attaches the key group there), or the account allows namespaces without one.
+    pub fn may_create(&self) -> bool {
+        self.ungranted_allowed || self.entries.iter().any(|(_, admitted)| *admitted)
     }
 
     /// The entries that decide for a distribution ID: those naming it, else the `*` ones.
@@ -172,6 +185,8 @@ pub fn admit(
     Admission::Admitted(Grants {
         account: name.to_owned(),
         entries,
+        ungranted_allowed: account.namespaces_without_distributions
+            == UngrantedNamespacePolicy::Allow,
     })
 }
 

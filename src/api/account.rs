@@ -56,9 +56,25 @@ pub struct CloudFrontAccountSpec {
     /// take a name another needs. Names already in use and adopted groups are not affected.
     #[serde(default, skip_serializing_if = "is_default")]
     pub key_group_names: KeyGroupNamePolicy,
+    /// What objects of a namespace this account admits but grants no distribution may do.
+    /// `Refuse` (the default): they create nothing in CloudFront (`NoDistributionGranted`), so
+    /// a namespace with no use for signed URLs cannot spend the account's public keys, which
+    /// every tenant shares. `Allow`: they create key groups for someone else to attach.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub namespaces_without_distributions: UngrantedNamespacePolicy,
     /// CloudFront quotas of this account, for the usage shown in status.
     #[serde(default)]
     pub quotas: AccountQuotas,
+}
+
+/// See [`CloudFrontAccountSpec::namespaces_without_distributions`].
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UngrantedNamespacePolicy {
+    /// Their objects create nothing in CloudFront.
+    #[default]
+    Refuse,
+    /// Their objects create key groups (with no distribution to attach to).
+    Allow,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {

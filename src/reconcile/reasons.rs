@@ -105,6 +105,10 @@ reasons! {
     /// The CloudFrontAccount does not admit this namespace: ask a cluster admin to add it to
     /// `spec.allowedNamespaces`.
     NAMESPACE_NOT_ALLOWED = "NamespaceNotAllowed", NeedsPerson, [READY];
+    /// The account admits this namespace but grants it no distribution at all, and does not
+    /// allow such namespaces key groups (`spec.namespacesWithoutDistributions`): nothing is
+    /// created in CloudFront, whose public keys every tenant shares.
+    NO_DISTRIBUTION_GRANTED = "NoDistributionGranted", NeedsPerson, [READY];
     /// The account does not grant this namespace a distribution the spec names.
     DISTRIBUTION_NOT_ALLOWED = "DistributionNotAllowed", NeedsPerson, [DISTRIBUTIONS_READY];
     /// The account does not grant this namespace a cache behavior the spec selects.

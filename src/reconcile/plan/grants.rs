@@ -18,8 +18,23 @@ pub fn reaches_cloudfront(admission: &Admission, observed: &Observed) -> bool {
         Admission::AccountNotFound { .. } => false,
         _ if claim == KeyringClaim::OfAnotherNamespace => false,
         Admission::NamespaceNotAllowed { .. } => claim == KeyringClaim::Own,
-        Admission::Admitted(_) => true,
+        Admission::Admitted(grants) => grants.may_create() || claim == KeyringClaim::Own,
     }
+}
+
+/// Why an object of a namespace its account admits but grants no distribution creates
+/// nothing, if it is one and has created nothing yet (what it made before a grant was
+/// withdrawn is wound down as any withdrawn grant is).
+pub(super) fn ungranted_refusal(admission: &Admission, observed: &Observed) -> Option<String> {
+    let Admission::Admitted(grants) = admission else {
+        return None;
+    };
+    (!grants.may_create() && keyring_claim(observed) == KeyringClaim::NoKeyring).then(|| {
+        format!(
+            "CloudFrontAccount {:?} grants namespace {:?} no distribution, so keyfront creates no key for it: the account's public keys are shared by every tenant. Ask a cluster admin for a distribution grant, or to set spec.namespacesWithoutDistributions: Allow on the account",
+            grants.account, observed.namespace.name
+        )
+    })
 }
 
 /// The account decision for this object, from what was observed.

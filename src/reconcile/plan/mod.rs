@@ -273,6 +273,11 @@ pub fn plan(
     {
         settings.key_group_name = group.value.config.name.clone();
     }
+    if let Some(message) = grants::ungranted_refusal(&admission, observed) {
+        plan.find(reasons::READY, reasons::NO_DISTRIBUTION_GRANTED, message);
+        plan.settings = Some(settings);
+        return plan;
+    }
     if let Some(message) = grants::name_refusal(observed, &settings, &subject.namespace) {
         plan.find(reasons::READY, reasons::KEY_GROUP_NAME_NOT_ALLOWED, message);
         plan.settings = Some(settings);

@@ -194,7 +194,8 @@ fn rand_name() -> String {
 }
 
 /// The default account grants E1TEAMA to team-a and E2TEAMB to team-b, admitting only those
-/// two namespaces; the media account (another AWS account, through a role) admits team-m.
+/// two namespaces; the media account (another AWS account, through a role) admits team-m and
+/// lets it have a key group with no distribution.
 const ACCOUNTS: &str = r#"
 apiVersion: keyfront.dev/v1alpha1
 kind: CloudFrontAccount
@@ -229,6 +230,8 @@ spec:
   allowedNamespaces:
     from: Names
     names: ["team-m"]
+  # No distribution here: team-m's key group is attached by the media account's own tooling.
+  namespacesWithoutDistributions: Allow
 "#;
 
 fn object(namespace: &str, name: &str, extra: &str) -> String {
@@ -1252,7 +1255,7 @@ async fn objects_whose_old_default_names_collided_both_become_ready_with_distinc
     stack
         .apply_accounts_with(
             "    names: [\"team-a\", \"team-b\"]",
-            "    names: [\"team-a\", \"team-b\", \"team\"]",
+            "    names: [\"team-a\", \"team-b\", \"team\"]\n  namespacesWithoutDistributions: Allow",
         )
         .await;
     stack.apply(&object("team", "a-x", "")).await;

@@ -1079,6 +1079,61 @@ fn grant_a_missing_account_stops_everything_and_reaches_no_cloudfront() {
     );
 }
 
+/// The attack: a namespace admitted with no distribution filled the account's public
+/// keys with objects that protect nothing. By default it creates nothing; an account that
+/// allows it, or any distribution grant, lets it proceed; what it made before goes on.
+#[test]
+fn grant_a_namespace_with_no_distribution_creates_nothing_unless_the_account_allows_it() {
+    let ungranted = || {
+        let mut case = Case::new();
+        case.observed.account = Some(
+            serde_json::from_value(
+                json!({"allowedNamespaces": {"from": "All"}, "distributions": [
+                {"id": "E1", "defaultCacheBehavior": true,
+                 "allowedNamespaces": {"from": "Names", "names": ["team-a"]}}]}),
+            )
+            .unwrap(),
+        );
+        case
+    };
+    let case = ungranted();
+    let plan = case.plan();
+    assert!(kinds(&plan).is_empty(), "{:?}", kinds(&plan));
+    let message = finding_message(&plan, reasons::NO_DISTRIBUTION_GRANTED);
+    assert!(
+        message.contains("namespacesWithoutDistributions: Allow"),
+        "{message}"
+    );
+    let admission = plan::admission(&case.spec, &case.observed);
+    assert!(!plan::reaches_cloudfront(&admission, &case.observed));
+
+    let mut allowed = ungranted();
+    allowed
+        .observed
+        .account
+        .as_mut()
+        .unwrap()
+        .namespaces_without_distributions = keyfront::api::UngrantedNamespacePolicy::Allow;
+    let plan = allowed.plan();
+    assert!(!has_finding(&plan, reasons::NO_DISTRIBUTION_GRANTED));
+    assert!(
+        kinds(&plan).contains(&"StageKey".to_owned()),
+        "{:?}",
+        kinds(&plan)
+    );
+
+    // Keys made before the grant was withdrawn are still looked after.
+    let resumed = case
+        .keys(vec![key(1, KeyState::Active, Some("K1"))])
+        .group(&["K1"]);
+    assert!(!has_finding(
+        &resumed.plan(),
+        reasons::NO_DISTRIBUTION_GRANTED
+    ));
+    let admission = plan::admission(&resumed.spec, &resumed.observed);
+    assert!(plan::reaches_cloudfront(&admission, &resumed.observed));
+}
+
 #[test]
 fn grant_a_namespace_the_account_does_not_admit_generates_no_key() {
     let mut case = Case::new();
