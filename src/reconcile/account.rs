@@ -74,10 +74,6 @@ pub fn unclaimed_keyrings(account: &str, keyrings: &[KeyringFacts]) -> Vec<Uncla
     unclaimed
 }
 
-fn by_keyfront(comment: Option<&str>) -> bool {
-    comment.is_some_and(|c| c.starts_with("keyfront:"))
-}
-
 fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
@@ -129,7 +125,7 @@ pub fn account_status(
                 public_keys_by_keyfront: count(
                     o.public_keys
                         .iter()
-                        .filter(|k| by_keyfront(k.comment.as_deref()))
+                        .filter(|k| names::made_by_keyfront(k.comment.as_deref()))
                         .count(),
                 ),
                 public_key_quota: quotas.public_keys,
@@ -137,7 +133,7 @@ pub fn account_status(
                 key_groups_by_keyfront: count(
                     o.key_groups
                         .iter()
-                        .filter(|g| by_keyfront(g.config.comment.as_deref()))
+                        .filter(|g| names::made_by_keyfront(g.config.comment.as_deref()))
                         .count(),
                 ),
                 key_group_quota: quotas.key_groups,

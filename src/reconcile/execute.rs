@@ -8,6 +8,7 @@ use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt as _};
 use serde_json::json;
 
+use super::capacity::{Count, Slot};
 use super::error::{is_not_found, kube_error};
 use super::keyring::KeyRecord;
 use super::observed::{AppSecret, DistributionState, Observed, Subject};
@@ -23,6 +24,15 @@ use crate::keys;
 pub struct Executed {
     pub steps: usize,
     pub finalizer_removed: bool,
+    /// The account had no room for a key: the steps from its creation on were not run.
+    pub held: Option<Held>,
+}
+
+/// A public key the account had no room for, and why.
+#[derive(Debug, Clone)]
+pub struct Held {
+    pub slot: Slot,
+    pub message: String,
 }
 
 /// Runs `plan.steps` for `object`, with `cloudfront` connected to the object's account.
@@ -39,6 +49,11 @@ pub async fn execute<A, C: CloudFront>(
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &subject.namespace);
     let keyrings: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.config.keyring_namespace);
     for step in &plan.steps {
+        // After a key the account had no room for, only deletions of keys already out of the
+        // group go on (they depend on nothing, and free the slot the key waits for).
+        if done.held.is_some() && !matches!(step, Step::DeletePublicKey { .. }) {
+            continue;
+        }
         let event = match step {
             Step::AddFinalizer => {
                 let mut finalizers = object.finalizers().to_vec();
@@ -101,13 +116,52 @@ pub async fn execute<A, C: CloudFront>(
                     )
                 })
             }
-            Step::CreatePublicKey { serial } => {
+            Step::CreatePublicKey { serial, slot } => {
                 let record = plan
                     .keyring
                     .record(*serial)
                     .ok_or(Error::UnknownKey { serial: *serial })?;
+                let quota = observed.account.as_ref().map_or_else(
+                    || crate::api::AccountQuotas::default().public_keys,
+                    |a| a.quotas.public_keys,
+                );
+                let cf = reach(cloudfront)?;
+                let entered = ctx
+                    .capacity
+                    .enter(
+                        &object.spec.account_ref.name,
+                        &subject.uid,
+                        *slot,
+                        ctx.clock.now(),
+                        async || {
+                            let keys = cf
+                                .list_public_keys()
+                                .await
+                                .map_err(Error::cloudfront("ListPublicKeys"))?;
+                            let foreign = keys
+                                .iter()
+                                .filter(|k| !names::made_by_keyfront(k.comment.as_deref()))
+                                .count();
+                            Ok::<_, Error>(Count {
+                                used: u32::try_from(keys.len()).unwrap_or(u32::MAX),
+                                foreign: u32::try_from(foreign).unwrap_or(u32::MAX),
+                                quota,
+                            })
+                        },
+                    )
+                    .await?;
+                let _slot = match entered {
+                    Ok(granted) => granted,
+                    Err(message) => {
+                        done.held = Some(Held {
+                            slot: *slot,
+                            message,
+                        });
+                        continue;
+                    }
+                };
                 let name = names::public_key_name(&subject.owner, *serial);
-                let created = reach(cloudfront)?
+                let created = cf
                     .create_public_key(&NewPublicKey {
                         name: name.clone(),
                         encoded_key: record.public_key_pem.clone(),

@@ -19,6 +19,7 @@
 //! CloudFront creations findable again.
 
 pub mod account;
+pub mod capacity;
 mod error;
 pub mod events;
 pub mod execute;
@@ -88,6 +89,8 @@ pub struct Context<A> {
     pub config: ReconcilerConfig,
     /// Whether this replica may write; confirmed before each batch of writes.
     pub leadership: crate::leader::Leadership,
+    /// The accounts' public keys, shared by every object: who may create one now.
+    pub capacity: capacity::Gate,
 }
 
 /// Facts about the object the plan needs; `cluster_id` makes its owner token.
@@ -357,6 +360,26 @@ pub async fn reconcile<A: CloudFrontAccounts>(
         .await
         {
             Ok(done) => {
+                if let Some(held) = done.held {
+                    // Signing goes on with the keys there are; the status says what waits and
+                    // why, and the object asks again soon (a slot frees when a key leaves).
+                    let mut waiting = plan.clone();
+                    waiting.steps.clear(); // nothing more can be done until a slot frees
+                    waiting.findings.insert(0, capacity_finding(&held));
+                    report::finish(
+                        &ctx,
+                        &current,
+                        &subject,
+                        &waiting,
+                        Some(&observed),
+                        None,
+                        &mut announced_error,
+                    )
+                    .await;
+                    let retry = (ctx.config.propagation_poll * 2)
+                        .clamp(Duration::from_secs(1), Duration::from_secs(30));
+                    return Ok(Outcome::Requeue(retry));
+                }
                 for notice in &plan.notices {
                     let type_ = if notice.warning {
                         EventType::Warning
@@ -396,6 +419,27 @@ pub async fn reconcile<A: CloudFrontAccounts>(
         }
     }
     Ok(Outcome::Unsettled)
+}
+
+/// What a key held for lack of room in the account means for the object: a rotation waits
+/// (signing works), while a first key or a revoked key's successor leaves it not Ready.
+fn capacity_finding(held: &execute::Held) -> plan::Finding {
+    let (condition, reason, blocking) = match held.slot {
+        capacity::Slot::Rotation => (
+            reasons::ROTATING,
+            reasons::WAITING_FOR_ACCOUNT_CAPACITY,
+            false,
+        ),
+        capacity::Slot::FirstKey { .. } | capacity::Slot::Revocation => {
+            (reasons::READY, reasons::ACCOUNT_CAPACITY_EXCEEDED, true)
+        }
+    };
+    plan::Finding {
+        condition,
+        reason,
+        message: held.message.clone(),
+        blocking,
+    }
 }
 
 pub(crate) fn step_name(step: &plan::Step) -> &'static str {

@@ -70,6 +70,12 @@ pub fn owned_comment(owner: &str, user_comment: Option<&str>) -> String {
     }
 }
 
+/// Whether a CloudFront comment carries any keyfront object's marker (this cluster's or
+/// another's).
+pub fn made_by_keyfront(comment: Option<&str>) -> bool {
+    comment.is_some_and(|c| c.starts_with(&comment_marker("")))
+}
+
 /// Whether a CloudFront comment marks the object as owned by `owner`.
 pub fn is_owned_comment(comment: Option<&str>, owner: &str) -> bool {
     comment.is_some_and(|c| {

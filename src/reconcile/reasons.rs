@@ -93,6 +93,9 @@ reasons! {
     /// A distribution entry with `trust: External` does not trust the key group yet: its owner
     /// (Terraform, CDK, ACK) attaches it; keyfront never writes that distribution.
     AWAITING_EXTERNAL_ATTACHMENT = "AwaitingExternalAttachment", Waiting, [DISTRIBUTIONS_READY];
+    /// A rotation is due and the AWS account has no public key to spare (keyfront keeps one
+    /// free for revocations): it takes its turn when a retiring key leaves; signing works.
+    WAITING_FOR_ACCOUNT_CAPACITY = "WaitingForAccountCapacity", Waiting, [ROTATING];
     /// A revoked key is still in the key group: signing works, but the revocation is not done.
     REVOCATION_IN_PROGRESS = "RevocationInProgress", Waiting, [READY];
 
@@ -162,6 +165,11 @@ reasons! {
     /// Another physical cluster made public keys under this object's identity: two clusters run
     /// with one `--cluster-id` in one AWS account.
     IDENTITY_CLAIMED_ELSEWHERE = "IdentityClaimedByAnotherCluster", NeedsPerson, [READY];
+
+    /// The AWS account has no room for this object's first key (its need, plus the headroom
+    /// other objects' rotations and revocations keep), or, for a revoked key's successor, no
+    /// room at all; the message gives the numbers. Nothing was created; keyfront asks again.
+    ACCOUNT_CAPACITY_EXCEEDED = "AccountCapacityExceeded", Retried, [READY];
 
     // Failures of a pass, from `Error::category`.
     /// The account is at a CloudFront quota (public keys, key groups): free one, or ask AWS.

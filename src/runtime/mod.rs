@@ -207,6 +207,7 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
                 WriteGate::new(move || leadership.may_write())
             }),
             clock: Arc::new(SystemClock),
+            capacity: Default::default(),
             events: Events::new(client.clone(), reporter),
             config: settings.reconciler.clone(),
             leadership: leadership.clone(),

@@ -43,6 +43,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
+use super::capacity::{Slot, steady_need};
 use super::keyring::{KeyRecord, Keyring, MadeFor};
 use super::observed::{AppSecret, KeyGroupState, Observed, Subject};
 use super::reasons;
@@ -60,9 +61,11 @@ pub enum Step {
     SaveKeyring {
         stage: Option<Stage>,
     },
-    /// Create the public key of a Staged key under its deterministic name.
+    /// Create the public key of a Staged key under its deterministic name, if the account has
+    /// room for what it is for ([`crate::reconcile::capacity`]).
     CreatePublicKey {
         serial: u32,
+        slot: Slot,
     },
     CreateKeyGroup {
         config: KeyGroupConfig,
@@ -413,9 +416,26 @@ fn plan_lifecycle(
 
     // Create public keys of Staged keys that a listing confirmed are not in CloudFront yet.
     if observed.listed_public_keys.is_some() && may_publish {
+        let slot = if plan.keyring.keys.iter().all(|r| r.public_key_id.is_none()) {
+            Slot::FirstKey {
+                need: steady_need(
+                    settings.interval,
+                    settings
+                        .grace()
+                        .saturating_add(settings.min_propagation_wait),
+                ),
+            }
+        } else if plan.keyring.active().is_some_and(|a| a.revoked) {
+            Slot::Revocation
+        } else {
+            Slot::Rotation
+        };
         for r in &plan.keyring.keys {
             if r.state == KeyState::Staged && r.public_key_id.is_none() {
-                plan.steps.push(Step::CreatePublicKey { serial: r.serial });
+                plan.steps.push(Step::CreatePublicKey {
+                    serial: r.serial,
+                    slot,
+                });
             }
         }
     }

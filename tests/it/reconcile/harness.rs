@@ -235,6 +235,8 @@ pub struct World {
     history: History,
     /// With [`World::through_the_budget`]: CloudFront as `keyfront run` reaches it.
     budgeted: Option<BudgetedAccounts<Tap>>,
+    /// The accounts' public-key gate, one for the operator's life as in `keyfront run`.
+    pub capacity: keyfront::reconcile::capacity::Gate,
 }
 
 /// What the checks remember between steps (for I4).
@@ -337,6 +339,7 @@ impl World {
             error_texts: Vec::new(),
             history: History::default(),
             budgeted: None,
+            capacity: Default::default(),
         }
     }
 
@@ -371,6 +374,7 @@ impl World {
             clock: Arc::new(self.clock.clone()),
             config: self.config.clone(),
             leadership: keyfront::leader::Leadership::sole(),
+            capacity: self.capacity.clone(),
         })
     }
 

@@ -15,6 +15,7 @@
 
 mod adoption;
 mod budget;
+mod capacity;
 mod crash_matrix;
 mod gitops_health;
 mod harness;

@@ -266,7 +266,7 @@ fn kinds(plan: &Plan) -> Vec<String> {
         .map(|s| match s {
             Step::SaveKeyring { stage: Some(_) } => "StageKey".to_owned(),
             Step::SaveKeyring { stage: None } => "SaveKeyring".to_owned(),
-            Step::CreatePublicKey { serial } => format!("CreatePublicKey({serial})"),
+            Step::CreatePublicKey { serial, .. } => format!("CreatePublicKey({serial})"),
             Step::CreateKeyGroup { config } => format!("CreateKeyGroup{:?}", config.items),
             Step::UpdateKeyGroup { config, .. } => format!("UpdateKeyGroup{:?}", config.items),
             Step::SetTrust {

@@ -1,0 +1,221 @@
+//! The account's public keys, which every tenant shares (issue 20): a new object is admitted
+//! only if it fits with headroom for the others' rotations, a rotation with no slot waits its
+//! turn while signing goes on, and an emergency revocation uses the one key kept free for it,
+//! with the account otherwise full.
+
+use std::time::Duration;
+
+use keyfront::cloudfront::NewPublicKey;
+use keyfront::reconcile::capacity::{Count, RESERVE, Slot, fits, steady_need};
+use keyfront::reconcile::{names, reasons};
+use serde_json::json;
+
+use crate::reconcile::harness::{World, hourly, manifest};
+
+#[test]
+fn what_fits_leaves_the_reserve_to_revocations_and_headroom_to_rotations() {
+    let count = |used| Count {
+        used,
+        foreign: 3,
+        quota: 10,
+    };
+    // A first key needs its own need, one for rotations and one for revocations.
+    assert!(fits(count(7), Slot::FirstKey { need: 1 }, 0).is_ok());
+    let refused = fits(count(8), Slot::FirstKey { need: 1 }, 0).unwrap_err();
+    assert!(
+        refused.contains("8 of its 10 public keys (5 by keyfront, 3 by other owners)"),
+        "{refused}"
+    );
+    assert!(fits(count(6), Slot::FirstKey { need: 3 }, 0).is_err());
+    // A rotation may take the last key but the reserve.
+    assert!(fits(count(8), Slot::Rotation, 0).is_ok());
+    assert!(fits(count(9), Slot::Rotation, 0).is_err());
+    // A revocation may take the reserve, and is told when even that is gone.
+    assert!(fits(count(9), Slot::Revocation, 0).is_ok());
+    assert!(
+        fits(count(10), Slot::Revocation, 0)
+            .unwrap_err()
+            .contains("not even the")
+    );
+    // Rotations already waiting come first, before other rotations and before new objects.
+    assert!(
+        fits(count(2), Slot::Rotation, 1)
+            .unwrap_err()
+            .contains("takes its turn")
+    );
+    assert!(fits(count(2), Slot::FirstKey { need: 1 }, 1).is_err());
+    assert_eq!(RESERVE, 1);
+}
+
+#[test]
+fn an_objects_need_follows_its_grace_and_interval() {
+    let h = |hours: u64| Duration::from_secs(hours * 3600);
+    assert_eq!(steady_need(h(720), h(24)), 1);
+    assert_eq!(steady_need(h(1), h(1)), 2);
+    assert_eq!(steady_need(h(1), Duration::from_secs(3 * 3600 - 1)), 3);
+    assert_eq!(steady_need(h(1), h(3)), 4);
+    assert_eq!(steady_need(Duration::ZERO, h(1)), 4);
+}
+
+/// Foreign public keys (Terraform's, another cluster's), made outside keyfront.
+async fn foreign_keys(world: &World, count: usize) {
+    let pem =
+        std::fs::read_to_string(crate::support::repo("tests/fixtures/keys/ec-1.pub.pem")).unwrap();
+    for n in 0..count {
+        let name = format!("terraform-{n}");
+        keyfront::cloudfront::CloudFront::create_public_key(
+            &world.emulator,
+            &NewPublicKey {
+                name: name.clone(),
+                encoded_key: pem.clone(),
+                comment: Some("made by terraform".into()),
+                caller_reference: name,
+            },
+        )
+        .await
+        .unwrap();
+    }
+}
+
+async fn reconcile_a_few_times(world: &mut World, name: &str) {
+    for _ in 0..5 {
+        world.reconcile(name).await;
+        world.clock.advance(Duration::from_secs(2));
+    }
+}
+
+async fn reason(world: &World, name: &str, condition: &str) -> Option<(String, String)> {
+    world.condition(name, condition).await
+}
+
+#[tokio::test]
+async fn a_full_account_admits_no_new_object_holds_rotations_and_still_revokes() {
+    let mut world = World::new();
+    world.distribution("E1", &["/private/*"]);
+    let trust = json!([{"id": "E1", "pathPatterns": ["/private/*"]}]);
+    foreign_keys(&world, 7).await;
+
+    // 7 foreign + 1 first key + 1 headroom fits under 10 - 1 reserve.
+    world
+        .apply(manifest("media", hourly(), trust.clone()))
+        .await;
+    world.until_ready("media").await;
+    assert_eq!(world.emulator.model().list_public_keys().len(), 8);
+
+    // A second object would leave no headroom: refused with the numbers, nothing created.
+    world
+        .apply(manifest("second", hourly(), trust.clone()))
+        .await;
+    // (Reconciled by hand: the harness's invariant history follows one object, media.)
+    reconcile_a_few_times(&mut world, "second").await;
+    let (status, refused) = world.condition("second", reasons::READY).await.unwrap();
+    assert_eq!(
+        (status.as_str(), refused.as_str()),
+        ("False", reasons::ACCOUNT_CAPACITY_EXCEEDED)
+    );
+    let message = world.status("second").await.conditions[0].message.clone();
+    let said = world
+        .status("second")
+        .await
+        .conditions
+        .iter()
+        .map(|c| c.message.clone())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        said.contains("8 of its 10 public keys (1 by keyfront, 7 by other owners)"),
+        "{message}\n{said}"
+    );
+    assert!(world.public_keys_of(&world.owner("second")).is_empty());
+    world.delete("second").await;
+    reconcile_a_few_times(&mut world, "second").await;
+    assert!(
+        world.object("second").await.is_none(),
+        "second was never deleted"
+    );
+
+    // media rotates: the next key takes the last slot but the reserve (9 of 10).
+    let first = world.key_pair_id("media-cloudfront-key").await.unwrap();
+    world.annotate("media", names::ROTATE_ANNOTATION, "1").await;
+    let rotated = world
+        .run_until("media", 100, async |w: &World| {
+            w.key_pair_id("media-cloudfront-key")
+                .await
+                .is_some_and(|k| k != first)
+        })
+        .await;
+    assert!(rotated, "{:#?}", world.status("media").await);
+    assert_eq!(world.emulator.model().list_public_keys().len(), 9);
+
+    // Another rotation while the retired key is still trusted: held, signing goes on.
+    let second = world.key_pair_id("media-cloudfront-key").await.unwrap();
+    world.annotate("media", names::ROTATE_ANNOTATION, "2").await;
+    world.settle("media").await;
+    assert_eq!(
+        reason(&world, "media", reasons::ROTATING).await,
+        Some(("True".into(), reasons::WAITING_FOR_ACCOUNT_CAPACITY.into()))
+    );
+    assert_eq!(
+        reason(&world, "media", reasons::READY).await.map(|r| r.0),
+        Some("True".into()),
+        "{:#?}",
+        world.status("media").await.conditions
+    );
+    assert_eq!(
+        world.key_pair_id("media-cloudfront-key").await.unwrap(),
+        second
+    );
+    assert_eq!(world.emulator.model().list_public_keys().len(), 9);
+
+    // An emergency revocation of the signing key uses the reserve, and completes.
+    world.mark_revoked(&second);
+    world
+        .annotate("media", names::REVOKE_ANNOTATION, &second)
+        .await;
+    let uid = world.owner("media");
+    let revoked = world
+        .run_until("media", 200, async |w: &World| {
+            w.key_pair_id("media-cloudfront-key")
+                .await
+                .is_some_and(|k| k != second)
+                && w.key_group_of(&uid)
+                    .is_some_and(|(_, items)| !items.contains(&second))
+        })
+        .await;
+    assert!(
+        revoked,
+        "revocation blocked: {:#?}",
+        world.status("media").await
+    );
+    assert!(world.emulator.model().list_public_keys().len() <= 10);
+    let successor = world.key_pair_id("media-cloudfront-key").await.unwrap();
+
+    // Once the retired key has left, the held rotation takes the slot it freed.
+    world.clock.advance(Duration::from_secs(3600));
+    let rotated = world
+        .run_until("media", 100, async |w: &World| {
+            w.key_pair_id("media-cloudfront-key")
+                .await
+                .is_some_and(|k| k != successor)
+        })
+        .await;
+    assert!(rotated, "{:#?}", world.status("media").await);
+    world.settle("media").await;
+    assert_ne!(
+        reason(&world, "media", reasons::ROTATING)
+            .await
+            .map(|r| r.1),
+        Some(reasons::WAITING_FOR_ACCOUNT_CAPACITY.into()),
+        "{:#?} {:#?}",
+        world.status("media").await,
+        world
+            .emulator
+            .model()
+            .list_public_keys()
+            .iter()
+            .map(|k| (&k.id, &k.config.name))
+            .collect::<Vec<_>>()
+    );
+    assert!(world.emulator.model().list_public_keys().len() <= 9);
+    world.check_logs_and_errors();
+}
