@@ -1494,3 +1494,85 @@ async fn an_install_from_before_0_2_upgrades_in_place() {
     println!("after the upgrade: {sent} signed requests through a rotation, {rejected} rejected");
     assert_eq!(rejected, 0);
 }
+
+/// Issue 20's attack, on the release path: team-b floods the account team-a shares with 8
+/// objects. keyfront admits team-b's only while a key for rotations and one for revocations
+/// stay free (the rest are `AccountCapacityExceeded`, with nothing created), and team-a's
+/// emergency revocation still completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_namespace_cannot_fill_the_account_or_block_a_revocation() {
+    use keyfront::reconcile::reasons;
+    let stack = start().await;
+    let _show_log = ShowLogOnFailure(stack.operator_log.clone());
+    stack.apply(&object("team-a", "site", ATTACH_E1)).await;
+    let team_a = stack.objects("team-a");
+    wait_for("team-a/site Ready", Duration::from_secs(60), async || {
+        ready(&team_a, "site").await
+    })
+    .await;
+
+    let flood: Vec<String> = (0..8).map(|n| format!("flood-{n}")).collect();
+    for name in &flood {
+        stack.apply(&object("team-b", name, "")).await;
+    }
+    let settled = async || {
+        let mut reasons_seen = Vec::new();
+        for name in &flood {
+            reasons_seen.push(stack.condition("team-b", name, reasons::READY).await);
+        }
+        reasons_seen
+    };
+    wait_for(
+        "every flood object admitted or refused",
+        Duration::from_secs(90),
+        async || {
+            settled().await.iter().all(|r| {
+                r.as_ref().is_some_and(|(_, reason)| {
+                    reason == reasons::SIGNING_KEY_ACTIVE
+                        || reason == reasons::ACCOUNT_CAPACITY_EXCEEDED
+                })
+            })
+        },
+    )
+    .await;
+    let outcome = settled().await;
+    let admitted = outcome
+        .iter()
+        .filter(|r| r.as_ref().is_some_and(|(s, _)| s == "True"))
+        .count();
+    let keys = stack.cf.list_public_keys().await.unwrap().len();
+    // team-a's key and one per admitted object; one for rotations and one for revocations free.
+    assert_eq!(keys, 1 + admitted, "{outcome:?}");
+    assert!(
+        keys <= 8,
+        "{keys} public keys: the headroom or the reserve was taken"
+    );
+    assert!(admitted < flood.len(), "nothing was refused: {outcome:?}");
+
+    // team-a revokes its signing key: the successor takes a free key, the revoked one leaves.
+    let revoked = team_a
+        .get("site")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .active_key_id
+        .unwrap();
+    annotate(&team_a, "site", names::REVOKE_ANNOTATION, &revoked).await;
+    wait_for(
+        "team-a's revoked key gone",
+        Duration::from_secs(90),
+        async || {
+            let listed = stack.cf.list_public_keys().await.unwrap();
+            let status = team_a.get("site").await.unwrap().status.unwrap();
+            !listed.iter().any(|k| k.id == revoked)
+                && status.active_key_id.is_some_and(|k| k != revoked)
+                && ready(&team_a, "site").await
+        },
+    )
+    .await;
+    println!(
+        "flood: {admitted} of {} admitted, {keys} public keys; team-a's revocation done",
+        flood.len()
+    );
+}
