@@ -50,17 +50,23 @@ fn emulator() -> Emulator {
     )
 }
 
-/// The API double with keyfront's CRDs, the keyring namespace and an account admitting all.
+/// The API double with keyfront's CRDs, the keyring namespace and an account admitting all,
+/// with the emulator's raised quotas (keyfront plans the account's public keys by them).
 fn double() -> ApiDouble {
     let api = ApiDouble::new();
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     for file in [
         "crds/signingkeygroups.keyfront.dev.yaml",
         "crds/cloudfrontaccounts.keyfront.dev.yaml",
-        "examples/accounts/single-team.yaml",
     ] {
         api.create_from_yaml(&repo.join(file)).unwrap();
     }
+    let mut account: serde_json::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(repo.join("examples/accounts/single-team.yaml")).unwrap(),
+    )
+    .unwrap();
+    account["spec"]["quotas"] = json!({"publicKeys": 2_000, "keyGroups": 1_000});
+    api.create(account).unwrap();
     api.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": keyfront::reconcile::ReconcilerConfig::default().keyring_namespace}}))
         .unwrap();
     api

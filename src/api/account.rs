@@ -62,9 +62,38 @@ pub struct CloudFrontAccountSpec {
     /// every tenant shares. `Allow`: they create key groups for someone else to attach.
     #[serde(default, skip_serializing_if = "is_default")]
     pub namespaces_without_distributions: UngrantedNamespacePolicy,
+    /// How much of the account one namespace may hold.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub limits: NamespaceLimits,
     /// CloudFront quotas of this account, for the usage shown in status.
     #[serde(default)]
     pub quotas: AccountQuotas,
+}
+
+impl CloudFrontAccountSpec {
+    /// The public keys one namespace's objects may hold in this account, and whether that is
+    /// the default share rather than `spec.limits`.
+    pub fn public_keys_per_namespace(&self) -> Option<(u32, bool)> {
+        if let Some(set) = self.limits.public_keys_per_namespace {
+            return Some((set, false));
+        }
+        let named = u32::try_from(self.allowed_namespaces.names.len()).ok()?;
+        (self.allowed_namespaces.from == NamespaceFrom::Names && named > 1)
+            .then(|| (self.quotas.public_keys.div_ceil(named).max(2), true))
+    }
+}
+
+/// See [`CloudFrontAccountSpec::limits`].
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceLimits {
+    /// Public keys one namespace's SigningKeyGroups may hold in this account, a rotation's
+    /// next key included. Default: the public-key quota divided by the number of namespaces
+    /// `allowedNamespaces` names, rounded up (at least 2); none with `from: All` or
+    /// `from: Selector`, where the number of namespaces is open: set it there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 2))]
+    pub public_keys_per_namespace: Option<u32>,
 }
 
 /// See [`CloudFrontAccountSpec::namespaces_without_distributions`].

@@ -15,7 +15,7 @@ mod names;
 pub use account::{
     AccountQuotas, AccountUsage, AssumeRole, CloudFrontAccount, CloudFrontAccountSpec,
     CloudFrontAccountStatus, DEFAULT_ACCOUNT, DistributionGrant, KeyGroupNamePolicy, NamespaceFrom,
-    NamespaceGrant, UnclaimedKeyring, UngrantedNamespacePolicy,
+    NamespaceGrant, NamespaceLimits, UnclaimedKeyring, UngrantedNamespacePolicy,
 };
 pub use duration::{DurationError, parse_cli_duration, parse_duration};
 pub use names::{default_key_group_name, default_secret_name, legacy_default_key_group_name};

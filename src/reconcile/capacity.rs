@@ -12,6 +12,9 @@
 //! - a new object's first key is admitted only if its steady need ([`steady_need`]) fits and
 //!   [`ROTATION_HEADROOM`] is left for the rotations of the objects already there, and never
 //!   while a rotation waits;
+//! - a namespace holds at most its share of the account (`spec.limits`, by default the quota
+//!   divided by the namespaces the account names), with the same headroom for its own
+//!   rotations; a revocation is never held by it;
 //! - rotations held for a slot queue in the order they first asked, so each takes its turn
 //!   when a retiring key leaves (a waiter that stops asking for [`STALE_AFTER`] loses its
 //!   place, so a deleted object cannot hold the queue).
@@ -26,6 +29,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
+use kube::{Api, ResourceExt as _};
+
+use super::error::kube_error;
+use super::observed::Subject;
+use super::{Context, Error, KubeOperation, names};
+use crate::api::{AccountQuotas, CloudFrontAccountSpec, SigningKeyGroup};
+use crate::cloudfront::{CloudFront, PublicKey};
 
 /// Public keys kept free for emergency revocations (`keyfront.dev/revoke-key`).
 pub const RESERVE: u32 = 1;
@@ -60,21 +70,68 @@ pub fn steady_need(interval: Duration, grace: Duration) -> u32 {
 }
 
 /// The account's public keys as just listed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Count {
     pub used: u32,
     /// Of `used`, those keyfront did not make (other tools, the console).
     pub foreign: u32,
     pub quota: u32,
+    /// The asking object's namespace, when the account limits what one namespace holds.
+    pub namespace: Option<Share>,
+}
+
+/// What one namespace holds of the account, against what it may.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    pub name: String,
+    pub used: u32,
+    pub limit: u32,
+    /// The limit is the default share (quota ÷ the namespaces the account names), not set.
+    pub defaulted: bool,
 }
 
 /// Whether a key for `slot` fits in `count`, with `waiting` rotations queued ahead of it.
 /// `Err` says why not, with the numbers.
-pub fn fits(count: Count, slot: Slot, waiting: usize) -> Result<(), String> {
-    let Count {
+pub fn fits(count: &Count, slot: Slot, waiting: usize) -> Result<(), String> {
+    fits_account(count, slot, waiting)?;
+    match (&count.namespace, slot) {
+        (_, Slot::Revocation) | (None, _) => Ok(()),
+        (Some(share), Slot::Rotation) if share.used < share.limit => Ok(()),
+        (Some(share), Slot::FirstKey { need })
+            if share.used + need + ROTATION_HEADROOM <= share.limit =>
+        {
+            Ok(())
+        }
+        (Some(share), slot) => {
+            let whose = if share.defaulted {
+                format!(
+                    "its share of the account ({} keys ÷ the namespaces it admits, rounded up; spec.limits.publicKeysPerNamespace sets another)",
+                    count.quota
+                )
+            } else {
+                "what the account's spec.limits.publicKeysPerNamespace allows".to_owned()
+            };
+            let wants = match slot {
+                Slot::FirstKey { need } => format!(
+                    "this object needs {need}, and {ROTATION_HEADROOM} must stay free for the namespace's own rotations"
+                ),
+                _ => "the next key waits until one of the namespace's retiring keys leaves"
+                    .to_owned(),
+            };
+            Err(format!(
+                "namespace {:?} holds {} of the {} public keys that are {whose}: {wants}",
+                share.name, share.used, share.limit
+            ))
+        }
+    }
+}
+
+fn fits_account(count: &Count, slot: Slot, waiting: usize) -> Result<(), String> {
+    let &Count {
         used,
         foreign,
         quota,
+        ..
     } = count;
     let held = format!(
         "the AWS account holds {used} of its {quota} public keys ({} by keyfront, {foreign} by other owners)",
@@ -174,7 +231,7 @@ impl Gate {
         } else {
             queue.ahead_of(object)
         };
-        match fits(count().await?, slot, ahead) {
+        match fits(&count().await?, slot, ahead) {
             Ok(()) => {
                 queue.leave(object);
                 Ok(Ok(Granted { _held: queue }))
@@ -187,4 +244,66 @@ impl Gate {
             }
         }
     }
+}
+
+/// The account's public keys as [`Gate::enter`] needs them: one listing, and with a
+/// per-namespace limit, the keys of the asking object's namespace.
+pub(super) async fn count<A, C: CloudFront>(
+    ctx: &Context<A>,
+    cloudfront: &C,
+    subject: &Subject,
+    account: Option<&CloudFrontAccountSpec>,
+) -> Result<Count, Error> {
+    let keys = cloudfront
+        .list_public_keys()
+        .await
+        .map_err(Error::cloudfront("ListPublicKeys"))?;
+    let foreign = keys
+        .iter()
+        .filter(|k| !names::made_by_keyfront(k.comment.as_deref()))
+        .count();
+    let namespace = match account.and_then(CloudFrontAccountSpec::public_keys_per_namespace) {
+        Some((limit, defaulted)) => Some(Share {
+            name: subject.namespace.clone(),
+            used: namespace_keys(ctx, &subject.namespace, &keys).await?,
+            limit,
+            defaulted,
+        }),
+        None => None,
+    };
+    Ok(Count {
+        used: u32::try_from(keys.len()).unwrap_or(u32::MAX),
+        foreign: u32::try_from(foreign).unwrap_or(u32::MAX),
+        quota: account.map_or_else(
+            || AccountQuotas::default().public_keys,
+            |a| a.quotas.public_keys,
+        ),
+        namespace,
+    })
+}
+
+/// Of the account's public keys, those of `namespace`'s SigningKeyGroups (by the owner each
+/// key's name carries).
+async fn namespace_keys<A>(
+    ctx: &Context<A>,
+    namespace: &str,
+    keys: &[PublicKey],
+) -> Result<u32, Error> {
+    let objects: Api<SigningKeyGroup> = Api::namespaced(ctx.client.clone(), namespace);
+    let prefixes: Vec<String> = objects
+        .list(&Default::default())
+        .await
+        .map_err(kube_error(KubeOperation::ReadObject))?
+        .items
+        .iter()
+        .map(|o| {
+            let owner = names::owner_token(&ctx.config.cluster_id, namespace, &o.name_any());
+            names::public_key_prefix(&owner)
+        })
+        .collect();
+    let held = keys
+        .iter()
+        .filter(|k| prefixes.iter().any(|p| k.name.starts_with(p)))
+        .count();
+    Ok(u32::try_from(held).unwrap_or(u32::MAX))
 }

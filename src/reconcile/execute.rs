@@ -8,7 +8,7 @@ use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt as _};
 use serde_json::json;
 
-use super::capacity::{Count, Slot};
+use super::capacity::{self, Slot};
 use super::error::{is_not_found, kube_error};
 use super::keyring::KeyRecord;
 use super::observed::{AppSecret, DistributionState, Observed, Subject};
@@ -121,10 +121,6 @@ pub async fn execute<A, C: CloudFront>(
                     .keyring
                     .record(*serial)
                     .ok_or(Error::UnknownKey { serial: *serial })?;
-                let quota = observed.account.as_ref().map_or_else(
-                    || crate::api::AccountQuotas::default().public_keys,
-                    |a| a.quotas.public_keys,
-                );
                 let cf = reach(cloudfront)?;
                 let entered = ctx
                     .capacity
@@ -133,21 +129,7 @@ pub async fn execute<A, C: CloudFront>(
                         &subject.uid,
                         *slot,
                         ctx.clock.now(),
-                        async || {
-                            let keys = cf
-                                .list_public_keys()
-                                .await
-                                .map_err(Error::cloudfront("ListPublicKeys"))?;
-                            let foreign = keys
-                                .iter()
-                                .filter(|k| !names::made_by_keyfront(k.comment.as_deref()))
-                                .count();
-                            Ok::<_, Error>(Count {
-                                used: u32::try_from(keys.len()).unwrap_or(u32::MAX),
-                                foreign: u32::try_from(foreign).unwrap_or(u32::MAX),
-                                quota,
-                            })
-                        },
+                        async || capacity::count(ctx, cf, subject, observed.account.as_ref()).await,
                     )
                     .await?;
                 let _slot = match entered {

@@ -51,6 +51,17 @@ async fn emulator(dir: &Path, distributions: &[String], extra: &[&str]) -> Emula
     Emulator::start(dir, &args).await
 }
 
+/// The API double with keyfront installed, its `default` account stating the emulator's raised
+/// quotas.
+async fn cluster_for_many_objects(dir: &Path) -> crate::support::Cluster {
+    let cluster = crate::support::Cluster::double(dir)
+        .await
+        .with_keyfront(KEYRING_NAMESPACE)
+        .await;
+    cluster.raise_default_account_quotas(1000, 1000).await;
+    cluster
+}
+
 /// Object `n` of those on `distribution`: four per behavior.
 fn object(name: &str, distribution: &str, n: usize) -> serde_json::Value {
     let slot = (n / 4) % 5;
@@ -112,10 +123,7 @@ fn busiest_second(requests: &[&RequestRecord]) -> (usize, usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_objects_attaching_to_one_distribution_make_at_most_two_updates() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = crate::support::Cluster::double(dir.path())
-        .await
-        .with_keyfront(KEYRING_NAMESPACE)
-        .await;
+    let cluster = cluster_for_many_objects(dir.path()).await;
     let (double, kubeconfig) = (cluster.api_double(), cluster.kubeconfig().to_owned());
     let emulator = emulator(dir.path(), &["ECOALESCE1".to_owned()], &[]).await;
     let cf = emulator.api;
@@ -216,10 +224,7 @@ async fn a_hundred_objects_converge_through_a_throttle_storm_within_the_budget()
     const READ_RATE: usize = 400;
     const WRITE_RATE: usize = 100;
     let dir = tempfile::tempdir().unwrap();
-    let cluster = crate::support::Cluster::double(dir.path())
-        .await
-        .with_keyfront(KEYRING_NAMESPACE)
-        .await;
+    let cluster = cluster_for_many_objects(dir.path()).await;
     let (double, kubeconfig) = (cluster.api_double(), cluster.kubeconfig().to_owned());
     let distributions: Vec<String> = (1..=5).map(|n| format!("ESTORM{n}")).collect();
     let emulator = emulator(

@@ -575,6 +575,7 @@ async fn twenty_objects_rotate_under_faults_without_a_rejected_request() {
         .await
         .with_keyfront(KEYRING_NAMESPACE)
         .await;
+    cluster.raise_default_account_quotas(200, 40).await;
     let (double, kubeconfig) = (cluster.api_double(), cluster.kubeconfig().to_owned());
 
     let mut emulator_args: Vec<String> = [

@@ -1496,9 +1496,9 @@ async fn an_install_from_before_0_2_upgrades_in_place() {
 }
 
 /// Issue 20's attack, on the release path: team-b floods the account team-a shares with 8
-/// objects. keyfront admits team-b's only while a key for rotations and one for revocations
-/// stay free (the rest are `AccountCapacityExceeded`, with nothing created), and team-a's
-/// emergency revocation still completes.
+/// objects. team-b holds at most its share of the account (10 keys ÷ 2 admitted namespaces),
+/// with a key left for its own rotations; the rest are `AccountCapacityExceeded`, naming the
+/// share, with nothing created; and team-a's emergency revocation still completes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_namespace_cannot_fill_the_account_or_block_a_revocation() {
     use keyfront::reconcile::reasons;
@@ -1541,13 +1541,26 @@ async fn one_namespace_cannot_fill_the_account_or_block_a_revocation() {
         .filter(|r| r.as_ref().is_some_and(|(s, _)| s == "True"))
         .count();
     let keys = stack.cf.list_public_keys().await.unwrap().len();
-    // team-a's key and one per admitted object; one for rotations and one for revocations free.
+    // team-a's key and one per admitted object: team-b's share is 5, one left for rotations.
     assert_eq!(keys, 1 + admitted, "{outcome:?}");
+    assert_eq!(admitted, 4, "{outcome:?}");
+    let refused = stack
+        .objects("team-b")
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .flat_map(|o| o.status.unwrap().conditions)
+        .find(|c| c.reason == reasons::ACCOUNT_CAPACITY_EXCEEDED)
+        .unwrap();
     assert!(
-        keys <= 8,
-        "{keys} public keys: the headroom or the reserve was taken"
+        refused
+            .message
+            .contains("namespace \"team-b\" holds 4 of the 5 public keys"),
+        "{}",
+        refused.message
     );
-    assert!(admitted < flood.len(), "nothing was refused: {outcome:?}");
 
     // team-a revokes its signing key: the successor takes a free key, the revoked one leaves.
     let revoked = team_a

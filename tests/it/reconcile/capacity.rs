@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use keyfront::cloudfront::NewPublicKey;
-use keyfront::reconcile::capacity::{Count, RESERVE, Slot, fits, steady_need};
+use keyfront::reconcile::capacity::{Count, RESERVE, Share, Slot, fits, steady_need};
 use keyfront::reconcile::{names, reasons};
 use serde_json::json;
 
@@ -18,33 +18,72 @@ fn what_fits_leaves_the_reserve_to_revocations_and_headroom_to_rotations() {
         used,
         foreign: 3,
         quota: 10,
+        namespace: None,
     };
     // A first key needs its own need, one for rotations and one for revocations.
-    assert!(fits(count(7), Slot::FirstKey { need: 1 }, 0).is_ok());
-    let refused = fits(count(8), Slot::FirstKey { need: 1 }, 0).unwrap_err();
+    assert!(fits(&count(7), Slot::FirstKey { need: 1 }, 0).is_ok());
+    let refused = fits(&count(8), Slot::FirstKey { need: 1 }, 0).unwrap_err();
     assert!(
         refused.contains("8 of its 10 public keys (5 by keyfront, 3 by other owners)"),
         "{refused}"
     );
-    assert!(fits(count(6), Slot::FirstKey { need: 3 }, 0).is_err());
+    assert!(fits(&count(6), Slot::FirstKey { need: 3 }, 0).is_err());
     // A rotation may take the last key but the reserve.
-    assert!(fits(count(8), Slot::Rotation, 0).is_ok());
-    assert!(fits(count(9), Slot::Rotation, 0).is_err());
+    assert!(fits(&count(8), Slot::Rotation, 0).is_ok());
+    assert!(fits(&count(9), Slot::Rotation, 0).is_err());
     // A revocation may take the reserve, and is told when even that is gone.
-    assert!(fits(count(9), Slot::Revocation, 0).is_ok());
+    assert!(fits(&count(9), Slot::Revocation, 0).is_ok());
     assert!(
-        fits(count(10), Slot::Revocation, 0)
+        fits(&count(10), Slot::Revocation, 0)
             .unwrap_err()
             .contains("not even the")
     );
     // Rotations already waiting come first, before other rotations and before new objects.
     assert!(
-        fits(count(2), Slot::Rotation, 1)
+        fits(&count(2), Slot::Rotation, 1)
             .unwrap_err()
             .contains("takes its turn")
     );
-    assert!(fits(count(2), Slot::FirstKey { need: 1 }, 1).is_err());
+    assert!(fits(&count(2), Slot::FirstKey { need: 1 }, 1).is_err());
     assert_eq!(RESERVE, 1);
+}
+
+#[test]
+fn a_namespace_holds_at_most_its_share_with_room_for_its_own_rotations() {
+    let count = |used| Count {
+        used: 6,
+        foreign: 0,
+        quota: 10,
+        namespace: Some(Share {
+            name: "team-b".into(),
+            used,
+            limit: 5,
+            defaulted: true,
+        }),
+    };
+    assert!(fits(&count(3), Slot::FirstKey { need: 1 }, 0).is_ok());
+    let refused = fits(&count(4), Slot::FirstKey { need: 1 }, 0).unwrap_err();
+    assert!(
+        refused.contains("namespace \"team-b\" holds 4 of the 5 public keys")
+            && refused.contains("10 keys ÷ the namespaces it admits"),
+        "{refused}"
+    );
+    assert!(fits(&count(4), Slot::Rotation, 0).is_ok());
+    assert!(fits(&count(5), Slot::Rotation, 0).is_err());
+    // A revocation is never held by the namespace's share.
+    assert!(fits(&count(5), Slot::Revocation, 0).is_ok());
+
+    // The default share: the quota over the namespaces the account names, rounded up.
+    let account = |spec: serde_json::Value| -> keyfront::api::CloudFrontAccountSpec {
+        serde_json::from_value(spec).unwrap()
+    };
+    let three = json!({"allowedNamespaces": {"from": "Names", "names": ["a", "b", "c"]}});
+    assert_eq!(account(three).public_keys_per_namespace(), Some((4, true)));
+    let one = json!({"allowedNamespaces": {"from": "Names", "names": ["a"]}});
+    assert_eq!(account(one).public_keys_per_namespace(), None);
+    let all =
+        json!({"allowedNamespaces": {"from": "All"}, "limits": {"publicKeysPerNamespace": 3}});
+    assert_eq!(account(all).public_keys_per_namespace(), Some((3, false)));
 }
 
 #[test]

@@ -54,6 +54,21 @@ impl Cluster {
         self
     }
 
+    /// Raises the `default` account's stated quotas, as an admin does once AWS has raised them
+    /// (keyfront admits objects by them); tests with many objects raise the emulator's too.
+    pub async fn raise_default_account_quotas(&self, public_keys: u32, key_groups: u32) {
+        let accounts: kube::Api<keyfront::api::CloudFrontAccount> = kube::Api::all(self.client());
+        let quotas = serde_json::json!({"publicKeys": public_keys, "keyGroups": key_groups});
+        accounts
+            .patch(
+                "default",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(serde_json::json!({"spec": {"quotas": quotas}})),
+            )
+            .await
+            .unwrap();
+    }
+
     /// keyfront's CRDs installed and served, the namespace `keyring_namespace`, and the
     /// `default` CloudFrontAccount of `examples/accounts/single-team.yaml`.
     pub async fn install_keyfront(&self, keyring_namespace: &str) {
