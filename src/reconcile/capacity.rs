@@ -94,6 +94,11 @@ pub struct Share {
 /// `Err` says why not, with the numbers.
 pub fn fits(count: &Count, slot: Slot, waiting: usize) -> Result<(), String> {
     fits_account(count, slot, waiting)?;
+    fits_namespace(count, slot)
+}
+
+/// Whether the asking object's namespace has room in its share of the account.
+fn fits_namespace(count: &Count, slot: Slot) -> Result<(), String> {
     match (&count.namespace, slot) {
         (_, Slot::Revocation) | (None, _) => Ok(()),
         (Some(share), Slot::Rotation) if share.used < share.limit => Ok(()),
@@ -231,17 +236,19 @@ impl Gate {
         } else {
             queue.ahead_of(object)
         };
-        match fits(&count().await?, slot, ahead) {
-            Ok(()) => {
-                queue.leave(object);
-                Ok(Ok(Granted { _held: queue }))
+        let count = count().await?;
+        if let Err(why) = fits_account(&count, slot, ahead) {
+            if slot == Slot::Rotation {
+                queue.ask(object, now);
             }
-            Err(why) => {
-                if slot == Slot::Rotation {
-                    queue.ask(object, now);
-                }
-                Ok(Err(why))
-            }
+            return Ok(Err(why));
+        }
+        // Past the account's queue: a namespace at its own share waits outside it, so it
+        // holds up no other namespace's rotation.
+        queue.leave(object);
+        match fits_namespace(&count, slot) {
+            Ok(()) => Ok(Ok(Granted { _held: queue })),
+            Err(why) => Ok(Err(why)),
         }
     }
 }

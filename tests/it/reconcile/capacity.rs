@@ -258,3 +258,54 @@ async fn a_full_account_admits_no_new_object_holds_rotations_and_still_revokes()
     assert!(world.emulator.model().list_public_keys().len() <= 9);
     world.check_logs_and_errors();
 }
+
+/// The queue is the account's: a rotation held because the account is full waits its turn and
+/// the next rotation waits behind it, but a rotation held by its own namespace's share never
+/// enters it, so one namespace at its share holds up no other namespace.
+#[tokio::test]
+async fn only_a_full_account_queues_rotations() {
+    use keyfront::reconcile::capacity::Gate;
+    let gate = Gate::default();
+    let now = jiff::Timestamp::UNIX_EPOCH;
+    let count = |used, namespace: &str, share_used| Count {
+        used,
+        foreign: 0,
+        quota: 10,
+        namespace: Some(Share {
+            name: namespace.into(),
+            used: share_used,
+            limit: 5,
+            defaulted: false,
+        }),
+    };
+    let enter = async |object: &str, count: Count| {
+        gate.enter("default", object, Slot::Rotation, now, async || {
+            Ok::<_, ()>(count)
+        })
+        .await
+        .unwrap()
+        .map(drop)
+    };
+    let held = enter("team-b/full", count(8, "team-b", 5))
+        .await
+        .unwrap_err();
+    assert!(
+        held.contains("namespace \"team-b\" holds 5 of the 5"),
+        "{held}"
+    );
+    assert_eq!(enter("team-a/site", count(8, "team-a", 1)).await, Ok(()));
+
+    let full = enter("team-a/one", count(9, "team-a", 2))
+        .await
+        .unwrap_err();
+    assert!(
+        full.contains("stays free for emergency revocations"),
+        "{full}"
+    );
+    let behind = enter("team-a/two", count(7, "team-a", 2))
+        .await
+        .unwrap_err();
+    assert!(behind.contains("takes its turn"), "{behind}");
+    assert_eq!(enter("team-a/one", count(7, "team-a", 2)).await, Ok(()));
+    assert_eq!(enter("team-a/two", count(7, "team-a", 2)).await, Ok(()));
+}
