@@ -2,8 +2,47 @@
 //!
 //! The CRD schema already restricts these fields to non-negative durations; this parser is the
 //! controller's own check, so a value that slipped past admission is reported, not trusted.
+//! The schema's pattern and CEL rules for these fields are here too, beside the parser.
 
 use std::time::Duration;
+
+use kube::core::Rule;
+
+/// A pattern for Kubernetes/Go duration strings such as `720h`, `1h30m`, `90s`, `0s`.
+/// `[.]`, not `\.`: the same text goes into CEL rules ([`rotation_durations_valid`]), where a
+/// backslash would need escaping again inside CEL's string literal.
+pub const DURATION_PATTERN: &str = r"^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$";
+
+/// A duration field's rule for `30d`, set on the struct that holds the field: the API server
+/// skips a field's own rules once its pattern fails, and the pattern alone answers with a regex.
+/// Kubernetes durations have no day unit (CEL's `duration()` neither), so the message gives the
+/// hours.
+pub(super) fn no_days(field: &str) -> Rule {
+    Rule::new(format!("!has(self.{field}) || !self.{field}.contains('d')"))
+        .message(kube::core::cel::Message::Message(format!(
+            "{field}: days are not supported: write the duration in hours, e.g. 720h for 30d"
+        )))
+        .field_path(format!(".{field}"))
+}
+
+/// A duration field's rule for `-5m`, set on the struct that holds it (see [`no_days`]).
+pub(super) fn not_negative(field: &str) -> Rule {
+    Rule::new(format!(
+        "!has(self.{field}) || !self.{field}.startsWith('-')"
+    ))
+    .message(kube::core::cel::Message::Message(format!(
+        "{field} must not be negative"
+    )))
+    .field_path(format!(".{field}"))
+}
+
+/// CEL: every rotation duration is well formed, so `duration()` may be called on it (a
+/// malformed one is named by its pattern and the rules above, not by a conversion error).
+pub(super) fn rotation_durations_valid() -> String {
+    format!(
+        "[self.interval, self.maxSignedUrlLifetime, self.minPropagationWait, self.secretRefreshAllowance].all(d, d.matches('{DURATION_PATTERN}'))"
+    )
+}
 
 /// Why a duration string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

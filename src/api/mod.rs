@@ -17,11 +17,11 @@ pub use account::{
     CloudFrontAccountStatus, DEFAULT_ACCOUNT, DistributionGrant, KeyGroupNamePolicy, NamespaceFrom,
     NamespaceGrant, NamespaceLimits, UnclaimedKeyring, UngrantedNamespacePolicy,
 };
-pub use duration::{DurationError, parse_cli_duration, parse_duration};
+pub use duration::{DURATION_PATTERN, DurationError, parse_cli_duration, parse_duration};
+use duration::{no_days, not_negative, rotation_durations_valid};
 pub use names::{default_key_group_name, default_secret_name, legacy_default_key_group_name};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::core::Rule;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -33,42 +33,6 @@ pub const VERSION: &str = "v1alpha1";
 
 /// CloudFront allows at most this many public keys in one key group.
 pub const MAX_KEYS_PER_GROUP: usize = 5;
-
-/// A pattern for Kubernetes/Go duration strings such as `720h`, `1h30m`, `90s`, `0s`.
-/// `[.]`, not `\.`: the same text goes into CEL rules ([`rotation_durations_valid`]), where a
-/// backslash would need escaping again inside CEL's string literal.
-pub const DURATION_PATTERN: &str = r"^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$";
-
-/// A duration field's rule for `30d`, set on the struct that holds the field: the API server
-/// skips a field's own rules once its pattern fails, and the pattern alone answers with a regex.
-/// Kubernetes durations have no day unit (CEL's `duration()` neither), so the message gives the
-/// hours.
-fn no_days(field: &str) -> Rule {
-    Rule::new(format!("!has(self.{field}) || !self.{field}.contains('d')"))
-        .message(kube::core::cel::Message::Message(format!(
-            "{field}: days are not supported: write the duration in hours, e.g. 720h for 30d"
-        )))
-        .field_path(format!(".{field}"))
-}
-
-/// A duration field's rule for `-5m`, set on the struct that holds it (see [`no_days`]).
-fn not_negative(field: &str) -> Rule {
-    Rule::new(format!(
-        "!has(self.{field}) || !self.{field}.startsWith('-')"
-    ))
-    .message(kube::core::cel::Message::Message(format!(
-        "{field} must not be negative"
-    )))
-    .field_path(format!(".{field}"))
-}
-
-/// CEL: every rotation duration is well formed, so `duration()` may be called on it (a
-/// malformed one is named by its pattern and the rules above, not by a conversion error).
-fn rotation_durations_valid() -> String {
-    format!(
-        "[self.interval, self.maxSignedUrlLifetime, self.minPropagationWait, self.secretRefreshAllowance].all(d, d.matches('{DURATION_PATTERN}'))"
-    )
-}
 
 /// Desired state of one CloudFront key group and the signing keys it trusts.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]

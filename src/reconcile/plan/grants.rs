@@ -25,7 +25,7 @@ pub fn reaches_cloudfront(admission: &Admission, observed: &Observed) -> bool {
 /// Why an object of a namespace its account admits but grants no distribution creates
 /// nothing, if it is one and has created nothing yet (what it made before a grant was
 /// withdrawn is wound down as any withdrawn grant is).
-pub(super) fn ungranted_refusal(admission: &Admission, observed: &Observed) -> Option<String> {
+fn ungranted_refusal(admission: &Admission, observed: &Observed) -> Option<String> {
     let Admission::Admitted(grants) = admission else {
         return None;
     };
@@ -71,7 +71,7 @@ pub(super) fn refusal(admission: &Admission) -> Option<(&'static str, String)> {
 
 /// Why the account does not let this namespace create the key group name, if it does not:
 /// only for a name keyfront would create (no keyring yet, not an adoption).
-pub(super) fn name_refusal(
+fn name_refusal(
     observed: &Observed,
     settings: &super::Settings,
     namespace: &str,
@@ -97,4 +97,20 @@ pub(super) struct Access<'a> {
     /// signing key written into it. Without it keyfront only winds down: it detaches and keeps
     /// what exists, and writes no key material into the namespace.
     pub(super) admitted: bool,
+}
+
+/// Why the account lets this object create nothing yet, if it does not: a namespace granted
+/// no distribution, or a key group name outside the namespace's prefix.
+pub(super) fn creation_refusal(
+    admission: &Admission,
+    observed: &Observed,
+    settings: &super::Settings,
+    namespace: &str,
+) -> Option<(&'static str, String)> {
+    ungranted_refusal(admission, observed)
+        .map(|m| (reasons::NO_DISTRIBUTION_GRANTED, m))
+        .or_else(|| {
+            name_refusal(observed, settings, namespace)
+                .map(|m| (reasons::KEY_GROUP_NAME_NOT_ALLOWED, m))
+        })
 }

@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use super::distributions::trusts;
 use super::{Plan, Settings, Stage, after, before};
 use crate::api::{KeyAlgorithm, KeyState, MAX_KEYS_PER_GROUP};
+use crate::reconcile::capacity::{Slot, steady_need};
 use crate::reconcile::keyring::{KeyRecord, Keyring};
 use crate::reconcile::names;
 use crate::reconcile::observed::{AppSecret, DistributionState, Observed, Subject};
@@ -454,4 +455,22 @@ pub(super) fn plan_activation(
         return None;
     }
     Some(candidate.serial)
+}
+
+/// What a Staged key's public key is for, which decides how much of the account it may take
+/// ([`crate::reconcile::capacity`]): the object's first key, a revoked key's successor, or a
+/// rotation's next key.
+pub(super) fn publish_slot(keyring: &Keyring, settings: &Settings) -> Slot {
+    if keyring.keys.iter().all(|r| r.public_key_id.is_none()) {
+        let grace = settings
+            .grace()
+            .saturating_add(settings.min_propagation_wait);
+        Slot::FirstKey {
+            need: steady_need(settings.interval, grace),
+        }
+    } else if keyring.active().is_some_and(|a| a.revoked) {
+        Slot::Revocation
+    } else {
+        Slot::Rotation
+    }
 }

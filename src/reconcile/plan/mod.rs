@@ -43,7 +43,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::capacity::{Slot, steady_need};
+use super::capacity::Slot;
 use super::keyring::{KeyRecord, Keyring, MadeFor};
 use super::observed::{AppSecret, KeyGroupState, Observed, Subject};
 use super::reasons;
@@ -276,13 +276,10 @@ pub fn plan(
     {
         settings.key_group_name = group.value.config.name.clone();
     }
-    if let Some(message) = grants::ungranted_refusal(&admission, observed) {
-        plan.find(reasons::READY, reasons::NO_DISTRIBUTION_GRANTED, message);
-        plan.settings = Some(settings);
-        return plan;
-    }
-    if let Some(message) = grants::name_refusal(observed, &settings, &subject.namespace) {
-        plan.find(reasons::READY, reasons::KEY_GROUP_NAME_NOT_ALLOWED, message);
+    if let Some((reason, message)) =
+        grants::creation_refusal(&admission, observed, &settings, &subject.namespace)
+    {
+        plan.find(reasons::READY, reason, message);
         plan.settings = Some(settings);
         return plan;
     }
@@ -416,20 +413,7 @@ fn plan_lifecycle(
 
     // Create public keys of Staged keys that a listing confirmed are not in CloudFront yet.
     if observed.listed_public_keys.is_some() && may_publish {
-        let slot = if plan.keyring.keys.iter().all(|r| r.public_key_id.is_none()) {
-            Slot::FirstKey {
-                need: steady_need(
-                    settings.interval,
-                    settings
-                        .grace()
-                        .saturating_add(settings.min_propagation_wait),
-                ),
-            }
-        } else if plan.keyring.active().is_some_and(|a| a.revoked) {
-            Slot::Revocation
-        } else {
-            Slot::Rotation
-        };
+        let slot = keys::publish_slot(&plan.keyring, settings);
         for r in &plan.keyring.keys {
             if r.state == KeyState::Staged && r.public_key_id.is_none() {
                 plan.steps.push(Step::CreatePublicKey {

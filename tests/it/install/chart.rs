@@ -16,6 +16,14 @@ use crate::support::Cluster;
 use crate::support::rbac::{self, OPERATOR_CALLS, Place};
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/keyfront");
+/// `helm install` of the chart as the tests name the release.
+const INSTALL: [&str; 5] = [
+    "install",
+    "keyfront",
+    CHART,
+    "--namespace",
+    "keyfront-system",
+];
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(format!("{CHART}/{path}")).unwrap()
@@ -97,15 +105,8 @@ async fn helm_into(
         .create_namespaces(&["keyfront-system", "team-a", "team-b"])
         .await;
     let mut output = helm_cli(&cluster, &["lint", CHART], values).await;
-    let install = [
-        "install",
-        "keyfront",
-        CHART,
-        "--namespace",
-        "keyfront-system",
-    ];
     if output.status.success() {
-        output = helm_cli(&cluster, &install, values).await;
+        output = helm_cli(&cluster, &INSTALL, values).await;
     }
     for upgrade in upgrades {
         if !output.status.success() {
@@ -1045,15 +1046,8 @@ async fn crds_applied_with_kubectl_first_are_refused_with_the_fix_named() {
         assert!(said.contains(fix), "no {fix:?} in: {said}");
     }
     // The first way out: the chart leaves the CRDs alone.
-    let install = [
-        "install",
-        "keyfront",
-        CHART,
-        "--namespace",
-        "keyfront-system",
-    ];
     let values = json!({"crds": {"enabled": false}});
-    let output = helm_cli(&cluster, &install, &values).await;
+    let output = helm_cli(&cluster, &INSTALL, &values).await;
     assert!(
         output.status.success(),
         "{}",
@@ -1072,7 +1066,7 @@ async fn crds_applied_with_kubectl_first_are_refused_with_the_fix_named() {
         let words: Vec<&str> = command.split_whitespace().skip(1).collect();
         cluster.kubectl(&words).await;
     }
-    let output = helm_cli(&cluster, &install, &serde_json::Value::Null).await;
+    let output = helm_cli(&cluster, &INSTALL, &serde_json::Value::Null).await;
     assert!(
         output.status.success(),
         "{}",

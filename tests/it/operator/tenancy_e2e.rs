@@ -1291,21 +1291,12 @@ fn terraform_attaches(stack: &Stack, distribution: &str, group: &str) {
 /// boto3, playing Terraform, sets the default behavior of `distribution` to trust exactly
 /// `groups`.
 fn terraform_sets_trust(stack: &Stack, distribution: &str, groups: &[&str]) {
-    let output = std::process::Command::new(crate::support::python())
-        .args([
-            "attach_key_group.py",
-            &format!("http://{}", stack.cf_addr),
-            distribution,
-        ])
-        .args(groups)
-        .current_dir(repo("tests/python"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "attach_key_group.py: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let endpoint = format!("http://{}", stack.cf_addr);
+    let args: Vec<&str> = [endpoint.as_str(), distribution]
+        .into_iter()
+        .chain(groups.iter().copied())
+        .collect();
+    crate::support::python_script("attach_key_group.py", &args);
 }
 
 /// Signs with whatever the Secret holds, as fast as it can, until a rotation has switched it

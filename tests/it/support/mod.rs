@@ -331,22 +331,27 @@ pub struct TerraformState {
     pub domain_name: String,
 }
 
-/// boto3, playing Terraform, makes [`TerraformState`] in the CloudFront at `endpoint`.
-pub fn terraform_setup(endpoint: &str) -> TerraformState {
+/// Runs `tests/python/<script>` with `args`; its stdout, or a failure naming its stderr.
+pub fn python_script(script: &str, args: &[&str]) -> Vec<u8> {
     let output = Command::new(python())
-        .args([
-            "terraform_setup.py",
-            endpoint,
-            "media-signing",
-            "rsa-1.pub.pem",
-        ])
+        .arg(script)
+        .args(args)
         .current_dir(repo("tests/python"))
         .output()
         .unwrap();
     assert!(
         output.status.success(),
-        "terraform_setup.py: {}",
+        "{script}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    serde_json::from_slice(&output.stdout).unwrap()
+    output.stdout
+}
+
+/// boto3, playing Terraform, makes [`TerraformState`] in the CloudFront at `endpoint`.
+pub fn terraform_setup(endpoint: &str) -> TerraformState {
+    let state = python_script(
+        "terraform_setup.py",
+        &[endpoint, "media-signing", "rsa-1.pub.pem"],
+    );
+    serde_json::from_slice(&state).unwrap()
 }
