@@ -24,7 +24,6 @@ pub struct Rate {
 #[derive(Debug)]
 struct BucketState {
     rate: f64,
-    /// Negative: tokens already promised to callers still waiting.
     tokens: f64,
     refilled: Instant,
     last_decrease: Option<Instant>,
@@ -74,14 +73,15 @@ impl Bucket {
         state
     }
 
-    /// Takes a token: how long to wait before using it.
-    pub fn reserve(&self, now: Instant) -> Duration {
+    /// Takes a token if one is there; else how long until one is.
+    pub fn try_take(&self, now: Instant) -> Result<(), Duration> {
         let mut state = self.settled(now);
-        state.tokens -= 1.0;
-        if state.tokens >= 0.0 {
-            Duration::ZERO
+        // A hair under one token is one: float rounding must not make a caller sleep for 1 ns.
+        if state.tokens >= 1.0 - 1e-9 {
+            state.tokens = (state.tokens - 1.0).max(0.0);
+            Ok(())
         } else {
-            Duration::from_secs_f64(-state.tokens / state.rate)
+            Err(Duration::from_secs_f64((1.0 - state.tokens) / state.rate))
         }
     }
 
@@ -114,16 +114,27 @@ mod tests {
         Bucket::new(Rate { per_second, burst })
     }
 
+    /// Takes tokens one after another as they come due: the waits between them.
+    fn spacing(b: &Bucket, mut now: Instant, calls: usize) -> Vec<f64> {
+        let start = now;
+        let mut at = Vec::new();
+        for _ in 0..calls {
+            while let Err(wait) = b.try_take(now) {
+                now += wait;
+            }
+            at.push((now - start).as_secs_f64());
+        }
+        at
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_burst_is_free_and_then_calls_are_spaced_by_the_rate() {
         let b = bucket(2.0, 3);
         let now = Instant::now();
-        let waits: Vec<f64> = (0..6).map(|_| b.reserve(now).as_secs_f64()).collect();
-        assert_eq!(waits, [0.0, 0.0, 0.0, 0.5, 1.0, 1.5]);
-        // After the promised tokens are due, the bucket refills to the burst and no further.
+        assert_eq!(spacing(&b, now, 6), [0.0, 0.0, 0.0, 0.5, 1.0, 1.5]);
+        // Idle long after, the bucket has refilled to the burst and no further.
         let later = now + Duration::from_secs(100);
-        let waits: Vec<f64> = (0..4).map(|_| b.reserve(later).as_secs_f64()).collect();
-        assert_eq!(waits, [0.0, 0.0, 0.0, 0.5]);
+        assert_eq!(spacing(&b, later, 4), [0.0, 0.0, 0.0, 0.5]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -151,6 +162,6 @@ mod tests {
         let now = Instant::now();
         b.throttled(now);
         // Rate 0.5/s now, and no burst left: the next call waits 2 s.
-        assert_eq!(b.reserve(now).as_secs_f64(), 2.0);
+        assert_eq!(b.try_take(now), Err(Duration::from_secs(2)));
     }
 }

@@ -4,8 +4,10 @@
 //! CloudFront's control plane throttles early (a few distribution updates a minute) and its
 //! limits cannot be raised, so keyfront paces itself rather than leaning on retries:
 //! - **Token buckets** per account ([`Bucket`]): reads and writes have separate rates and
-//!   bursts (`--cloudfront-read-rate`, `--cloudfront-write-rate`, ...). A caller reserves a
-//!   token and sleeps until it is due, so waiting callers are served in order.
+//!   bursts (`--cloudfront-read-rate`, `--cloudfront-write-rate`, ...).
+//! - **Fair turns** per namespace ([`FairBucket`]): the tenants of an account take its tokens
+//!   in turn, so one namespace flooding changes delays another's call by at most one of its
+//!   own calls per namespace waiting (the bound is in [`fair`]'s module doc).
 //! - **Adaptive**: a `Throttling` answer halves the bucket's rate (at most once a second, so a
 //!   burst of throttled calls counts once; never below an eighth of the configured rate);
 //!   every 10 s without throttling gives back a tenth of the configured rate.
@@ -28,6 +30,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 mod bucket;
+mod fair;
 mod gate;
 mod shared_reads;
 
@@ -35,6 +38,7 @@ mod shared_reads;
 mod coalescing_tests;
 
 pub use bucket::{Bucket, Rate};
+pub use fair::FairBucket;
 pub use gate::WriteGate;
 use shared_reads::PendingReads;
 
@@ -86,15 +90,15 @@ impl Default for BudgetSettings {
 /// for a token, and pending trust changes.
 #[derive(Debug)]
 pub(super) struct AccountBudget {
-    reads: Bucket,
-    writes: Bucket,
+    reads: FairBucket,
+    writes: FairBucket,
     distributions: Mutex<HashMap<String, (Instant, Tagged<Distribution>)>>,
     pending_reads: PendingReads,
     pub(super) batches: Batches,
 }
 
 impl AccountBudget {
-    fn bucket(&self, class: Class) -> &Bucket {
+    fn bucket(&self, class: Class) -> &FairBucket {
         match class {
             Class::Read => &self.reads,
             Class::Write => &self.writes,
@@ -145,14 +149,19 @@ impl<A> BudgetedAccounts<A> {
         let mut rates = Vec::new();
         for (name, budget) in accounts.iter() {
             for class in [Class::Read, Class::Write] {
-                rates.push((name.clone(), class.label(), budget.bucket(class).rate(now)));
+                rates.push((
+                    name.clone(),
+                    class.label(),
+                    budget.bucket(class).bucket.rate(now),
+                ));
             }
         }
         rates
     }
 
-    /// The budget of the account named `name`, made on first use.
-    pub fn budgeted<C>(&self, name: &str, client: C) -> Budgeted<C> {
+    /// The budget of the account named `name`, made on first use, for calls on behalf of
+    /// `namespace` (which take their turns fairly beside other namespaces').
+    pub fn budgeted<C>(&self, name: &str, namespace: &str, client: C) -> Budgeted<C> {
         let account = self
             .accounts
             .lock()
@@ -160,8 +169,8 @@ impl<A> BudgetedAccounts<A> {
             .entry(name.to_owned())
             .or_insert_with(|| {
                 Arc::new(AccountBudget {
-                    reads: Bucket::new(self.settings.reads),
-                    writes: Bucket::new(self.settings.writes),
+                    reads: FairBucket::new(Bucket::new(self.settings.reads)),
+                    writes: FairBucket::new(Bucket::new(self.settings.writes)),
                     distributions: Mutex::default(),
                     pending_reads: PendingReads::default(),
                     batches: Batches::default(),
@@ -171,6 +180,7 @@ impl<A> BudgetedAccounts<A> {
         Budgeted {
             inner: client,
             account,
+            namespace: namespace.into(),
             settings: self.settings.clone(),
             gate: self.gate.clone(),
         }
@@ -184,7 +194,7 @@ impl<A: CloudFrontAccounts> CloudFrontAccounts for BudgetedAccounts<A> {
         let client = self.inner.connect(access).await?;
         // Keyed by the AWS account where known: its quotas and throttling are the account's.
         let key = access.aws_account_id.as_deref().unwrap_or(&access.account);
-        Ok(self.budgeted(key, client))
+        Ok(self.budgeted(key, &access.namespace, client))
     }
 
     async fn caller_account(&self, access: &AccountAccess) -> Result<Option<String>> {
@@ -197,6 +207,8 @@ impl<A: CloudFrontAccounts> CloudFrontAccounts for BudgetedAccounts<A> {
 pub struct Budgeted<C> {
     pub(super) inner: C,
     account: Arc<AccountBudget>,
+    /// Whose turn each call takes at the account's buckets.
+    namespace: Arc<str>,
     settings: Arc<BudgetSettings>,
     gate: WriteGate,
 }
@@ -212,10 +224,7 @@ impl<C> Budgeted<C> {
         let bucket = self.account.bucket(class);
         let mut tries: u32 = 0;
         loop {
-            let wait = bucket.reserve(Instant::now());
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
-            }
+            bucket.take(&self.namespace).await;
             if class == Class::Write && !self.gate.open() {
                 return Err(super::CloudFrontError::new(
                     "write",
@@ -231,7 +240,7 @@ impl<C> Budgeted<C> {
                 Ok(_) => return result,
             };
             if kind == ErrorKind::Throttled {
-                bucket.throttled(Instant::now());
+                bucket.bucket.throttled(Instant::now());
             }
             let retryable = matches!(kind, ErrorKind::Throttled | ErrorKind::Transient);
             if !retryable || tries >= self.settings.max_attempts.max(1) {
