@@ -74,12 +74,32 @@ impl CloudFrontAccountSpec {
     /// The public keys one namespace's objects may hold in this account, and whether that is
     /// the default share rather than `spec.limits`.
     pub fn public_keys_per_namespace(&self) -> Option<(u32, bool)> {
-        if let Some(set) = self.limits.public_keys_per_namespace {
-            return Some((set, false));
+        match self.limits.public_keys_per_namespace {
+            Some(set) => Some((set, false)),
+            None => self.default_share(self.quotas.public_keys, 2),
         }
+    }
+
+    /// The key groups one namespace's objects may hold in this account, and whether that is
+    /// the default share.
+    pub fn key_groups_per_namespace(&self) -> Option<(u32, bool)> {
+        match self.limits.key_groups_per_namespace {
+            Some(set) => Some((set, false)),
+            None => self.default_share(self.quotas.key_groups, 1),
+        }
+    }
+
+    /// The objects with keys one namespace may have in this account (no default).
+    pub fn objects_per_namespace(&self) -> Option<u32> {
+        self.limits.objects_per_namespace
+    }
+
+    /// `quota` over the namespaces `allowedNamespaces` names, rounded up, at least `least`:
+    /// only where it names more than one.
+    fn default_share(&self, quota: u32, least: u32) -> Option<(u32, bool)> {
         let named = u32::try_from(self.allowed_namespaces.names.len()).ok()?;
         (self.allowed_namespaces.from == NamespaceFrom::Names && named > 1)
-            .then(|| (self.quotas.public_keys.div_ceil(named).max(2), true))
+            .then(|| (quota.div_ceil(named).max(least), true))
     }
 }
 
@@ -94,6 +114,17 @@ pub struct NamespaceLimits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 2))]
     pub public_keys_per_namespace: Option<u32>,
+    /// Key groups one namespace's SigningKeyGroups may hold in this account (each makes one,
+    /// unless it adopts a group). Default: the key-group quota divided by the number of
+    /// namespaces `allowedNamespaces` names, rounded up; none with `from: All` or `Selector`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub key_groups_per_namespace: Option<u32>,
+    /// SigningKeyGroups with keys one namespace may have in this account. No default: the
+    /// shares of public keys and key groups bound them already.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub objects_per_namespace: Option<u32>,
 }
 
 /// See [`CloudFrontAccountSpec::namespaces_without_distributions`].

@@ -129,10 +129,21 @@ pub async fn execute<A, C: CloudFront>(
                         &subject.uid,
                         *slot,
                         ctx.clock.now(),
-                        async || capacity::count(ctx, cf, subject, observed.account.as_ref()).await,
+                        async || {
+                            capacity::count(
+                                ctx,
+                                cf,
+                                subject,
+                                &object.spec.account_ref.name,
+                                observed.account.as_ref(),
+                                *slot,
+                            )
+                            .await
+                        },
                     )
                     .await?;
-                let _slot = match entered {
+                // Held until the key exists: no other object counts the account meanwhile.
+                let _granted = match entered {
                     Ok(granted) => granted,
                     Err(message) => {
                         done.held = Some(Held {

@@ -467,6 +467,7 @@ pub(super) fn publish_slot(keyring: &Keyring, settings: &Settings) -> Slot {
             .saturating_add(settings.min_propagation_wait);
         Slot::FirstKey {
             need: steady_need(settings.interval, grace),
+            group: !settings.adopt,
         }
     } else if keyring.active().is_some_and(|a| a.revoked) {
         Slot::Revocation

@@ -6,7 +6,13 @@
 use std::time::Duration;
 
 use keyfront::cloudfront::NewPublicKey;
-use keyfront::reconcile::capacity::{Count, RESERVE, Share, Slot, fits, steady_need};
+use keyfront::reconcile::capacity::{Count, Limited, RESERVE, Share, Slot, fits, steady_need};
+
+/// A first key that makes its key group, needing one key between rotations.
+const FIRST: Slot = Slot::FirstKey {
+    need: 1,
+    group: true,
+};
 use keyfront::reconcile::{names, reasons};
 use serde_json::json;
 
@@ -17,17 +23,29 @@ fn what_fits_leaves_the_reserve_to_revocations_and_headroom_to_rotations() {
     let count = |used| Count {
         used,
         foreign: 3,
+        committed: used,
         quota: 10,
-        namespace: None,
+        groups: Some((3, 10)),
+        namespace: Vec::new(),
     };
     // A first key needs its own need, one for rotations and one for revocations.
-    assert!(fits(&count(7), Slot::FirstKey { need: 1 }, 0).is_ok());
-    let refused = fits(&count(8), Slot::FirstKey { need: 1 }, 0).unwrap_err();
+    assert!(fits(&count(7), FIRST, 0).is_ok());
+    let refused = fits(&count(8), FIRST, 0).unwrap_err();
     assert!(
         refused.contains("8 of its 10 public keys (5 by keyfront, 3 by other owners)"),
         "{refused}"
     );
-    assert!(fits(&count(6), Slot::FirstKey { need: 3 }, 0).is_err());
+    assert!(
+        fits(
+            &count(6),
+            Slot::FirstKey {
+                need: 3,
+                group: true
+            },
+            0
+        )
+        .is_err()
+    );
     // A rotation may take the last key but the reserve.
     assert!(fits(&count(8), Slot::Rotation, 0).is_ok());
     assert!(fits(&count(9), Slot::Rotation, 0).is_err());
@@ -44,7 +62,7 @@ fn what_fits_leaves_the_reserve_to_revocations_and_headroom_to_rotations() {
             .unwrap_err()
             .contains("takes its turn")
     );
-    assert!(fits(&count(2), Slot::FirstKey { need: 1 }, 1).is_err());
+    assert!(fits(&count(2), FIRST, 1).is_err());
     assert_eq!(RESERVE, 1);
 }
 
@@ -53,19 +71,23 @@ fn a_namespace_holds_at_most_its_share_with_room_for_its_own_rotations() {
     let count = |used| Count {
         used: 6,
         foreign: 0,
+        committed: 6,
         quota: 10,
-        namespace: Some(Share {
+        groups: None,
+        namespace: vec![Share {
             name: "team-b".into(),
+            what: Limited::PublicKeys,
             used,
+            committed: used,
             limit: 5,
             defaulted: true,
-        }),
+        }],
     };
-    assert!(fits(&count(3), Slot::FirstKey { need: 1 }, 0).is_ok());
-    let refused = fits(&count(4), Slot::FirstKey { need: 1 }, 0).unwrap_err();
+    assert!(fits(&count(3), FIRST, 0).is_ok());
+    let refused = fits(&count(4), FIRST, 0).unwrap_err();
     assert!(
         refused.contains("namespace \"team-b\" holds 4 of the 5 public keys")
-            && refused.contains("10 keys ÷ the namespaces it admits"),
+            && refused.contains("10 public keys ÷ the namespaces it admits"),
         "{refused}"
     );
     assert!(fits(&count(4), Slot::Rotation, 0).is_ok());
@@ -94,6 +116,95 @@ fn an_objects_need_follows_its_grace_and_interval() {
     assert_eq!(steady_need(h(1), Duration::from_secs(3 * 3600 - 1)), 3);
     assert_eq!(steady_need(h(1), h(3)), 4);
     assert_eq!(steady_need(Duration::ZERO, h(1)), 4);
+}
+
+/// Admission counts what the objects already admitted are committed to, not only what they
+/// hold now: an object whose grace spans two intervals holds 1 key today and 3 later.
+#[test]
+fn admission_counts_admitted_objects_at_their_steady_needs_and_their_key_groups() {
+    let count = |used, committed, groups| Count {
+        used,
+        foreign: 0,
+        committed,
+        quota: 10,
+        groups: Some((groups, 10)),
+        namespace: Vec::new(),
+    };
+    // 5 keys exist, but the objects holding them are committed to 8: no room for another.
+    assert!(fits(&count(5, 5, 3), FIRST, 0).is_ok());
+    let refused = fits(&count(5, 8, 3), FIRST, 0).unwrap_err();
+    assert!(refused.contains("committed to 8"), "{refused}");
+    // Rotations are live: they may use what exists now.
+    assert!(fits(&count(5, 8, 3), Slot::Rotation, 0).is_ok());
+    // A first key is refused when its key group would not fit, unless it adopts a group.
+    let refused = fits(&count(2, 2, 10), FIRST, 0).unwrap_err();
+    assert!(
+        refused.contains("10 of its 10 key groups") && refused.contains("spec.keyGroup.adopt"),
+        "{refused}"
+    );
+    let adopting = Slot::FirstKey {
+        need: 1,
+        group: false,
+    };
+    assert!(fits(&count(2, 2, 10), adopting, 0).is_ok());
+}
+
+/// A namespace's key groups and objects are limited like its keys: the defaults divide the
+/// account's key-group quota among the namespaces it names, and objects are limited only where
+/// the account says so.
+#[test]
+fn a_namespace_is_limited_in_key_groups_and_objects_too() {
+    let share = |what, used, limit| Share {
+        name: "team-b".into(),
+        what,
+        used,
+        committed: used,
+        limit,
+        defaulted: what == Limited::KeyGroups,
+    };
+    let count = |shares| Count {
+        used: 2,
+        foreign: 0,
+        committed: 2,
+        quota: 10,
+        groups: Some((2, 10)),
+        namespace: shares,
+    };
+    let groups_full = count(vec![share(Limited::KeyGroups, 5, 5)]);
+    let refused = fits(&groups_full, FIRST, 0).unwrap_err();
+    assert!(
+        refused.contains("holds 5 of the 5 key groups")
+            && refused.contains("spec.limits.keyGroupsPerNamespace"),
+        "{refused}"
+    );
+    // Rotations and revocations make no group: never held by it.
+    assert!(fits(&groups_full, Slot::Rotation, 0).is_ok());
+    assert!(fits(&groups_full, Slot::Revocation, 0).is_ok());
+    let objects_full = count(vec![share(Limited::Objects, 3, 3)]);
+    let refused = fits(&objects_full, FIRST, 0).unwrap_err();
+    assert!(
+        refused.contains("holds 3 of the 3 SigningKeyGroups with keys")
+            && refused.contains("what the account's spec.limits.objectsPerNamespace allows"),
+        "{refused}"
+    );
+    assert!(fits(&count(vec![share(Limited::Objects, 2, 3)]), FIRST, 0).is_ok());
+
+    let account = |spec: serde_json::Value| -> keyfront::api::CloudFrontAccountSpec {
+        serde_json::from_value(spec).unwrap()
+    };
+    let three = json!({"allowedNamespaces": {"from": "Names", "names": ["a", "b", "c"]}});
+    assert_eq!(
+        account(three.clone()).key_groups_per_namespace(),
+        Some((4, true))
+    );
+    assert_eq!(account(three).objects_per_namespace(), None);
+    let set = json!({"allowedNamespaces": {"from": "All"},
+        "limits": {"keyGroupsPerNamespace": 2, "objectsPerNamespace": 1}});
+    assert_eq!(
+        account(set.clone()).key_groups_per_namespace(),
+        Some((2, false))
+    );
+    assert_eq!(account(set).objects_per_namespace(), Some(1));
 }
 
 /// Foreign public keys (Terraform's, another cluster's), made outside keyfront.
@@ -125,6 +236,87 @@ async fn reconcile_a_few_times(world: &mut World, name: &str) {
 
 async fn reason(world: &World, name: &str, condition: &str) -> Option<(String, String)> {
     world.condition(name, condition).await
+}
+
+/// On the real reconciler: an admitted object whose grace spans two intervals holds one key
+/// today and will hold three, and a second object is refused for what the first will need,
+/// where counting only the keys that exist would have admitted it.
+#[tokio::test]
+async fn admission_leaves_room_for_what_admitted_objects_will_hold() {
+    let mut world = World::new();
+    world.distribution("E1", &["/private/*"]);
+    let trust = json!([{"id": "E1", "pathPatterns": ["/private/*"]}]);
+    foreign_keys(&world, 5).await;
+    let long_grace = json!({
+        "interval": "1h",
+        "maxSignedUrlLifetime": "2h",
+        "secretRefreshAllowance": "2m",
+        "minPropagationWait": "0s",
+    });
+    // 5 foreign + media's need of 3 + 1 headroom = 9, the quota less the reserve.
+    world
+        .apply(manifest("media", long_grace, trust.clone()))
+        .await;
+    world.until_ready("media").await;
+    assert_eq!(world.emulator.model().list_public_keys().len(), 6);
+
+    // 6 keys exist, but media is committed to 3: 5 + 3 + 1 + 1 is over 9.
+    world.apply(manifest("second", hourly(), trust)).await;
+    reconcile_a_few_times(&mut world, "second").await;
+    let (status, refused) = world.condition("second", reasons::READY).await.unwrap();
+    assert_eq!(
+        (status.as_str(), refused.as_str()),
+        ("False", reasons::ACCOUNT_CAPACITY_EXCEEDED)
+    );
+    let said = world
+        .status("second")
+        .await
+        .conditions
+        .iter()
+        .map(|c| c.message.clone())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        said.contains("6 of its 10 public keys") && said.contains("committed to 8"),
+        "{said}"
+    );
+    assert!(world.public_keys_of(&world.owner("second")).is_empty());
+    world.check_logs_and_errors();
+}
+
+/// On the real reconciler: with the account's key groups all taken (by Terraform here), a new
+/// object is refused before it creates its first public key, which would otherwise sit in the
+/// account with no group to go into.
+#[tokio::test]
+async fn a_new_object_is_refused_when_its_key_group_would_not_fit() {
+    use keyfront::cloudfront::{CloudFront as _, KeyGroupConfig};
+    let mut world = World::new();
+    world.distribution("E1", &["/private/*"]);
+    foreign_keys(&world, 1).await;
+    let key = world.emulator.model().list_public_keys()[0].id.clone();
+    for n in 0..10 {
+        world
+            .emulator
+            .create_key_group(&KeyGroupConfig {
+                name: format!("terraform-{n}"),
+                comment: None,
+                items: vec![key.clone()],
+            })
+            .await
+            .unwrap();
+    }
+    let trust = json!([{"id": "E1", "pathPatterns": ["/private/*"]}]);
+    world.apply(manifest("media", hourly(), trust)).await;
+    reconcile_a_few_times(&mut world, "media").await;
+    let (status, refused) = world.condition("media", reasons::READY).await.unwrap();
+    assert_eq!(
+        (status.as_str(), refused.as_str()),
+        ("False", reasons::ACCOUNT_CAPACITY_EXCEEDED)
+    );
+    let said = world.status("media").await.conditions[0].message.clone();
+    assert!(said.contains("10 of its 10 key groups"), "{said}");
+    assert!(world.public_keys_of(&world.owner("media")).is_empty());
+    world.check_logs_and_errors();
 }
 
 #[tokio::test]
@@ -270,13 +462,17 @@ async fn only_a_full_account_queues_rotations() {
     let count = |used, namespace: &str, share_used| Count {
         used,
         foreign: 0,
+        committed: used,
         quota: 10,
-        namespace: Some(Share {
+        groups: None,
+        namespace: vec![Share {
             name: namespace.into(),
+            what: Limited::PublicKeys,
             used: share_used,
+            committed: share_used,
             limit: 5,
             defaulted: false,
-        }),
+        }],
     };
     let enter = async |object: &str, count: Count| {
         gate.enter("default", object, Slot::Rotation, now, async || {

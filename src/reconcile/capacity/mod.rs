@@ -1,41 +1,40 @@
-//! The account's public keys, which every tenant shares: a gate in front of each
-//! `CreatePublicKey`.
+//! The account's public keys and key groups, which every tenant shares: a gate in front of
+//! each `CreatePublicKey`.
 //!
-//! CloudFront allows 10 public keys per AWS account, and counts every owner's: other clusters',
-//! Terraform's, the console's. Planned one object at a time, one namespace could fill them and
-//! leave every other tenant's rotation, and every emergency revocation, failing with
-//! `TooManyPublicKeys`. The gate decides, per account, whether a key may be created now:
+//! CloudFront allows 10 public keys and 10 key groups per AWS account, and counts every
+//! owner's: other clusters', Terraform's, the console's. Planned one object at a time, one
+//! namespace could fill them and leave every other tenant's rotation, and every emergency
+//! revocation, failing with `TooManyPublicKeys`. The gate decides, per account, whether a key
+//! may be created now:
 //!
-//! - it counts the account's public keys afresh (one `ListPublicKeys`), under a lock held until
-//!   the key is created, so two objects never both take the last slot;
+//! - it counts the account afresh ([`count`]: one `ListPublicKeys`, and for a new object one
+//!   `ListKeyGroups`), under a lock held until the key (and a new object's key group) exists,
+//!   so two objects never both take the last slot;
 //! - [`RESERVE`] keys are kept free for emergency revocations, which alone may use them;
-//! - a new object's first key is admitted only if its steady need ([`steady_need`]) fits and
-//!   [`ROTATION_HEADROOM`] is left for the rotations of the objects already there, and never
-//!   while a rotation waits;
-//! - a namespace holds at most its share of the account (`spec.limits`, by default the quota
-//!   divided by the namespaces the account names), with the same headroom for its own
-//!   rotations; a revocation is never held by it;
+//! - a new object is admitted only if its steady need ([`steady_need`]) fits beside what the
+//!   objects already admitted are committed to (each counted at its own steady need, or at
+//!   what it holds if more), with [`ROTATION_HEADROOM`] left for their rotations, a key group
+//!   free if it makes one, and never while a rotation waits;
+//! - a namespace holds at most its share of the account (`spec.limits`: public keys, key
+//!   groups and objects; keys and groups default to the quota divided by the namespaces the
+//!   account names), with the same headroom for its own rotations; a revocation is never held
+//!   by it;
 //! - rotations held for a slot queue in the order they first asked, so each takes its turn
 //!   when a retiring key leaves (a waiter that stops asking for [`STALE_AFTER`] loses its
 //!   place, so a deleted object cannot hold the queue).
 //!
-//! Counts are live, so foreign keys count as used. Needs are not: an admitted object whose
-//! grace is longer than its interval may later hold more keys than it did when another object
-//! was admitted. Two `CloudFrontAccount`s naming one AWS account have separate queues; the
-//! count each sees is still the account's.
+//! Keys and groups made outside this cluster count as they are. Two `CloudFrontAccount`s
+//! naming one AWS account have separate queues; the count each sees is still the account's.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use kube::{Api, ResourceExt as _};
 
-use super::error::kube_error;
-use super::observed::Subject;
-use super::{Context, Error, KubeOperation, names};
-use crate::api::{AccountQuotas, CloudFrontAccountSpec, SigningKeyGroup};
-use crate::cloudfront::{CloudFront, PublicKey};
+mod count;
+
+pub(super) use count::count;
 
 /// Public keys kept free for emergency revocations (`keyfront.dev/revoke-key`).
 pub const RESERVE: u32 = 1;
@@ -47,8 +46,9 @@ pub const STALE_AFTER: Duration = Duration::from_secs(15 * 60);
 /// What a key is for, which decides how much of the account it may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Slot {
-    /// An object's first key: its steady need, plus the rotation headroom, must fit.
-    FirstKey { need: u32 },
+    /// An object's first key: its steady need, plus the rotation headroom, must fit, and a key
+    /// group too when it will make one (it does unless it adopts a group).
+    FirstKey { need: u32, group: bool },
     /// The next key of a rotation.
     Rotation,
     /// The successor of a revoked key: may use the reserve.
@@ -69,25 +69,60 @@ pub fn steady_need(interval: Duration, grace: Duration) -> u32 {
         .min(4)
 }
 
-/// The account's public keys as just listed.
+/// The account as just listed, and what the asking object's namespace holds of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Count {
+    /// Public keys in the account.
     pub used: u32,
     /// Of `used`, those keyfront did not make (other tools, the console).
     pub foreign: u32,
+    /// Public keys the account is committed to: `used`, with each object admitted here counted
+    /// at its steady need where that is more than it holds now.
+    pub committed: u32,
     pub quota: u32,
-    /// The asking object's namespace, when the account limits what one namespace holds.
-    pub namespace: Option<Share>,
+    /// Key groups in the account against their quota, counted for a first key that makes one.
+    pub groups: Option<(u32, u32)>,
+    /// The namespace's public keys, key groups and objects, where the account limits them.
+    pub namespace: Vec<Share>,
 }
 
 /// What one namespace holds of the account, against what it may.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Share {
     pub name: String,
+    pub what: Limited,
     pub used: u32,
+    /// `used`, with each admitted object counted at its steady need if more (keys only).
+    pub committed: u32,
     pub limit: u32,
     /// The limit is the default share (quota ÷ the namespaces the account names), not set.
     pub defaulted: bool,
+}
+
+/// What `spec.limits` caps per namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limited {
+    PublicKeys,
+    KeyGroups,
+    Objects,
+}
+
+impl Limited {
+    fn noun(self) -> &'static str {
+        match self {
+            Self::PublicKeys => "public keys",
+            Self::KeyGroups => "key groups",
+            Self::Objects => "SigningKeyGroups with keys",
+        }
+    }
+
+    fn field(self) -> &'static str {
+        match self {
+            Self::PublicKeys => "spec.limits.publicKeysPerNamespace",
+            Self::KeyGroups => "spec.limits.keyGroupsPerNamespace",
+            Self::Objects => "spec.limits.objectsPerNamespace",
+        }
+    }
 }
 
 /// Whether a key for `slot` fits in `count`, with `waiting` rotations queued ahead of it.
@@ -99,46 +134,72 @@ pub fn fits(count: &Count, slot: Slot, waiting: usize) -> Result<(), String> {
 
 /// Whether the asking object's namespace has room in its share of the account.
 fn fits_namespace(count: &Count, slot: Slot) -> Result<(), String> {
-    match (&count.namespace, slot) {
-        (_, Slot::Revocation) | (None, _) => Ok(()),
-        (Some(share), Slot::Rotation) if share.used < share.limit => Ok(()),
-        (Some(share), Slot::FirstKey { need })
-            if share.used + need + ROTATION_HEADROOM <= share.limit =>
-        {
-            Ok(())
+    count
+        .namespace
+        .iter()
+        .try_for_each(|share| fits_share(share, count, slot))
+}
+
+fn fits_share(share: &Share, count: &Count, slot: Slot) -> Result<(), String> {
+    let fits = match (share.what, slot) {
+        (_, Slot::Revocation) => true,
+        (Limited::PublicKeys, Slot::Rotation) => share.used < share.limit,
+        (Limited::PublicKeys, Slot::FirstKey { need, .. }) => {
+            share.committed + need + ROTATION_HEADROOM <= share.limit
         }
-        (Some(share), slot) => {
-            let whose = if share.defaulted {
-                format!(
-                    "its share of the account ({} keys ÷ the namespaces it admits, rounded up; spec.limits.publicKeysPerNamespace sets another)",
-                    count.quota
-                )
-            } else {
-                "what the account's spec.limits.publicKeysPerNamespace allows".to_owned()
-            };
-            let wants = match slot {
-                Slot::FirstKey { need } => format!(
-                    "this object needs {need}, and {ROTATION_HEADROOM} must stay free for the namespace's own rotations"
-                ),
-                _ => "the next key waits until one of the namespace's retiring keys leaves"
-                    .to_owned(),
-            };
-            Err(format!(
-                "namespace {:?} holds {} of the {} public keys that are {whose}: {wants}",
-                share.name, share.used, share.limit
-            ))
-        }
+        (Limited::KeyGroups, Slot::FirstKey { group: true, .. })
+        | (Limited::Objects, Slot::FirstKey { .. }) => share.used < share.limit,
+        (Limited::KeyGroups | Limited::Objects, _) => true,
+    };
+    if fits {
+        return Ok(());
     }
+    let noun = share.what.noun();
+    let whose = if share.defaulted {
+        let quota = match share.what {
+            Limited::KeyGroups => count.groups.map_or(0, |(_, quota)| quota),
+            _ => count.quota,
+        };
+        format!(
+            "its share of the account ({quota} {noun} ÷ the namespaces it admits, rounded up; {} sets another)",
+            share.what.field()
+        )
+    } else {
+        format!("what the account's {} allows", share.what.field())
+    };
+    let wants = match (share.what, slot) {
+        (Limited::PublicKeys, Slot::FirstKey { need, .. }) => format!(
+            "this object needs {need}, and {ROTATION_HEADROOM} must stay free for the namespace's own rotations"
+        ),
+        (Limited::PublicKeys, _) => {
+            "the next key waits until one of the namespace's retiring keys leaves".to_owned()
+        }
+        _ => "this object would need one more".to_owned(),
+    };
+    let held = if share.committed > share.used {
+        format!(
+            "holds {} (committed to {} at its objects' steady needs)",
+            share.used, share.committed
+        )
+    } else {
+        format!("holds {}", share.used)
+    };
+    Err(format!(
+        "namespace {:?} {held} of the {} {noun} that are {whose}: {wants}",
+        share.name, share.limit
+    ))
 }
 
 fn fits_account(count: &Count, slot: Slot, waiting: usize) -> Result<(), String> {
     let &Count {
         used,
         foreign,
+        committed,
         quota,
+        groups,
         ..
     } = count;
-    let held = format!(
+    let mut held = format!(
         "the AWS account holds {used} of its {quota} public keys ({} by keyfront, {foreign} by other owners)",
         used - foreign.min(used)
     );
@@ -155,14 +216,29 @@ fn fits_account(count: &Count, slot: Slot, waiting: usize) -> Result<(), String>
         Slot::Rotation => Err(format!(
             "{held}, and {RESERVE} stays free for emergency revocations: the next key waits until a retiring key leaves"
         )),
-        Slot::FirstKey { need } if waiting > 0 => Err(format!(
+        Slot::FirstKey { need, .. } if waiting > 0 => Err(format!(
             "{held}; {waiting} rotation(s) of objects already here wait for a slot, and come before a new object (it needs {need})"
         )),
-        Slot::FirstKey { need } if used + need + ROTATION_HEADROOM <= spare => Ok(()),
-        Slot::FirstKey { need } => Err(format!(
-            "{held}. This object needs {need} between rotations, and {} more must stay free ({ROTATION_HEADROOM} for the rotations of the objects already here, {RESERVE} for emergency revocations). Delete objects or public keys this account no longer needs, or give this namespace an account of its own",
-            ROTATION_HEADROOM + RESERVE
-        )),
+        Slot::FirstKey { group: true, .. } if groups.is_some_and(|(used, quota)| used >= quota) => {
+            let (used, quota) = groups.unwrap_or_default();
+            Err(format!(
+                "the AWS account holds or is committed to {used} of its {quota} key groups, and this object would make one more. Delete objects or key groups this account no longer needs, adopt an existing group (spec.keyGroup.adopt), or give this namespace an account of its own"
+            ))
+        }
+        Slot::FirstKey { need, .. } if committed.max(used) + need + ROTATION_HEADROOM <= spare => {
+            Ok(())
+        }
+        Slot::FirstKey { need, .. } => {
+            if committed > used {
+                held = format!(
+                    "{held}, and the objects admitted here are committed to {committed} at their steady needs"
+                );
+            }
+            Err(format!(
+                "{held}. This object needs {need} between rotations, and {} more must stay free ({ROTATION_HEADROOM} for the rotations of the objects already here, {RESERVE} for emergency revocations). Delete objects or public keys this account no longer needs, or give this namespace an account of its own",
+                ROTATION_HEADROOM + RESERVE
+            ))
+        }
     }
 }
 
@@ -251,66 +327,4 @@ impl Gate {
             Err(why) => Ok(Err(why)),
         }
     }
-}
-
-/// The account's public keys as [`Gate::enter`] needs them: one listing, and with a
-/// per-namespace limit, the keys of the asking object's namespace.
-pub(super) async fn count<A, C: CloudFront>(
-    ctx: &Context<A>,
-    cloudfront: &C,
-    subject: &Subject,
-    account: Option<&CloudFrontAccountSpec>,
-) -> Result<Count, Error> {
-    let keys = cloudfront
-        .list_public_keys()
-        .await
-        .map_err(Error::cloudfront("ListPublicKeys"))?;
-    let foreign = keys
-        .iter()
-        .filter(|k| !names::made_by_keyfront(k.comment.as_deref()))
-        .count();
-    let namespace = match account.and_then(CloudFrontAccountSpec::public_keys_per_namespace) {
-        Some((limit, defaulted)) => Some(Share {
-            name: subject.namespace.clone(),
-            used: namespace_keys(ctx, &subject.namespace, &keys).await?,
-            limit,
-            defaulted,
-        }),
-        None => None,
-    };
-    Ok(Count {
-        used: u32::try_from(keys.len()).unwrap_or(u32::MAX),
-        foreign: u32::try_from(foreign).unwrap_or(u32::MAX),
-        quota: account.map_or_else(
-            || AccountQuotas::default().public_keys,
-            |a| a.quotas.public_keys,
-        ),
-        namespace,
-    })
-}
-
-/// Of the account's public keys, those of `namespace`'s SigningKeyGroups (by the owner each
-/// key's name carries).
-async fn namespace_keys<A>(
-    ctx: &Context<A>,
-    namespace: &str,
-    keys: &[PublicKey],
-) -> Result<u32, Error> {
-    let objects: Api<SigningKeyGroup> = Api::namespaced(ctx.client.clone(), namespace);
-    let prefixes: Vec<String> = objects
-        .list(&Default::default())
-        .await
-        .map_err(kube_error(KubeOperation::ReadObject))?
-        .items
-        .iter()
-        .map(|o| {
-            let owner = names::owner_token(&ctx.config.cluster_id, namespace, &o.name_any());
-            names::public_key_prefix(&owner)
-        })
-        .collect();
-    let held = keys
-        .iter()
-        .filter(|k| prefixes.iter().any(|p| k.name.starts_with(p)))
-        .count();
-    Ok(u32::try_from(held).unwrap_or(u32::MAX))
 }
