@@ -101,6 +101,12 @@ pub struct RunArgs {
     /// How often to look while CloudFront deploys a change keyfront waits for.
     #[arg(long, env = "KEYFRONT_PROPAGATION_POLL", default_value = "15s", value_parser = parse_duration_arg)]
     pub propagation_poll: Duration,
+    /// The shortest rotation interval of any object, and the least time between rotations
+    /// requested by annotation: an object whose spec asks for less rotates at this floor, so
+    /// no tenant spends the account's shared call budget on rotations (the CRD's own floor
+    /// is 1s). Revocations are never held by it.
+    #[arg(long, env = "KEYFRONT_MIN_ROTATION_INTERVAL", default_value = "1m", value_parser = parse_duration_arg)]
+    pub min_rotation_interval: Duration,
     /// Reconciles running at once.
     #[arg(long, env = "KEYFRONT_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,

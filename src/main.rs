@@ -193,6 +193,7 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
             keyring_namespace,
             propagation_poll: args.propagation_poll,
             resync: args.resync,
+            min_rotation_interval: args.min_rotation_interval,
             ..ReconcilerConfig::default()
         },
         backoff_base: args.backoff_base,

@@ -234,7 +234,7 @@ impl std::fmt::Display for KeyAlgorithm {
     validation = not_negative("maxSignedUrlLifetime"),
     validation = not_negative("minPropagationWait"),
     validation = not_negative("secretRefreshAllowance"),
-    validation = Rule::new(format!("!({}) || duration(self.interval) > duration('0s')", rotation_durations_valid())).message("spec.rotation.interval must be greater than 0s").field_path(".interval"),
+    validation = Rule::new(format!("!({}) || duration(self.interval) >= duration('1s')", rotation_durations_valid())).message("spec.rotation.interval must be at least 1s (keyfront's --min-rotation-interval, 1m by default, may raise it further)").field_path(".interval"),
     validation = Rule::new(format!("!({}) || duration(self.maxSignedUrlLifetime) > duration('0s')", rotation_durations_valid())).message("spec.rotation.maxSignedUrlLifetime must be greater than 0s").field_path(".maxSignedUrlLifetime"),
     validation = Rule::new(format!(
         "!({}) || duration(self.maxSignedUrlLifetime) + duration(self.secretRefreshAllowance) + duration(self.minPropagationWait) <= duration(self.interval) + duration(self.interval) + duration(self.interval)",

@@ -203,6 +203,8 @@ pub async fn run(
                 propagation_poll: Duration::from_secs(1),
                 // The account's usage (kubectl get cfa) is refreshed this often too.
                 resync: Duration::from_secs(10),
+                // examples/fast-rotation.yaml rotates every 20 s, and the demo faster still.
+                min_rotation_interval: Duration::from_secs(1),
                 ..ReconcilerConfig::default()
             },
             backoff_base: Duration::from_millis(200),

@@ -64,7 +64,23 @@ pub struct ReconcilerConfig {
     pub resync: Duration,
     /// Passes (observe → plan → execute) per reconcile before yielding to other objects.
     pub max_passes: usize,
+    /// The shortest rotation interval of any object, and the least time between requested
+    /// rotations (`--min-rotation-interval`).
+    pub min_rotation_interval: Duration,
 }
+
+impl ReconcilerConfig {
+    pub fn pacing(&self) -> plan::Pacing {
+        plan::Pacing {
+            propagation_poll: self.propagation_poll,
+            min_rotation_interval: self.min_rotation_interval,
+        }
+    }
+}
+
+/// `--min-rotation-interval`'s default: at most one rotation a minute per object, a few dozen
+/// calls, whatever its spec says.
+pub const DEFAULT_MIN_ROTATION_INTERVAL: Duration = Duration::from_secs(60);
 
 impl Default for ReconcilerConfig {
     fn default() -> Self {
@@ -75,6 +91,7 @@ impl Default for ReconcilerConfig {
             propagation_poll: Duration::from_secs(15),
             resync: Duration::from_secs(3600),
             max_passes: 16,
+            min_rotation_interval: DEFAULT_MIN_ROTATION_INTERVAL,
         }
     }
 }
@@ -300,7 +317,7 @@ pub async fn reconcile<A: CloudFrontAccounts>(
                     &current.spec,
                     &empty_observation(),
                     now,
-                    ctx.config.propagation_poll,
+                    &ctx.config.pacing(),
                 );
                 report::finish(
                     &ctx,
@@ -320,7 +337,7 @@ pub async fn reconcile<A: CloudFrontAccounts>(
             &current.spec,
             &observed,
             now,
-            ctx.config.propagation_poll,
+            &ctx.config.pacing(),
         );
         if !plan.has_steps() {
             report::finish(

@@ -96,6 +96,10 @@ reasons! {
     /// A rotation is due and the AWS account has no public key to spare (keyfront keeps one
     /// free for revocations): it takes its turn when a retiring key leaves; signing works.
     WAITING_FOR_ACCOUNT_CAPACITY = "WaitingForAccountCapacity", Waiting, [ROTATING];
+    /// A rotation requested by annotation waits until the active key has been active for
+    /// keyfront's `--min-rotation-interval`, which bounds what one object spends of the
+    /// account's shared call budget; it starts then by itself.
+    ROTATION_REQUEST_DEFERRED = "RotationRequestDeferred", Waiting, [ROTATING];
     /// A revoked key is still in the key group: signing works, but the revocation is not done.
     REVOCATION_IN_PROGRESS = "RevocationInProgress", Waiting, [READY];
 
@@ -152,6 +156,9 @@ reasons! {
     TRUST_REMOVED_LEFT = "TrustRemovedNotReattached", NeedsPerson, [DISTRIBUTIONS_READY];
     /// `keyfront.dev/revoke-key` names a key that is not this object's.
     REVOKE_KEY_NOT_FOUND = "RevokeKeyNotFound", WarningEvent, [];
+    /// `spec.rotation.interval` is below keyfront's `--min-rotation-interval`: the object
+    /// rotates at that floor instead (said at each rotation).
+    ROTATION_INTERVAL_RAISED = "RotationIntervalRaised", WarningEvent, [];
     /// A behavior the object is no longer granted still trusts its key group (the detach would
     /// make it public, or has not deployed yet): no new key is published or activated there.
     ROTATION_FROZEN = "RotationFrozen", NeedsPerson, [ROTATING];

@@ -7,13 +7,26 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::distributions::trusts;
-use super::{Plan, Settings, Stage, after, before};
-use crate::api::{KeyAlgorithm, KeyState, MAX_KEYS_PER_GROUP};
-use crate::reconcile::capacity::{Slot, steady_need};
+use jiff::SignedDuration;
+
+use super::{Plan, Settings};
+use crate::api::{KeyAlgorithm, KeyState};
 use crate::reconcile::keyring::{KeyRecord, Keyring};
 use crate::reconcile::names;
 use crate::reconcile::observed::{AppSecret, DistributionState, Observed, Subject};
 use crate::reconcile::reasons;
+
+/// `t` plus `d`, saturating.
+pub(super) fn after(t: Timestamp, d: Duration) -> Timestamp {
+    let span = SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX);
+    t.saturating_add(span).unwrap_or(Timestamp::MAX)
+}
+
+/// `t` less `d`, saturating.
+pub(super) fn before(t: Timestamp, d: Duration) -> Timestamp {
+    let span = SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX);
+    t.saturating_sub(span).unwrap_or(Timestamp::MIN)
+}
 
 /// When a Retiring key may leave the group (revoked keys: at once).
 pub fn leave_time(record: &KeyRecord, grace: Duration) -> Option<Timestamp> {
@@ -213,135 +226,6 @@ pub(super) fn record_activation(plan: &mut Plan, observed: &Observed, now: Times
     }
 }
 
-/// How long before a scheduled rotation the next key is staged, so that CloudFront has
-/// deployed it everywhere by the time it is due: the deployment time last observed (a poll
-/// when none was), `minPropagationWait`, and one poll for noticing. At most one interval.
-pub fn publish_lead(keyring: &Keyring, settings: &Settings, poll: Duration) -> Duration {
-    let observed_deployment = keyring
-        .keys
-        .iter()
-        .filter_map(|r| Some(r.live_at?.duration_since(r.created_at).unsigned_abs()))
-        .next_back()
-        .unwrap_or(poll);
-    observed_deployment
-        .saturating_add(settings.min_propagation_wait)
-        .saturating_add(poll)
-        .min(settings.interval)
-}
-
-/// Why a new key is staged.
-enum Cause {
-    /// Apps need another key as soon as it is live.
-    Now(&'static str),
-    /// The scheduled rotation at this time, staged ahead of it.
-    Scheduled(Timestamp),
-}
-
-/// Decides whether to stage a new key now; records a due-but-blocked rotation as a finding.
-/// Scheduled rotations stage their key [`publish_lead`] ahead of `nextRotationTime`.
-pub(super) fn plan_rotation(
-    plan: &mut Plan,
-    subject: &Subject,
-    settings: &Settings,
-    keys_in_group: usize,
-    now: Timestamp,
-    poll: Duration,
-) -> Option<Stage> {
-    let grace = settings.grace();
-    let pending = plan
-        .keyring
-        .keys
-        .iter()
-        .any(|r| matches!(r.state, KeyState::Staged | KeyState::Published) && !r.revoked);
-    let requested = subject
-        .rotate_request
-        .as_ref()
-        .filter(|v| plan.keyring.handled_rotate.as_ref() != Some(*v))
-        .cloned();
-    let due_at = next_rotation(&plan.keyring, settings.interval);
-    let stage_at = due_at.map(|t| before(t, publish_lead(&plan.keyring, settings, poll)));
-    let cause = match plan.keyring.active() {
-        None => Some(Cause::Now("no key is active yet")),
-        Some(a) if a.revoked => Some(Cause::Now("the active key was revoked")),
-        Some(_) if requested.is_some() => {
-            Some(Cause::Now("a rotation was requested by annotation"))
-        }
-        Some(_) if due_at.is_some_and(|t| t <= now) => {
-            Some(Cause::Now("the rotation interval has passed"))
-        }
-        Some(_) => match (stage_at, due_at) {
-            (Some(stage_at), Some(due_at)) if stage_at <= now => Some(Cause::Scheduled(due_at)),
-            _ => None,
-        },
-    };
-    if let Some(t) = stage_at.filter(|t| *t > now) {
-        plan.wake(t);
-    }
-    let cause = cause?;
-    let why = match &cause {
-        Cause::Now(why) => (*why).to_owned(),
-        Cause::Scheduled(at) => format!("the next rotation is due at {at}"),
-    };
-    if pending {
-        if let Some(v) = requested {
-            // The rotation already under way satisfies the request.
-            plan.keyring.handled_rotate = Some(v);
-        }
-        plan.wait(
-            reasons::ROTATING,
-            reasons::ROTATION_IN_PROGRESS,
-            format!("rotating because {why}"),
-        );
-        return None;
-    }
-    if keys_in_group >= MAX_KEYS_PER_GROUP
-        && plan.keyring.active().is_none()
-        && !plan.keyring.adopted_keys().is_empty()
-    {
-        // Nothing of keyfront's can leave to make room: someone must remove a key.
-        plan.find(
-            reasons::READY,
-            reasons::KEY_GROUP_FULL,
-            format!(
-                "the adopted key group already holds {MAX_KEYS_PER_GROUP} keys, the most CloudFront allows, so keyfront cannot publish its own; remove one of them from the group (keyfront keeps the others trusted)"
-            ),
-        );
-        return None;
-    }
-    if keys_in_group >= MAX_KEYS_PER_GROUP {
-        let earliest = plan
-            .keyring
-            .keys
-            .iter()
-            .filter_map(|r| leave_time(r, grace))
-            .filter(|t| *t > now)
-            .min();
-        // Signing still works, so Ready stays as it is; Rotating says why nothing happens.
-        plan.wait(
-            reasons::ROTATING,
-            reasons::KEY_GROUP_FULL,
-            format!(
-                "rotation is due because {why}, but the key group already holds {MAX_KEYS_PER_GROUP} keys; waiting until a retiring key may leave{}",
-                earliest.map(|t| format!(" at {t}")).unwrap_or_default()
-            ),
-        );
-        if let Some(t) = earliest {
-            plan.wake(t);
-        }
-        return None;
-    }
-    if let Some(v) = requested {
-        plan.keyring.handled_rotate = Some(v);
-    }
-    Some(Stage {
-        algorithm: settings.algorithm,
-        takes_over_at: match cause {
-            Cause::Now(_) => None,
-            Cause::Scheduled(at) => Some(at),
-        },
-    })
-}
-
 /// Public keys of this object that are outside the key group and not wanted in it.
 pub(super) fn public_keys_to_delete(
     plan: &Plan,
@@ -455,23 +339,4 @@ pub(super) fn plan_activation(
         return None;
     }
     Some(candidate.serial)
-}
-
-/// What a Staged key's public key is for, which decides how much of the account it may take
-/// ([`crate::reconcile::capacity`]): the object's first key, a revoked key's successor, or a
-/// rotation's next key.
-pub(super) fn publish_slot(keyring: &Keyring, settings: &Settings) -> Slot {
-    if keyring.keys.iter().all(|r| r.public_key_id.is_none()) {
-        let grace = settings
-            .grace()
-            .saturating_add(settings.min_propagation_wait);
-        Slot::FirstKey {
-            need: steady_need(settings.interval, grace),
-            group: !settings.adopt,
-        }
-    } else if keyring.active().is_some_and(|a| a.revoked) {
-        Slot::Revocation
-    } else {
-        Slot::Rotation
-    }
 }

@@ -23,6 +23,7 @@ mod id_config_map;
 mod key_group;
 mod keys;
 mod revocation;
+mod rotation;
 mod settings;
 mod trust_removal;
 
@@ -34,14 +35,15 @@ pub(crate) use distributions::selectors;
 use grants::{Access, refusal};
 pub use grants::{admission, reaches_cloudfront};
 pub use id_config_map::id_config_map_data;
+use keys::{after, before};
 pub use keys::{leave_time, next_rotation};
-pub use settings::{Settings, SpecError, key_group_name, secret_name, settings};
+pub use settings::{Pacing, Settings, SpecError, key_group_name, secret_name, settings};
 pub use trust_removal::FIRST_PAUSE as REATTACH_FIRST_PAUSE;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 
 use super::capacity::Slot;
 use super::keyring::{KeyRecord, Keyring, MadeFor};
@@ -187,24 +189,15 @@ impl Plan {
     }
 }
 
-pub(super) fn after(t: Timestamp, d: Duration) -> Timestamp {
-    let span = SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX);
-    t.saturating_add(span).unwrap_or(Timestamp::MAX)
-}
-
-pub(super) fn before(t: Timestamp, d: Duration) -> Timestamp {
-    let span = SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX);
-    t.saturating_sub(span).unwrap_or(Timestamp::MIN)
-}
-
-/// Decides the next steps. `propagation_poll` is how often to look while CloudFront deploys.
+/// Decides the next steps.
 pub fn plan(
     subject: &Subject,
     spec: &SigningKeyGroupSpec,
     observed: &Observed,
     now: Timestamp,
-    propagation_poll: Duration,
+    pacing: &Pacing,
 ) -> Plan {
+    let propagation_poll = pacing.propagation_poll;
     let mut plan = Plan::new(observed.keyring());
     let admission = admission(spec, observed);
     let grants = match (&admission, &observed.account) {
@@ -261,6 +254,7 @@ pub fn plan(
             return plan;
         }
     };
+    settings.raise_to_floor(pacing.min_rotation_interval);
     if let Some((reason, message)) = refusal(&admission) {
         plan.find(reasons::READY, reason, message);
         if !reachable {
@@ -406,14 +400,14 @@ fn plan_lifecycle(
     // Rotation: a new key when there is none, when the active one is due, revoked or a
     // rotation was requested, and only if the group has room (I6).
     let stage = if may_publish {
-        keys::plan_rotation(plan, subject, settings, desired.len(), now, poll)
+        rotation::plan_rotation(plan, subject, settings, desired.len(), now, poll)
     } else {
         None
     };
 
     // Create public keys of Staged keys that a listing confirmed are not in CloudFront yet.
     if observed.listed_public_keys.is_some() && may_publish {
-        let slot = keys::publish_slot(&plan.keyring, settings);
+        let slot = rotation::publish_slot(&plan.keyring, settings);
         for r in &plan.keyring.keys {
             if r.state == KeyState::Staged && r.public_key_id.is_none() {
                 plan.steps.push(Step::CreatePublicKey {

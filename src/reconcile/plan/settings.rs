@@ -20,7 +20,13 @@ pub struct Settings {
     pub secret_labels: BTreeMap<String, String>,
     pub secret_annotations: BTreeMap<String, String>,
     pub algorithm: KeyAlgorithm,
+    /// How often a new key becomes active: the spec's, or the operator's floor if higher.
     pub interval: Duration,
+    /// The spec's interval, when the floor ([`Settings::raise_to_floor`]) replaced it.
+    pub interval_below_floor: Option<Duration>,
+    /// The operator's `--min-rotation-interval`: also the least time between requested
+    /// rotations.
+    pub rotation_floor: Duration,
     pub max_signed_url_lifetime: Duration,
     pub secret_refresh_allowance: Duration,
     pub min_propagation_wait: Duration,
@@ -35,12 +41,31 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Applies the operator's floor on the rotation interval.
+    pub fn raise_to_floor(&mut self, floor: Duration) {
+        self.rotation_floor = floor;
+        if self.interval < floor {
+            self.interval_below_floor = Some(self.interval);
+            self.interval = floor;
+        }
+    }
+
     /// How long a key stays in the group after apps stopped signing with it.
     pub fn grace(&self) -> Duration {
         // Each comes from the spec (up to u64::MAX seconds): saturate rather than panic.
         self.secret_refresh_allowance
             .saturating_add(self.max_signed_url_lifetime)
     }
+}
+
+/// The operator's pace, from `keyfront run`'s flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pacing {
+    /// How often to look while CloudFront deploys.
+    pub propagation_poll: Duration,
+    /// The shortest rotation interval, and the least time between requested rotations, of
+    /// any object (`--min-rotation-interval`): what one object spends of its account's calls.
+    pub min_rotation_interval: Duration,
 }
 
 /// A spec the API server should have refused.
@@ -127,6 +152,8 @@ pub fn settings(
         )?,
         distributions: spec.distributions.clone(),
         deletion_policy: spec.effective_deletion_policy(),
+        interval_below_floor: None,
+        rotation_floor: Duration::ZERO,
         adopt: spec.key_group.adopt,
         retire_adopted_keys_after,
         delete_adopted_keys: spec.key_group.delete_adopted_keys,

@@ -48,6 +48,11 @@ fn open_account() -> CloudFrontAccountSpec {
 }
 const KG: &str = "kg-1";
 const POLL: Duration = Duration::from_secs(15);
+/// The operator's pace in these cases: no floor on rotations unless a case sets one.
+const PACING: plan::Pacing = plan::Pacing {
+    propagation_poll: POLL,
+    min_rotation_interval: Duration::ZERO,
+};
 
 fn t0() -> Timestamp {
     "2026-03-01T00:00:00Z".parse().unwrap()
@@ -246,7 +251,11 @@ impl Case {
     }
 
     fn plan(&self) -> Plan {
-        plan::plan(&self.subject, &self.spec, &self.observed, self.now, POLL)
+        self.plan_with(&PACING)
+    }
+
+    fn plan_with(&self, pacing: &plan::Pacing) -> Plan {
+        plan::plan(&self.subject, &self.spec, &self.observed, self.now, pacing)
     }
 
     fn clone_case(&self) -> Self {
@@ -583,6 +592,71 @@ fn rotation_by_annotation_happens_once_per_value() {
     assert_eq!(plan.keyring.handled_rotate.as_deref(), Some("2026-03-01"));
     case.keyring().handled_rotate = Some("2026-03-01".into());
     assert!(kinds(&case.plan()).is_empty());
+}
+
+/// `--min-rotation-interval` above the spec's interval: the object rotates at the floor, and
+/// says so when it does.
+#[test]
+fn an_interval_below_the_operators_floor_rotates_at_the_floor() {
+    let floor = plan::Pacing {
+        min_rotation_interval: Duration::from_secs(2 * 3600),
+        ..PACING
+    };
+    let mut case = Case::new()
+        .keys(vec![key(1, KeyState::Active, Some("K1"))])
+        .group(&["K1"])
+        .signing_with(1);
+    case.now = at(61);
+    assert_eq!(kinds(&case.plan()), ["StageKey"], "the spec's hour is up");
+    assert!(
+        kinds(&case.plan_with(&floor)).is_empty(),
+        "the floor's 2h is not"
+    );
+    case.now = at(121);
+    let plan = case.plan_with(&floor);
+    assert_eq!(kinds(&plan), ["StageKey"]);
+    let notice = plan
+        .notices
+        .iter()
+        .find(|n| n.reason == reasons::ROTATION_INTERVAL_RAISED)
+        .expect("the raised interval is said");
+    assert!(
+        notice.warning
+            && notice.message.contains("every 2h")
+            && notice.message.contains("not every 1h"),
+        "{}",
+        notice.message
+    );
+}
+
+/// A rotation requested sooner than the floor after the last waits for it, says when it will
+/// start, and then starts by itself; a revocation never waits.
+#[test]
+fn a_requested_rotation_waits_for_the_floor_and_a_revocation_does_not() {
+    let floor = plan::Pacing {
+        min_rotation_interval: Duration::from_secs(50 * 60),
+        ..PACING
+    };
+    let mut case = Case::new()
+        .keys(vec![key(1, KeyState::Active, Some("K1"))])
+        .group(&["K1"])
+        .signing_with(1);
+    case.subject.rotate_request = Some("again".into());
+    case.now = at(10);
+    let plan = case.plan_with(&floor);
+    assert!(kinds(&plan).is_empty(), "{:?}", kinds(&plan));
+    assert!(has_finding(&plan, reasons::ROTATION_REQUEST_DEFERRED));
+    assert_eq!(plan.keyring.handled_rotate, None, "still to be done");
+    assert_eq!(plan.wake_at, Some(at(50)));
+    case.now = at(50);
+    let plan = case.plan_with(&floor);
+    assert_eq!(kinds(&plan), ["StageKey"]);
+    assert_eq!(plan.keyring.handled_rotate.as_deref(), Some("again"));
+
+    case.now = at(10);
+    case.subject.rotate_request = None;
+    case.subject.revoke_request = Some("K1".into());
+    assert_eq!(kinds(&case.plan_with(&floor)), ["StageKey"]);
 }
 
 #[test]
@@ -1600,6 +1674,22 @@ fn isolation_a_withdrawn_grant_whose_detach_is_blocked_freezes_the_group_but_not
         kinds(&plan)
     );
     assert!(!has_finding(&plan, reasons::ROTATION_FROZEN));
+    // ... through to its successor's public key, which may take the account's reserve.
+    let mut revoking = case.clone_case();
+    revoking.keyring().keys[0].revoked = true;
+    revoking.keyring().handled_revoke = Some("K1".into());
+    revoking.keyring().keys.push(key(2, KeyState::Staged, None));
+    revoking.keyring().next_serial = 3;
+    revoking.observed.listed_public_keys = Some(vec![]);
+    let plan = revoking.plan();
+    assert!(
+        plan.steps.contains(&Step::CreatePublicKey {
+            serial: 2,
+            slot: keyfront::reconcile::capacity::Slot::Revocation
+        }),
+        "{:?}",
+        kinds(&plan)
+    );
 }
 
 #[test]

@@ -283,6 +283,8 @@ pub fn operator(kubeconfig: &Path, cloudfront: SocketAddr, extra: &[&str], log: 
             &endpoint,
         ])
         .args(["--sts-endpoint", &endpoint, "--propagation-poll", "1s"])
+        // The suites rotate every few seconds; the floor has its own tests.
+        .args(["--min-rotation-interval", "1s"])
         .args(["--backoff-base", "200ms", "--backoff-max", "5s"])
         .args(extra)
         .env("KUBECONFIG", kubeconfig)
