@@ -14,6 +14,9 @@
 //!   returns once the queue is drained: at most one window per batch that kept arriving while
 //!   it wrote.
 //!
+//! - While another object's key waits for the distribution to deploy, the writer waits for
+//!   that hold to end ([`Holds`]) before taking the batch.
+//!
 //! If the writer's reconcile is dropped before its queue is drained, the waiting changes are
 //! answered with a transient error and their objects retry (one of them becomes the writer).
 
@@ -23,6 +26,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::holds::Holds;
 use super::trust::{self, PendingEdit, TrustChange};
 use super::{CloudFront, Distribution, Result, Tagged};
 
@@ -100,6 +104,7 @@ impl Drop for Writer<'_> {
 pub(super) async fn change_trust<C: CloudFront>(
     client: &C,
     batches: &Batches,
+    holds: &Holds,
     window: Duration,
     id: &str,
     changes: &[TrustChange],
@@ -119,6 +124,8 @@ pub(super) async fn change_trust<C: CloudFront>(
                 }
                 _ => tokio::task::yield_now().await,
             }
+            // Changes arriving while a hold lasts join this batch: one write after it.
+            holds.clear(id).await;
             let batch = batches.take(id);
             if batch.is_empty() {
                 break;

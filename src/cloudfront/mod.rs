@@ -13,6 +13,7 @@ pub mod accounts;
 pub mod budget;
 mod coalesce;
 mod error;
+pub mod holds;
 pub mod hooked;
 pub mod sdk;
 pub mod trust;
@@ -266,4 +267,9 @@ pub trait CloudFront: Send + Sync {
     fn known_distribution(&self, _id: &str) -> Option<Tagged<Distribution>> {
         None
     }
+
+    /// `holder` (an object) waits for exactly these distributions to deploy its key: a client
+    /// that writes for several objects (the budgeted one) holds its other writes there
+    /// meanwhile ([`holds::Holds`]). Others ignore it.
+    fn await_deployment(&self, _holder: &str, _distributions: &[String]) {}
 }

@@ -12,7 +12,7 @@ use super::capacity::{self, Slot};
 use super::error::{is_not_found, kube_error};
 use super::keyring::KeyRecord;
 use super::observed::{AppSecret, DistributionState, Observed, Subject};
-use super::plan::{Plan, Step};
+use super::plan::{Finding, Plan, Step};
 use super::secrets::{delete_secret, orphan_secret, save_keyring, write_app_secret};
 use super::{Context, Error, KubeOperation, names, reasons};
 use crate::api::{KeyState, SigningKeyGroup};
@@ -33,6 +33,29 @@ pub struct Executed {
 pub struct Held {
     pub slot: Slot,
     pub message: String,
+}
+
+impl Held {
+    /// What it means for the object: a rotation waits (signing works), while a first key or a
+    /// revoked key's successor leaves it not Ready.
+    pub fn finding(&self) -> Finding {
+        let (condition, reason, blocking) = match self.slot {
+            Slot::Rotation => (
+                reasons::ROTATING,
+                reasons::WAITING_FOR_ACCOUNT_CAPACITY,
+                false,
+            ),
+            Slot::FirstKey { .. } | Slot::Revocation => {
+                (reasons::READY, reasons::ACCOUNT_CAPACITY_EXCEEDED, true)
+            }
+        };
+        Finding {
+            condition,
+            reason,
+            message: self.message.clone(),
+            blocking,
+        }
+    }
 }
 
 /// Runs `plan.steps` for `object`, with `cloudfront` connected to the object's account.

@@ -339,6 +339,13 @@ pub async fn reconcile<A: CloudFrontAccounts>(
             now,
             &ctx.config.pacing(),
         );
+        if let Some(cloudfront) = &cloudfront {
+            crate::cloudfront::CloudFront::await_deployment(
+                cloudfront,
+                &subject.uid,
+                &plan.awaits_deployment,
+            );
+        }
         if !plan.has_steps() {
             report::finish(
                 &ctx,
@@ -382,7 +389,7 @@ pub async fn reconcile<A: CloudFrontAccounts>(
                     // why, and the object asks again soon (a slot frees when a key leaves).
                     let mut waiting = plan.clone();
                     waiting.steps.clear(); // nothing more can be done until a slot frees
-                    waiting.findings.insert(0, capacity_finding(&held));
+                    waiting.findings.insert(0, held.finding());
                     report::finish(
                         &ctx,
                         &current,
@@ -436,27 +443,6 @@ pub async fn reconcile<A: CloudFrontAccounts>(
         }
     }
     Ok(Outcome::Unsettled)
-}
-
-/// What a key held for lack of room in the account means for the object: a rotation waits
-/// (signing works), while a first key or a revoked key's successor leaves it not Ready.
-fn capacity_finding(held: &execute::Held) -> plan::Finding {
-    let (condition, reason, blocking) = match held.slot {
-        capacity::Slot::Rotation => (
-            reasons::ROTATING,
-            reasons::WAITING_FOR_ACCOUNT_CAPACITY,
-            false,
-        ),
-        capacity::Slot::FirstKey { .. } | capacity::Slot::Revocation => {
-            (reasons::READY, reasons::ACCOUNT_CAPACITY_EXCEEDED, true)
-        }
-    };
-    plan::Finding {
-        condition,
-        reason,
-        message: held.message.clone(),
-        blocking,
-    }
 }
 
 pub(crate) fn step_name(step: &plan::Step) -> &'static str {

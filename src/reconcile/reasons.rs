@@ -86,6 +86,11 @@ reasons! {
     WAITING_FOR_PROPAGATION = "WaitingForPropagation", Waiting, [ROTATING];
     /// The next key is deployed everywhere and waits for its scheduled time: nothing to do.
     NEXT_KEY_READY = "NextKeyReady", Waiting, [ROTATING];
+    /// The next key has waited more than twice the last observed deployment for a distribution
+    /// that stays `InProgress`: keyfront holds its own writes there, so another writer (a
+    /// person, Terraform, another cluster) keeps changing it. The message names it and for how
+    /// long; the key goes live once it deploys.
+    DISTRIBUTION_BUSY = "DistributionBusy", Waiting, [ROTATING];
     /// A distribution change keyfront made is still deploying.
     DEPLOYING = "Deploying", Waiting, [DISTRIBUTIONS_READY];
     /// The object is being deleted: keys are retired only once no valid URL can use them.

@@ -224,3 +224,39 @@ async fn a_lone_change_goes_out_at_once_and_one_just_after_a_write_waits_the_win
     assert_eq!(later.elapsed(), Duration::ZERO);
     assert_eq!(updates(&s.metrics), 3);
 }
+
+/// While another object's key waits for the distribution to deploy, a co-tenant's changes wait
+/// for the hold to end and then go out together in one write: the distribution is not kept
+/// `InProgress` through keyfront. With coalescing off, a change waits the same way.
+#[tokio::test(start_paused = true)]
+async fn changes_to_a_distribution_an_activation_waits_on_are_held_and_folded_into_one() {
+    for window in [Duration::from_secs(2), Duration::ZERO] {
+        let s = setup(window).await;
+        s.client
+            .await_deployment("victim", std::slice::from_ref(&s.distribution));
+        let start = tokio::time::Instant::now();
+        let changes = [
+            add(BehaviorSelector::Default, &s.groups[0]),
+            add(BehaviorSelector::Default, &s.groups[1]),
+        ];
+        let writes = futures::future::join_all(changes.iter().map(|c| async {
+            s.client
+                .change_trust(&s.distribution, c, None)
+                .await
+                .unwrap();
+            start.elapsed()
+        }));
+        let release = async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            assert_eq!(updates(&s.metrics), 0, "nothing written while held");
+            s.client.await_deployment("victim", &[]);
+        };
+        let (done, ()) = tokio::join!(writes, release);
+        assert!(
+            done.iter().all(|d| *d >= Duration::from_secs(30)),
+            "{done:?}"
+        );
+        let expected = if window.is_zero() { 2 } else { 1 };
+        assert_eq!(updates(&s.metrics), expected, "window {window:?}");
+    }
+}

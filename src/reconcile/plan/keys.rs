@@ -11,6 +11,7 @@ use jiff::SignedDuration;
 
 use super::{Plan, Settings};
 use crate::api::{KeyAlgorithm, KeyState};
+use crate::cloudfront::DeploymentStatus;
 use crate::reconcile::keyring::{KeyRecord, Keyring};
 use crate::reconcile::names;
 use crate::reconcile::observed::{AppSecret, DistributionState, Observed, Subject};
@@ -37,6 +38,26 @@ pub fn leave_time(record: &KeyRecord, grace: Duration) -> Option<Timestamp> {
         return Some(Timestamp::MIN);
     }
     Some(after(record.retired_at.unwrap_or(record.created_at), grace))
+}
+
+/// A duration as people write it (`1m`, `1h 30m`).
+pub(super) fn friendly(d: Duration) -> String {
+    format!(
+        "{:#}",
+        jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX)
+    )
+}
+
+/// What a deployment took here before none was observed: CloudFront's usual few minutes.
+const FIRST_DEPLOYMENT: Duration = Duration::from_secs(5 * 60);
+
+/// How long the last key that went live took from staging to live.
+pub(super) fn observed_deployment(keyring: &Keyring) -> Option<Duration> {
+    keyring
+        .keys
+        .iter()
+        .filter_map(|r| Some(r.live_at?.duration_since(r.created_at).unsigned_abs()))
+        .next_back()
 }
 
 /// When the active key is due to be replaced.
@@ -284,7 +305,7 @@ pub(super) fn plan_activation(
         })
         .filter(|d| trusts(d, kg_id))
         .collect();
-    let candidate = plan.keyring.keys.iter_mut().find(|r| {
+    let candidate = plan.keyring.keys.iter().find(|r| {
         r.state == KeyState::Published
             && !r.revoked
             && r.public_key_id
@@ -292,23 +313,52 @@ pub(super) fn plan_activation(
                 .is_some_and(|id| in_group.contains(id))
     })?;
     let id = candidate.public_key_id.clone()?;
+    let staged_at = candidate.created_at;
+    // How long the last key took from staging to live: what a deployment takes here.
+    let last_deployment = observed_deployment(&plan.keyring).unwrap_or(FIRST_DEPLOYMENT);
     let not_live: Vec<&str> = trusting
         .iter()
         .filter(|d| !d.is_key_live(kg_id, &id))
         .map(|d| d.id.as_str())
         .collect();
     if !not_live.is_empty() {
+        plan.awaits_deployment
+            .extend(not_live.iter().map(|d| (*d).to_owned()));
         plan.wake(after(now, poll));
-        plan.wait(
-            reasons::ROTATING,
-            reasons::WAITING_FOR_PROPAGATION,
-            format!(
-                "public key {id} is in the key group; waiting until distributions {} have deployed it",
-                not_live.join(", ")
-            ),
-        );
+        let waited = now.duration_since(staged_at).unsigned_abs();
+        let busy: Vec<&str> = trusting
+            .iter()
+            .filter(|d| not_live.contains(&d.id.as_str()))
+            .filter(|d| d.status == DeploymentStatus::InProgress)
+            .map(|d| d.id.as_str())
+            .collect();
+        let (reason, message) = if waited > 2 * last_deployment && !busy.is_empty() {
+            (
+                reasons::DISTRIBUTION_BUSY,
+                format!(
+                    "public key {id} has waited {} for distributions {} to deploy it (the last key took {}): they stay InProgress because another writer keeps changing them; keyfront holds its own writes there",
+                    friendly(waited),
+                    busy.join(", "),
+                    friendly(last_deployment)
+                ),
+            )
+        } else {
+            (
+                reasons::WAITING_FOR_PROPAGATION,
+                format!(
+                    "public key {id} is in the key group; waiting until distributions {} have deployed it",
+                    not_live.join(", ")
+                ),
+            )
+        };
+        plan.wait(reasons::ROTATING, reason, message);
         return None;
     }
+    let candidate = plan
+        .keyring
+        .keys
+        .iter_mut()
+        .find(|r| r.public_key_id.as_ref() == Some(&id))?;
     let live_at = *candidate.live_at.get_or_insert(now);
     if !settings.min_propagation_wait.is_zero() {
         let ready_at = after(live_at, settings.min_propagation_wait);

@@ -145,6 +145,9 @@ pub struct Plan {
     pub desired_items: Vec<String>,
     /// When something next falls due, absent new events.
     pub wake_at: Option<Timestamp>,
+    /// Distributions whose deployment of this object's key change it waits for: keyfront
+    /// holds its other writes there meanwhile ([`crate::cloudfront::holds`]).
+    pub awaits_deployment: Vec<String>,
     pub settings: Option<Settings>,
 }
 
@@ -157,6 +160,7 @@ impl Plan {
             notices: Vec::new(),
             desired_items: Vec::new(),
             wake_at: None,
+            awaits_deployment: Vec::new(),
             settings: None,
         }
     }

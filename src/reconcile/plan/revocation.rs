@@ -50,38 +50,54 @@ pub(super) fn handle_revoke_request(plan: &mut Plan, subject: &Subject, now: Tim
     }
 }
 
-/// Revoked keys that the key group or a distribution's edge still trusts.
+/// Revoked keys that the key group or a distribution's edge still trusts, and the
+/// distributions whose edge does.
 fn revoked_still_trusted(
     plan: &Plan,
     observed: &Observed,
     in_group: &BTreeSet<String>,
-) -> Vec<String> {
-    let at_edge = |id: &str| {
-        observed.distributions.values().any(|d| match d {
-            DistributionState::Found(d) => d
-                .value
-                .active_trusted_key_groups
-                .iter()
-                .any(|g| g.key_pair_ids.iter().any(|k| k == id)),
-            DistributionState::NotFound => false,
-        })
-    };
-    plan.keyring
+) -> (Vec<String>, Vec<String>) {
+    let revoked: Vec<String> = plan
+        .keyring
         .keys
         .iter()
         .filter(|r| r.revoked)
         .filter_map(|r| r.public_key_id.clone())
-        .filter(|id| in_group.contains(id) || at_edge(id))
-        .collect()
+        .collect();
+    let at_edge: Vec<(&str, &str)> = observed
+        .distributions
+        .values()
+        .filter_map(|d| match d {
+            DistributionState::Found(d) => Some(&d.value),
+            DistributionState::NotFound => None,
+        })
+        .flat_map(|d| {
+            d.active_trusted_key_groups
+                .iter()
+                .flat_map(|g| &g.key_pair_ids)
+                .filter(|k| revoked.contains(k))
+                .map(|k| (d.id.as_str(), k.as_str()))
+        })
+        .collect();
+    let keys = revoked
+        .iter()
+        .filter(|id| in_group.contains(*id) || at_edge.iter().any(|(_, k)| k == id))
+        .cloned()
+        .collect();
+    let mut distributions: Vec<String> = at_edge.iter().map(|(d, _)| (*d).to_owned()).collect();
+    distributions.dedup();
+    (keys, distributions)
 }
 
-/// Keeps `Ready` from saying `True` while a revoked key is still trusted anywhere.
+/// Keeps `Ready` from saying `True` while a revoked key is still trusted anywhere, and holds
+/// keyfront's other writes to the distributions still deploying its removal.
 pub(super) fn report_revoked_still_trusted(
     plan: &mut Plan,
     observed: &Observed,
     in_group: &BTreeSet<String>,
 ) {
-    let trusted = revoked_still_trusted(plan, observed, in_group);
+    let (trusted, deploying) = revoked_still_trusted(plan, observed, in_group);
+    plan.awaits_deployment.extend(deploying);
     if !trusted.is_empty() {
         plan.wait(
             reasons::READY,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::keys::{leave_time, next_rotation};
+use super::keys::{friendly, leave_time, next_rotation, observed_deployment};
 use super::{Notice, Plan, Settings, Stage, before};
 use crate::api::{KeyState, MAX_KEYS_PER_GROUP};
 use crate::reconcile::capacity::{Slot, steady_need};
@@ -18,13 +18,8 @@ use crate::reconcile::reasons;
 /// deployed it everywhere by the time it is due: the deployment time last observed (a poll
 /// when none was), `minPropagationWait`, and one poll for noticing. At most one interval.
 pub fn publish_lead(keyring: &Keyring, settings: &Settings, poll: Duration) -> Duration {
-    let observed_deployment = keyring
-        .keys
-        .iter()
-        .filter_map(|r| Some(r.live_at?.duration_since(r.created_at).unsigned_abs()))
-        .next_back()
-        .unwrap_or(poll);
-    observed_deployment
+    observed_deployment(keyring)
+        .unwrap_or(poll)
         .saturating_add(settings.min_propagation_wait)
         .saturating_add(poll)
         .min(settings.interval)
@@ -187,12 +182,4 @@ pub(super) fn publish_slot(keyring: &Keyring, settings: &Settings) -> Slot {
     } else {
         Slot::Rotation
     }
-}
-
-/// A duration as people write it (`1m`, `1h 30m`).
-fn friendly(d: Duration) -> String {
-    format!(
-        "{:#}",
-        jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX)
-    )
 }

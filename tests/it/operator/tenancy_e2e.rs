@@ -39,7 +39,7 @@ const MEDIA_ROLE: &str = "arn:aws:iam::210987654321:role/keyfront-media";
 const MEDIA_EXTERNAL_ID: &str = "media-ext-1";
 
 /// How the stack's operator runs: as the chart does, with this suite's cluster ID.
-const OPERATOR_ARGS: &[&str] = &[
+pub(super) const OPERATOR_ARGS: &[&str] = &[
     "--cluster-id",
     CLUSTER_ID,
     "--keyring-namespace",
@@ -56,12 +56,17 @@ async fn start() -> Stack {
 /// emulator with the tenants' distributions (and a role that demands an external ID), and the
 /// operator with `operator_args`.
 async fn start_with(operator_args: &[&str]) -> Stack {
+    start_on("1", operator_args).await
+}
+
+/// [`start_with`], with CloudFront deploying a change in `propagation` seconds.
+pub(super) async fn start_on(propagation: &str, operator_args: &[&str]) -> Stack {
     let external_id = format!("{MEDIA_ROLE}={MEDIA_EXTERNAL_ID}");
     Stack::start(
         Cluster::real().await,
         &[
             "--propagation-delay",
-            "1",
+            propagation,
             "--distribution",
             "E1TEAMA",
             "--distribution",
@@ -105,11 +110,11 @@ impl Stack {
         .unwrap();
     }
 
-    fn objects(&self, namespace: &str) -> Api<SigningKeyGroup> {
+    pub(super) fn objects(&self, namespace: &str) -> Api<SigningKeyGroup> {
         Api::namespaced(self.cluster.client(), namespace)
     }
 
-    async fn apply(&self, yaml: &str) {
+    pub(super) async fn apply(&self, yaml: &str) {
         let file = self.dir.path().join(format!("{}.yaml", rand_name()));
         std::fs::write(&file, yaml).unwrap();
         let kubeconfig = self.kubeconfig.clone();
@@ -136,7 +141,7 @@ impl Stack {
             .map(|c| (c.status, c.reason))
     }
 
-    async fn requests(&self) -> Vec<RequestRecord> {
+    pub(super) async fn requests(&self) -> Vec<RequestRecord> {
         crate::support::emulator_requests(self.cf_addr).await
     }
 
@@ -176,7 +181,7 @@ impl Stack {
 }
 
 /// Sets one annotation on `name`, as `kubectl annotate` does (a change the watch sees).
-async fn annotate<K>(api: &Api<K>, name: &str, key: &str, value: &str)
+pub(super) async fn annotate<K>(api: &Api<K>, name: &str, key: &str, value: &str)
 where
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -189,7 +194,7 @@ where
     .unwrap();
 }
 
-fn rand_name() -> String {
+pub(super) fn rand_name() -> String {
     format!("m{:016x}", rand::random::<u64>())
 }
 
@@ -234,7 +239,7 @@ spec:
   namespacesWithoutDistributions: Allow
 "#;
 
-fn object(namespace: &str, name: &str, extra: &str) -> String {
+pub(super) fn object(namespace: &str, name: &str, extra: &str) -> String {
     format!(
         "apiVersion: keyfront.dev/v1alpha1\nkind: SigningKeyGroup\nmetadata:\n  name: {name}\n  namespace: {namespace}\nspec:\n  key:\n    algorithm: ECDSAP256\n{extra}"
     )
@@ -1112,7 +1117,7 @@ async fn trusted_by(stack: &Stack, distribution: &str, behavior: &BehaviorSelect
 }
 
 /// The key groups the behavior `pattern` of E3SHARED trusts now.
-async fn trusted_on(stack: &Stack, pattern: &str) -> Vec<String> {
+pub(super) async fn trusted_on(stack: &Stack, pattern: &str) -> Vec<String> {
     trusted_by(
         stack,
         "E3SHARED",

@@ -105,6 +105,7 @@ fn plan(active: bool) -> Plan {
         notices: Vec::new(),
         desired_items: vec!["K1".into()],
         wake_at: None,
+        awaits_deployment: Vec::new(),
         settings: None,
     }
 }

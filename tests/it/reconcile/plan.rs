@@ -414,10 +414,43 @@ fn active_waits_until_every_trusting_distribution_verifies_the_key() {
     assert!(kinds(&plan).is_empty(), "{:?}", kinds(&plan));
     assert!(has_finding(&plan, reasons::WAITING_FOR_PROPAGATION));
     assert_eq!(plan.wake_at, Some(case.now + SignedDuration::from_secs(15)));
+    // keyfront's other writes to E1 wait while this key deploys there.
+    assert_eq!(plan.awaits_deployment, ["E1"]);
 
     // Deployed with both keys at the edge: the Secret switches to key 2.
     let case = case.distribution("E1", &[KG], &["K1", "K2"], true);
-    assert_eq!(kinds(&case.plan()), ["SaveKeyring", "WriteAppSecret(2)"]);
+    let plan = case.plan();
+    assert_eq!(kinds(&plan), ["SaveKeyring", "WriteAppSecret(2)"]);
+    assert!(plan.awaits_deployment.is_empty(), "the hold ends");
+}
+
+/// A distribution that stays InProgress past twice the last observed deployment is named, with
+/// how long the key has waited, rather than waited on in silence.
+#[test]
+fn a_distribution_kept_in_progress_by_another_writer_is_reported() {
+    let mut first = key(1, KeyState::Active, Some("K1"));
+    first.live_at = Some(at(2)); // the last deployment took 2 minutes
+    let mut case = Case::new()
+        .keys(vec![first, key(2, KeyState::Published, Some("K2"))])
+        .group(&["K1", "K2"])
+        .signing_with(1)
+        .distribution("E1", &[KG], &["K1"], false);
+    case.spec = spec(json!([{"id": "E1", "defaultCacheBehavior": true}]));
+    case.attached("E1", false);
+    case.keyring()
+        .attachments
+        .get_mut("E1")
+        .unwrap()
+        .trusted_behaviors
+        .insert(BehaviorSelector::Default);
+    case.now = at(4);
+    assert!(has_finding(&case.plan(), reasons::WAITING_FOR_PROPAGATION));
+    case.now = at(5);
+    let message = finding_message(&case.plan(), reasons::DISTRIBUTION_BUSY);
+    assert!(
+        message.contains("waited 5m") && message.contains("E1") && message.contains("took 2m"),
+        "{message}"
+    );
 }
 
 #[test]
