@@ -36,6 +36,11 @@ pub struct EmulatorArgs {
     /// Milliseconds added to every call.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// Throttle an operation called faster than PER_MINUTE a minute (BURST at once, 1 by
+    /// default), as CloudFront's control plane does: `UpdateDistribution=3` models its pace of
+    /// a few distribution updates a minute (repeatable).
+    #[arg(long = "pace", value_name = "OPERATION=PER_MINUTE[/BURST]")]
+    paces: Vec<super::faults::Pace>,
     /// Seed for fault draws and generated IDs, for reproducible runs.
     #[arg(long)]
     seed: Option<u64>,
@@ -117,6 +122,7 @@ pub async fn serve(
         server_error_rate: args.error_rate,
         latency: Duration::from_millis(args.latency_ms),
         seed: args.seed,
+        paces: args.paces,
     };
     let emulator = Emulator::new(settings, faults.clone(), Arc::new(SystemClock));
     let aws = Aws::new(emulator.clone(), faults);

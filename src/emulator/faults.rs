@@ -1,4 +1,6 @@
-//! Fault injection: throttling, server errors and latency, by rate or scripted per operation.
+//! Fault injection: throttling, server errors and latency, by rate or scripted per operation;
+//! and CloudFront's pace: an operation called faster than its [`Pace`] is throttled, as
+//! CloudFront's control plane throttles `UpdateDistribution` at a few calls a minute.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -54,6 +56,64 @@ pub struct FaultSettings {
     pub latency: Duration,
     /// Seed for the rate draws, for reproducible runs.
     pub seed: Option<u64>,
+    /// Operations throttled past a pace (`--pace UpdateDistribution=3`).
+    pub paces: Vec<Pace>,
+}
+
+/// At most `per_minute` calls of `operation` a minute, `burst` at once; faster calls are
+/// answered `Throttling`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pace {
+    pub operation: String,
+    pub per_minute: f64,
+    pub burst: u32,
+}
+
+impl std::str::FromStr for Pace {
+    type Err = String;
+
+    /// `OPERATION=PER_MINUTE` or `OPERATION=PER_MINUTE/BURST` (burst 1 when absent).
+    fn from_str(value: &str) -> Result<Self, String> {
+        let wrong = || {
+            format!("{value:?}: expected OPERATION=PER_MINUTE[/BURST], e.g. UpdateDistribution=3")
+        };
+        let (operation, rate) = value.split_once('=').ok_or_else(wrong)?;
+        let (per_minute, burst) = rate.split_once('/').unwrap_or((rate, "1"));
+        let per_minute: f64 = per_minute.parse().map_err(|_| wrong())?;
+        let burst: u32 = burst.parse().map_err(|_| wrong())?;
+        if operation.is_empty() || !(per_minute > 0.0 && per_minute.is_finite()) || burst == 0 {
+            return Err(wrong());
+        }
+        Ok(Self {
+            operation: operation.to_owned(),
+            per_minute,
+            burst,
+        })
+    }
+}
+
+/// One paced operation's tokens.
+#[derive(Debug)]
+struct Paced {
+    pace: Pace,
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+impl Paced {
+    /// Takes a token if the pace allows the call now.
+    fn allows(&mut self, now: std::time::Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens =
+            (self.tokens + elapsed * self.pace.per_minute / 60.0).min(f64::from(self.pace.burst));
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// What to do to one call.
@@ -69,6 +129,7 @@ pub struct Faults {
     script: Vec<ScriptedFault>,
     rng: StdRng,
     injected: BTreeMap<String, u64>,
+    paced: Vec<Paced>,
 }
 
 impl Faults {
@@ -77,11 +138,22 @@ impl Faults {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_os_rng(),
         };
+        let now = std::time::Instant::now();
+        let paced = settings
+            .paces
+            .iter()
+            .map(|pace| Paced {
+                pace: pace.clone(),
+                tokens: f64::from(pace.burst),
+                at: now,
+            })
+            .collect();
         Self {
             settings,
             script: Vec::new(),
             rng,
             injected: BTreeMap::new(),
+            paced,
         }
     }
 
@@ -132,6 +204,23 @@ impl Faults {
                 self.script.remove(index);
             }
             apply(kind, latency, operation, &mut injection);
+            return injection;
+        }
+        let now = std::time::Instant::now();
+        if let Some(paced) = self
+            .paced
+            .iter_mut()
+            .find(|p| p.pace.operation == operation)
+            && !paced.allows(now)
+        {
+            injection.error = Some(ApiError::new(
+                400,
+                "Throttling",
+                format!(
+                    "Rate exceeded: {operation} is paced at {} a minute",
+                    paced.pace.per_minute
+                ),
+            ));
             return injection;
         }
         if self.settings.throttle_rate > 0.0
@@ -238,5 +327,23 @@ mod tests {
         let first = draw(&settings);
         assert_eq!(first, draw(&settings));
         assert!(first.iter().any(|e| *e) && first.iter().any(|e| !*e));
+    }
+
+    #[test]
+    fn a_paced_operation_is_throttled_past_its_pace_and_others_are_not() {
+        let pace: Pace = "UpdateDistribution=3/2".parse().unwrap();
+        assert_eq!((pace.per_minute, pace.burst), (3.0, 2));
+        assert!("UpdateDistribution".parse::<Pace>().is_err());
+        assert!("UpdateDistribution=0".parse::<Pace>().is_err());
+        let mut faults = Faults::new(FaultSettings {
+            paces: vec![pace],
+            ..FaultSettings::default()
+        });
+        let codes: Vec<Option<String>> = (0..3)
+            .map(|_| faults.next("UpdateDistribution").error.map(|e| e.code))
+            .collect();
+        assert_eq!(codes, [None, None, Some("Throttling".into())]);
+        assert!(faults.next("GetDistribution").error.is_none());
+        assert_eq!(faults.injected().get("Throttling"), Some(&1));
     }
 }

@@ -45,9 +45,8 @@ impl Held {
                 reasons::WAITING_FOR_ACCOUNT_CAPACITY,
                 false,
             ),
-            Slot::FirstKey { .. } | Slot::Revocation => {
-                (reasons::READY, reasons::ACCOUNT_CAPACITY_EXCEEDED, true)
-            }
+            Slot::FirstKey { .. } => (reasons::READY, reasons::ACCOUNT_CAPACITY_EXCEEDED, true),
+            Slot::Revocation => (reasons::READY, reasons::REVOCATION_BLOCKED, true),
         };
         Finding {
             condition,

@@ -182,6 +182,11 @@ reasons! {
     /// other objects' rotations and revocations keep), or, for a revoked key's successor, no
     /// room at all; the message gives the numbers. Nothing was created; keyfront asks again.
     ACCOUNT_CAPACITY_EXCEEDED = "AccountCapacityExceeded", Retried, [READY];
+    /// A revoked key's successor cannot be created: keys made outside keyfront took even the
+    /// public key keyfront keeps free for revocations, so the compromised key stays trusted.
+    /// The message names the counts; delete a public key the account no longer needs. Alerted
+    /// on at once (`KeyfrontRevocationBlocked`).
+    REVOCATION_BLOCKED = "RevocationBlockedByAccountCapacity", NeedsPerson, [READY];
 
     // Failures of a pass, from `Error::category`.
     /// The account is at a CloudFront quota (public keys, key groups): free one, or ask AWS.

@@ -19,6 +19,7 @@ use prometheus_client::registry::Registry;
 use crate::api::{KeyState, SigningKeyGroup};
 use crate::cloudfront::hooked::{Call, CallHook, Hooked};
 use crate::cloudfront::{AccountAccess, CloudFrontAccounts, CloudFrontError, ErrorKind, Result};
+use crate::reconcile::reasons;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
@@ -234,6 +235,7 @@ impl Metrics {
             rates,
         );
         let ready = Family::<ReadyLabels, Gauge>::default();
+        let revocation_blocked = Family::<ObjectLabels, Gauge>::default();
         let active_age = Family::<ObjectLabels, FloatGauge>::default();
         let next_rotation = Family::<ObjectLabels, FloatGauge>::default();
         let last_rotation = Family::<ObjectLabels, FloatGauge>::default();
@@ -244,13 +246,16 @@ impl Metrics {
                 name: object.metadata.name.clone().unwrap_or_default(),
             };
             let status = object.status.as_ref();
-            let ready_status = status
-                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
-                .map_or("Unknown", |c| match c.status.as_str() {
-                    "True" => "True",
-                    "False" => "False",
-                    _ => "Unknown",
-                });
+            let ready_condition =
+                status.and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+            revocation_blocked.get_or_create(&labels).set(i64::from(
+                ready_condition.is_some_and(|c| c.reason == reasons::REVOCATION_BLOCKED),
+            ));
+            let ready_status = ready_condition.map_or("Unknown", |c| match c.status.as_str() {
+                "True" => "True",
+                "False" => "False",
+                _ => "Unknown",
+            });
             for value in ["True", "False", "Unknown"] {
                 ready
                     .get_or_create(&ReadyLabels {
@@ -290,6 +295,11 @@ impl Metrics {
             "signingkeygroup_ready",
             "Ready condition of each SigningKeyGroup, one-hot over True/False/Unknown",
             ready,
+        );
+        registry.register(
+            "signingkeygroup_revocation_blocked",
+            "1 while a revoked key's successor cannot be created because the AWS account has no public key left, not even the one keyfront keeps for revocations: the compromised key stays trusted",
+            revocation_blocked,
         );
         registry.register(
             "signingkeygroup_active_key_age_seconds",

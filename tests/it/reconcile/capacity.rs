@@ -319,6 +319,41 @@ async fn a_new_object_is_refused_when_its_key_group_would_not_fit() {
     world.check_logs_and_errors();
 }
 
+/// Keys made outside keyfront that take even the revocation reserve block a revocation: the
+/// object says so at once with its own reason, and the metric the alert reads is 1.
+#[tokio::test]
+async fn a_revocation_blocked_by_foreign_keys_is_said_at_once_and_measured() {
+    let mut world = World::new();
+    world.distribution("E1", &["/private/*"]);
+    let trust = json!([{"id": "E1", "pathPatterns": ["/private/*"]}]);
+    world.apply(manifest("media", hourly(), trust)).await;
+    world.until_ready("media").await;
+    foreign_keys(&world, 9).await; // 10 of 10
+    let active = world.key_pair_id("media-cloudfront-key").await.unwrap();
+    world
+        .annotate("media", names::REVOKE_ANNOTATION, &active)
+        .await;
+    reconcile_a_few_times(&mut world, "media").await;
+    assert_eq!(
+        world.condition("media", reasons::READY).await,
+        Some(("False".into(), reasons::REVOCATION_BLOCKED.into()))
+    );
+    let object = std::sync::Arc::new(world.object("media").await.unwrap());
+    let text = keyfront::runtime::metrics::Metrics::default().render(
+        &[object],
+        true,
+        &[],
+        jiff::Timestamp::now(),
+    );
+    assert!(
+        text.contains(
+            r#"keyfront_signingkeygroup_revocation_blocked{namespace="default",name="media"} 1"#
+        ),
+        "{text}"
+    );
+    world.check_logs_and_errors();
+}
+
 #[tokio::test]
 async fn a_full_account_admits_no_new_object_holds_rotations_and_still_revokes() {
     let mut world = World::new();
