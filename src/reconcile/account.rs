@@ -4,8 +4,10 @@
 //! Observe (client required): STS `GetCallerIdentity` where the provider can tell, then one
 //! listing each of key groups and public keys (the listing of key groups is the credential
 //! check); and, from Secret metadata alone, the keyrings no object claims. Status (no client
-//! required): [`account_status`], [`unclaimed_keyrings`]. Looked at again every 5 minutes, or
-//! every resync if that is shorter, so the usage `kubectl get cfa` shows is that fresh.
+//! required): [`account_status`], [`unclaimed_keyrings`]. Looked at again as soon as keyfront
+//! creates or deletes a public key or key group in the account
+//! ([`super::capacity::Gate::changed`]), and every 5 minutes (or every resync if that is
+//! shorter) for what others change there.
 
 use std::sync::Arc;
 

@@ -432,6 +432,16 @@ pub async fn execute<A, C: CloudFront>(
             }
         };
         done.steps += 1;
+        if matches!(
+            step,
+            Step::CreatePublicKey { .. }
+                | Step::DeletePublicKey { .. }
+                | Step::CreateKeyGroup { .. }
+                | Step::DeleteKeyGroup { .. }
+        ) {
+            // `kubectl get cfa` shows the account's usage as it changes, not minutes later.
+            ctx.capacity.changed(&object.spec.account_ref.name);
+        }
         if let Some((type_, reason, note)) = event {
             // One line per transition (a key staged, published, active, retiring, deleted, a
             // group or distribution changed), for whoever tails the operator's log. Notes name

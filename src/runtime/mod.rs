@@ -419,8 +419,14 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
         &readiness,
         "CloudFrontAccount watch".to_owned(),
     );
+    let usage_changed = operator
+        .ctx
+        .capacity
+        .changes()
+        .map(|account| ObjectRef::<CloudFrontAccount>::new(&account));
     let account_status = Controller::for_stream(stream, store)
         .reconcile_all_on(leadership.gained())
+        .reconcile_on(usage_changed)
         .graceful_shutdown_on(shutdown.clone())
         .run(
             |account, operator: Arc<Operator<A>>| async move {

@@ -275,10 +275,22 @@ impl Queue {
     }
 }
 
-/// One lock and one queue per account. Cheap to clone; shared by every reconcile.
-#[derive(Debug, Clone, Default)]
+/// One lock and one queue per account, and the news of what changed in them. Cheap to clone;
+/// shared by every reconcile.
+#[derive(Debug, Clone)]
 pub struct Gate {
     accounts: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<Queue>>>>>,
+    changed: tokio::sync::broadcast::Sender<String>,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self {
+            accounts: Arc::default(),
+            // A slow listener misses names, not its turn: it looks again on its own schedule.
+            changed: tokio::sync::broadcast::channel(256).0,
+        }
+    }
 }
 
 /// A slot granted: hold it until the key is created, so no other object counts meanwhile.
@@ -288,6 +300,25 @@ pub struct Granted {
 }
 
 impl Gate {
+    /// A public key or key group of the account (the `CloudFrontAccount` named `account`) was
+    /// created or deleted: its usage in status is stale.
+    pub fn changed(&self, account: &str) {
+        let _ = self.changed.send(account.to_owned());
+    }
+
+    /// The accounts whose keys or key groups changed, as they change.
+    pub fn changes(&self) -> impl futures::Stream<Item = String> + Send + 'static {
+        futures::stream::unfold(self.changed.subscribe(), |mut changes| async move {
+            loop {
+                match changes.recv().await {
+                    Ok(account) => return Some((account, changes)),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+    }
+
     /// Waits for the account's lock, then lets `count` say how full the account is. `Ok` with
     /// the lock held until the caller has created the key, or `Err` with why it must wait.
     pub async fn enter<E>(

@@ -1580,8 +1580,24 @@ async fn one_namespace_cannot_fill_the_account_or_block_a_revocation() {
         },
     )
     .await;
+    // The account's usage follows every key keyfront makes or deletes, not minutes later.
+    let accounts: Api<CloudFrontAccount> = Api::all(stack.cluster.client());
+    let usage_shown = std::time::Instant::now();
+    wait_for(
+        "kubectl get cfa to show the account's keys",
+        Duration::from_secs(20),
+        async || {
+            let listed = stack.cf.list_public_keys().await.unwrap().len();
+            let status = accounts.get("default").await.unwrap().status.unwrap();
+            status
+                .usage
+                .is_some_and(|u| u.public_keys as usize == listed)
+        },
+    )
+    .await;
     println!(
-        "flood: {admitted} of {} admitted, {keys} public keys; team-a's revocation done",
-        flood.len()
+        "flood: {admitted} of {} admitted, {keys} public keys; team-a's revocation done; the account's usage caught up {:.1} s after",
+        flood.len(),
+        usage_shown.elapsed().as_secs_f64()
     );
 }
