@@ -24,7 +24,7 @@ use crate::keys;
 pub struct Executed {
     pub steps: usize,
     pub finalizer_removed: bool,
-    /// The account had no room for a key: the steps from its creation on were not run.
+    /// The account had no room for a key: it was not created (the other steps were run).
     pub held: Option<Held>,
 }
 
@@ -71,9 +71,10 @@ pub async fn execute<A, C: CloudFront>(
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &subject.namespace);
     let keyrings: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.config.keyring_namespace);
     for step in &plan.steps {
-        // After a key the account had no room for, only deletions of keys already out of the
-        // group go on (they depend on nothing, and free the slot the key waits for).
-        if done.held.is_some() && !matches!(step, Step::DeletePublicKey { .. }) {
+        // A key the account had no room for holds up no other step: none of a plan's steps can
+        // name a key not created when it was planned, and the others are what frees the slot
+        // it waits for (a retiring key leaving the group, then being deleted).
+        if done.held.is_some() && matches!(step, Step::CreatePublicKey { .. }) {
             continue;
         }
         let event = match step {
@@ -112,6 +113,7 @@ pub async fn execute<A, C: CloudFront>(
                         fingerprint: pair.fingerprint.clone(),
                         created_at: ctx.clock.now(),
                         live_at: None,
+                        published_at: None,
                         activated_at: None,
                         takes_over_at: stage.takes_over_at,
                         retired_at: None,
@@ -148,7 +150,7 @@ pub async fn execute<A, C: CloudFront>(
                     .capacity
                     .enter(
                         &object.spec.account_ref.name,
-                        &subject.uid,
+                        &format!("{}/{}", subject.namespace, subject.name),
                         *slot,
                         ctx.clock.now(),
                         async || {

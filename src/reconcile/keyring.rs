@@ -33,6 +33,10 @@ pub struct KeyRecord {
     pub public_key_pem: String,
     pub fingerprint: String,
     pub created_at: Timestamp,
+    /// When CloudFront created its public key (which may be long after `created_at` when the
+    /// account had no room for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<Timestamp>,
     /// First seen live on every distribution that trusts the group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live_at: Option<Timestamp>,
@@ -239,6 +243,7 @@ mod tests {
             fingerprint: "ab".into(),
             created_at: Timestamp::UNIX_EPOCH,
             live_at: None,
+            published_at: None,
             activated_at: Some(Timestamp::UNIX_EPOCH),
             takes_over_at: None,
             retired_at: None,

@@ -67,6 +67,10 @@ pub struct ReconcilerConfig {
     /// The shortest rotation interval of any object, and the least time between requested
     /// rotations (`--min-rotation-interval`).
     pub min_rotation_interval: Duration,
+    /// Plan each account's public keys ([`capacity`]). Off only in the capacity run's
+    /// comparison (`tests/it/operator/capacity_run.rs`), to measure what planning saves; no
+    /// flag turns it off.
+    pub plan_account_capacity: bool,
 }
 
 impl ReconcilerConfig {
@@ -77,6 +81,9 @@ impl ReconcilerConfig {
         }
     }
 }
+
+/// When an object held for room in its account looks again by itself.
+const HELD_RETRY: Duration = Duration::from_secs(30);
 
 /// `--min-rotation-interval`'s default: at most one rotation a minute per object, a few dozen
 /// calls, whatever its spec says.
@@ -92,6 +99,7 @@ impl Default for ReconcilerConfig {
             resync: Duration::from_secs(3600),
             max_passes: 16,
             min_rotation_interval: DEFAULT_MIN_ROTATION_INTERVAL,
+            plan_account_capacity: true,
         }
     }
 }
@@ -400,9 +408,9 @@ pub async fn reconcile<A: CloudFrontAccounts>(
                         &mut announced_error,
                     )
                     .await;
-                    let retry = (ctx.config.propagation_poll * 2)
-                        .clamp(Duration::from_secs(1), Duration::from_secs(30));
-                    return Ok(Outcome::Requeue(retry));
+                    // The gate wakes the first waiting rotation when a key leaves the
+                    // account; this look is the safety net (and a new object's next try).
+                    return Ok(Outcome::Requeue(HELD_RETRY.min(ctx.config.resync)));
                 }
                 for notice in &plan.notices {
                     let type_ = if notice.warning {

@@ -113,6 +113,21 @@ pub struct OperatorSettings {
     pub budget: BudgetSettings,
 }
 
+/// The rotations the capacity gate wakes (`namespace/name`), as references for the controller
+/// of `watched` (one namespace, or all).
+fn waiting_rotations(
+    gate: &reconcile::capacity::Gate,
+    watched: Option<String>,
+) -> impl futures::Stream<Item = ObjectRef<SigningKeyGroup>> + Send + 'static {
+    gate.wakes().filter_map(move |waiter| {
+        let found = waiter
+            .split_once('/')
+            .filter(|(namespace, _)| watched.as_deref().is_none_or(|w| w == *namespace))
+            .map(|(namespace, name)| ObjectRef::new(name).within(namespace));
+        std::future::ready(found)
+    })
+}
+
 /// The longest one reconcile may take before it is stopped and retried.
 const RECONCILE_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -207,7 +222,7 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
                 WriteGate::new(move || leadership.may_write())
             }),
             clock: Arc::new(SystemClock),
-            capacity: Default::default(),
+            capacity: reconcile::capacity::Gate::new(settings.reconciler.plan_account_capacity),
             events: Events::new(client.clone(), reporter),
             config: settings.reconciler.clone(),
             leadership: leadership.clone(),
@@ -338,6 +353,8 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
                 )
                 .with_config(controller::Config::default().concurrency(settings.concurrency))
                 .reconcile_all_on(leadership.gained())
+                // A rotation held for a slot in its account is looked at again when one frees.
+                .reconcile_on(waiting_rotations(&operator.ctx.capacity, namespace.clone()))
                 .graceful_shutdown_on(shutdown.clone())
                 .run(
                     |object, operator: Arc<Operator<A>>| async move {

@@ -281,16 +281,44 @@ impl Queue {
 pub struct Gate {
     accounts: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<Queue>>>>>,
     changed: tokio::sync::broadcast::Sender<String>,
+    /// The first rotation waiting in each account's queue (`namespace/name`), woken
+    /// ([`Gate::wakes`]) when a key leaves that account.
+    heads: Arc<Mutex<HashMap<String, String>>>,
+    wake: tokio::sync::broadcast::Sender<String>,
+    /// Off only to measure what planning saves: every key is then created unasked.
+    planning: bool,
 }
 
 impl Default for Gate {
     fn default() -> Self {
-        Self {
-            accounts: Arc::default(),
-            // A slow listener misses names, not its turn: it looks again on its own schedule.
-            changed: tokio::sync::broadcast::channel(256).0,
-        }
+        Self::new(true)
     }
+}
+
+impl Gate {
+    fn note_head(&self, account: &str, queue: &Queue) {
+        let mut heads = self.heads();
+        match queue.waiting.front() {
+            Some((head, _)) => heads.insert(account.to_owned(), head.clone()),
+            None => heads.remove(account),
+        };
+    }
+}
+
+/// A broadcast as a stream; a listener that lags misses names, not its turn (it looks again
+/// on its own schedule).
+fn listen(
+    sender: &tokio::sync::broadcast::Sender<String>,
+) -> impl futures::Stream<Item = String> + Send + 'static {
+    futures::stream::unfold(sender.subscribe(), |mut names| async move {
+        loop {
+            match names.recv().await {
+                Ok(name) => return Some((name, names)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
 }
 
 /// A slot granted: hold it until the key is created, so no other object counts meanwhile.
@@ -300,23 +328,45 @@ pub struct Granted {
 }
 
 impl Gate {
+    /// A gate that plans the accounts, or with `planning` off (for comparison runs only: see
+    /// [`crate::reconcile::ReconcilerConfig::plan_account_capacity`]) lets every key through.
+    pub fn new(planning: bool) -> Self {
+        Self {
+            accounts: Arc::default(),
+            // A slow listener misses names, not its turn: it looks again on its own schedule.
+            changed: tokio::sync::broadcast::channel(256).0,
+            heads: Arc::default(),
+            wake: tokio::sync::broadcast::channel(256).0,
+            planning,
+        }
+    }
+
     /// A public key or key group of the account (the `CloudFrontAccount` named `account`) was
     /// created or deleted: its usage in status is stale.
     pub fn changed(&self, account: &str) {
         let _ = self.changed.send(account.to_owned());
+        let head = self.heads().get(account).cloned();
+        if let Some(head) = head {
+            let _ = self.wake.send(head);
+        }
+    }
+
+    fn heads(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.heads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The accounts whose keys or key groups changed, as they change.
     pub fn changes(&self) -> impl futures::Stream<Item = String> + Send + 'static {
-        futures::stream::unfold(self.changed.subscribe(), |mut changes| async move {
-            loop {
-                match changes.recv().await {
-                    Ok(account) => return Some((account, changes)),
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        })
+        listen(&self.changed)
+    }
+
+    /// The waiting rotations (`namespace/name`) to look at again now: the first in an
+    /// account's queue, each time a key of that account is created or deleted. So a rotation
+    /// held for a slot takes it when one frees, without polling the account meanwhile.
+    pub fn wakes(&self) -> impl futures::Stream<Item = String> + Send + 'static {
+        listen(&self.wake)
     }
 
     /// Waits for the account's lock, then lets `count` say how full the account is. `Ok` with
@@ -337,6 +387,9 @@ impl Gate {
             accounts.entry(account.to_owned()).or_default().clone()
         };
         let mut queue = queue.lock_owned().await;
+        if !self.planning {
+            return Ok(Ok(Granted { _held: queue }));
+        }
         queue.drop_stale(now);
         let ahead = if slot == Slot::Revocation {
             0
@@ -347,12 +400,14 @@ impl Gate {
         if let Err(why) = fits_account(&count, slot, ahead) {
             if slot == Slot::Rotation {
                 queue.ask(object, now);
+                self.note_head(account, &queue);
             }
             return Ok(Err(why));
         }
         // Past the account's queue: a namespace at its own share waits outside it, so it
         // holds up no other namespace's rotation.
         queue.leave(object);
+        self.note_head(account, &queue);
         match fits_namespace(&count, slot) {
             Ok(()) => Ok(Ok(Granted { _held: queue })),
             Err(why) => Ok(Err(why)),

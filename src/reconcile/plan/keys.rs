@@ -51,12 +51,17 @@ pub(super) fn friendly(d: Duration) -> String {
 /// What a deployment took here before none was observed: CloudFront's usual few minutes.
 const FIRST_DEPLOYMENT: Duration = Duration::from_secs(5 * 60);
 
-/// How long the last key that went live took from staging to live.
+/// How long the last key that went live took from its publication to live (from staging, for
+/// a key recorded before publications were): what CloudFront takes, not what the account's
+/// capacity made it wait.
 pub(super) fn observed_deployment(keyring: &Keyring) -> Option<Duration> {
     keyring
         .keys
         .iter()
-        .filter_map(|r| Some(r.live_at?.duration_since(r.created_at).unsigned_abs()))
+        .filter_map(|r| {
+            let published = r.published_at.unwrap_or(r.created_at);
+            Some(r.live_at?.duration_since(published).unsigned_abs())
+        })
         .next_back()
 }
 
@@ -125,6 +130,7 @@ pub(super) fn adopt_active_key_from_app_secret(
         fingerprint,
         created_at: now,
         live_at: Some(now),
+        published_at: None,
         activated_at: Some(now),
         takes_over_at: None,
         retired_at: None,
@@ -151,6 +157,7 @@ pub(super) fn record_found_public_keys(plan: &mut Plan, subject: &Subject, obser
         });
         if let Some(found) = found {
             record.public_key_id = Some(found.id.clone());
+            record.published_at = Some(found.created_time);
             if record.state == KeyState::Staged {
                 record.state = KeyState::Published;
             }
@@ -197,6 +204,7 @@ pub(super) fn record_unaccounted_keys_as_retiring(
             fingerprint,
             created_at: key.created_time,
             live_at: None,
+            published_at: None,
             activated_at: None,
             takes_over_at: None,
             retired_at: Some(now),
@@ -313,7 +321,7 @@ pub(super) fn plan_activation(
                 .is_some_and(|id| in_group.contains(id))
     })?;
     let id = candidate.public_key_id.clone()?;
-    let staged_at = candidate.created_at;
+    let published_at = candidate.published_at.unwrap_or(candidate.created_at);
     // How long the last key took from staging to live: what a deployment takes here.
     let last_deployment = observed_deployment(&plan.keyring).unwrap_or(FIRST_DEPLOYMENT);
     let not_live: Vec<&str> = trusting
@@ -325,7 +333,7 @@ pub(super) fn plan_activation(
         plan.awaits_deployment
             .extend(not_live.iter().map(|d| (*d).to_owned()));
         plan.wake(after(now, poll));
-        let waited = now.duration_since(staged_at).unsigned_abs();
+        let waited = now.duration_since(published_at).unsigned_abs();
         let busy: Vec<&str> = trusting
             .iter()
             .filter(|d| not_live.contains(&d.id.as_str()))

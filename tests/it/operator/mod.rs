@@ -1,4 +1,5 @@
 mod app_example_e2e;
+mod capacity_run;
 mod iam_e2e;
 mod leader_e2e;
 mod lifecycle_e2e;

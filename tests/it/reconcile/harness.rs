@@ -338,6 +338,7 @@ impl World {
                 // Tests request rotations at once after another on a hand-moved clock; the
                 // floor has its own tests (reconcile::plan).
                 min_rotation_interval: Duration::ZERO,
+                plan_account_capacity: true,
             },
             error_texts: Vec::new(),
             history: History::default(),

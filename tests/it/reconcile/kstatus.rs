@@ -83,6 +83,7 @@ fn plan(active: bool) -> Plan {
             fingerprint: "f".into(),
             created_at: Timestamp::UNIX_EPOCH,
             live_at: None,
+            published_at: None,
             activated_at: Some(Timestamp::UNIX_EPOCH),
             takes_over_at: None,
             retired_at: None,

@@ -82,6 +82,7 @@ fn key(serial: u32, state: KeyState, id: Option<&str>) -> KeyRecord {
         public_key_pem: public,
         created_at: t0(),
         live_at: None,
+        published_at: None,
         activated_at: (state == KeyState::Active).then(t0),
         takes_over_at: None,
         retired_at: None,
