@@ -234,6 +234,25 @@ async fn reconcile_a_few_times(world: &mut World, name: &str) {
     }
 }
 
+/// Asserts `name` is `Ready=False AccountCapacityExceeded` and created no public key; returns
+/// what its conditions say, joined.
+async fn refused_for_capacity(world: &World, name: &str) -> String {
+    let (status, refused) = world.condition(name, reasons::READY).await.unwrap();
+    assert_eq!(
+        (status.as_str(), refused.as_str()),
+        ("False", reasons::ACCOUNT_CAPACITY_EXCEEDED)
+    );
+    assert!(world.public_keys_of(&world.owner(name)).is_empty());
+    world
+        .status(name)
+        .await
+        .conditions
+        .iter()
+        .map(|c| c.message.clone())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 async fn reason(world: &World, name: &str, condition: &str) -> Option<(String, String)> {
     world.condition(name, condition).await
 }
@@ -263,24 +282,11 @@ async fn admission_leaves_room_for_what_admitted_objects_will_hold() {
     // 6 keys exist, but media is committed to 3: 5 + 3 + 1 + 1 is over 9.
     world.apply(manifest("second", hourly(), trust)).await;
     reconcile_a_few_times(&mut world, "second").await;
-    let (status, refused) = world.condition("second", reasons::READY).await.unwrap();
-    assert_eq!(
-        (status.as_str(), refused.as_str()),
-        ("False", reasons::ACCOUNT_CAPACITY_EXCEEDED)
-    );
-    let said = world
-        .status("second")
-        .await
-        .conditions
-        .iter()
-        .map(|c| c.message.clone())
-        .collect::<Vec<_>>()
-        .join("\n");
+    let said = refused_for_capacity(&world, "second").await;
     assert!(
         said.contains("6 of its 10 public keys") && said.contains("committed to 8"),
         "{said}"
     );
-    assert!(world.public_keys_of(&world.owner("second")).is_empty());
     world.check_logs_and_errors();
 }
 
@@ -308,14 +314,8 @@ async fn a_new_object_is_refused_when_its_key_group_would_not_fit() {
     let trust = json!([{"id": "E1", "pathPatterns": ["/private/*"]}]);
     world.apply(manifest("media", hourly(), trust)).await;
     reconcile_a_few_times(&mut world, "media").await;
-    let (status, refused) = world.condition("media", reasons::READY).await.unwrap();
-    assert_eq!(
-        (status.as_str(), refused.as_str()),
-        ("False", reasons::ACCOUNT_CAPACITY_EXCEEDED)
-    );
-    let said = world.status("media").await.conditions[0].message.clone();
+    let said = refused_for_capacity(&world, "media").await;
     assert!(said.contains("10 of its 10 key groups"), "{said}");
-    assert!(world.public_keys_of(&world.owner("media")).is_empty());
     world.check_logs_and_errors();
 }
 
@@ -374,25 +374,11 @@ async fn a_full_account_admits_no_new_object_holds_rotations_and_still_revokes()
         .await;
     // (Reconciled by hand: the harness's invariant history follows one object, media.)
     reconcile_a_few_times(&mut world, "second").await;
-    let (status, refused) = world.condition("second", reasons::READY).await.unwrap();
-    assert_eq!(
-        (status.as_str(), refused.as_str()),
-        ("False", reasons::ACCOUNT_CAPACITY_EXCEEDED)
-    );
-    let message = world.status("second").await.conditions[0].message.clone();
-    let said = world
-        .status("second")
-        .await
-        .conditions
-        .iter()
-        .map(|c| c.message.clone())
-        .collect::<Vec<_>>()
-        .join("\n");
+    let said = refused_for_capacity(&world, "second").await;
     assert!(
         said.contains("8 of its 10 public keys (1 by keyfront, 7 by other owners)"),
-        "{message}\n{said}"
+        "{said}"
     );
-    assert!(world.public_keys_of(&world.owner("second")).is_empty());
     world.delete("second").await;
     reconcile_a_few_times(&mut world, "second").await;
     assert!(

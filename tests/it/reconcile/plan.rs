@@ -270,6 +270,14 @@ impl Case {
 }
 
 /// Step kinds, in order, for compact assertions.
+/// The steady state: key 1 active, alone in the group, in the app's Secret.
+fn signing_with_key_1() -> Case {
+    Case::new()
+        .keys(vec![key(1, KeyState::Active, Some("K1"))])
+        .group(&["K1"])
+        .signing_with(1)
+}
+
 fn kinds(plan: &Plan) -> Vec<String> {
     plan.steps
         .iter()
@@ -520,10 +528,7 @@ fn retiring_a_key_stays_in_the_group_for_the_grace_then_leaves_and_is_deleted() 
 
 #[test]
 fn a_scheduled_rotation_publishes_ahead_and_takes_over_when_due() {
-    let mut case = Case::new()
-        .keys(vec![key(1, KeyState::Active, Some("K1"))])
-        .group(&["K1"])
-        .signing_with(1);
+    let mut case = signing_with_key_1();
     // No deployment observed yet: the lead is a poll for deploying plus a poll for noticing.
     let lead = SignedDuration::from_secs(30);
     case.now = at(59);
@@ -616,10 +621,7 @@ fn rotation_that_would_need_a_sixth_key_waits() {
 
 #[test]
 fn rotation_by_annotation_happens_once_per_value() {
-    let mut case = Case::new()
-        .keys(vec![key(1, KeyState::Active, Some("K1"))])
-        .group(&["K1"])
-        .signing_with(1);
+    let mut case = signing_with_key_1();
     case.subject.rotate_request = Some("2026-03-01".into());
     let plan = case.plan();
     assert_eq!(kinds(&plan), ["StageKey"]);
@@ -636,10 +638,7 @@ fn an_interval_below_the_operators_floor_rotates_at_the_floor() {
         min_rotation_interval: Duration::from_secs(2 * 3600),
         ..PACING
     };
-    let mut case = Case::new()
-        .keys(vec![key(1, KeyState::Active, Some("K1"))])
-        .group(&["K1"])
-        .signing_with(1);
+    let mut case = signing_with_key_1();
     case.now = at(61);
     assert_eq!(kinds(&case.plan()), ["StageKey"], "the spec's hour is up");
     assert!(
@@ -671,10 +670,7 @@ fn a_requested_rotation_waits_for_the_floor_and_a_revocation_does_not() {
         min_rotation_interval: Duration::from_secs(50 * 60),
         ..PACING
     };
-    let mut case = Case::new()
-        .keys(vec![key(1, KeyState::Active, Some("K1"))])
-        .group(&["K1"])
-        .signing_with(1);
+    let mut case = signing_with_key_1();
     case.subject.rotate_request = Some("again".into());
     case.now = at(10);
     let plan = case.plan_with(&floor);
@@ -695,10 +691,7 @@ fn a_requested_rotation_waits_for_the_floor_and_a_revocation_does_not() {
 
 #[test]
 fn revocation_replaces_the_active_key_then_drops_it_without_grace() {
-    let mut case = Case::new()
-        .keys(vec![key(1, KeyState::Active, Some("K1"))])
-        .group(&["K1"])
-        .signing_with(1);
+    let mut case = signing_with_key_1();
     case.subject.revoke_request = Some("K1".into());
     let plan = case.plan();
     assert!(record(&plan, 1).revoked);
@@ -854,10 +847,7 @@ fn distributions_are_attached_only_once_a_key_is_active_and_in_the_secret() {
 
 #[test]
 fn distributions_keep_other_key_groups_and_never_go_public_without_opt_in() {
-    let base = Case::new()
-        .keys(vec![key(1, KeyState::Active, Some("K1"))])
-        .group(&["K1"])
-        .signing_with(1);
+    let base = signing_with_key_1();
     // Attaching keeps the group already there.
     let mut case = base.distribution("E1", &["theirs"], &[], true);
     case.spec = spec(json!([{"id": "E1", "defaultCacheBehavior": true}]));
@@ -885,11 +875,7 @@ fn distributions_keep_other_key_groups_and_never_go_public_without_opt_in() {
 /// An attached, signing object whose distribution E1 another writer changes: `trusted` is
 /// what E1's default behavior trusts now.
 fn attached_then_changed_elsewhere(policy: &str, trusted: &[&str]) -> Case {
-    let mut case = Case::new()
-        .keys(vec![key(1, KeyState::Active, Some("K1"))])
-        .group(&["K1"])
-        .signing_with(1)
-        .distribution("E1", &[KG], &["K1"], true);
+    let mut case = signing_with_key_1().distribution("E1", &[KG], &["K1"], true);
     case.spec = spec(json!([{"id": "E1", "defaultCacheBehavior": true, "onTrustRemoved": policy}]));
     case.attached("E1", false);
     // keyfront sees its attachment hold, and records the behavior as trusting.
@@ -1000,10 +986,7 @@ fn a_behavior_newly_selected_is_attached_at_once_not_taken_for_a_removal() {
 
 #[test]
 fn the_key_group_id_is_published_in_the_named_config_map_never_over_a_foreign_one() {
-    let mut case = Case::new()
-        .keys(vec![key(1, KeyState::Active, Some("K1"))])
-        .group(&["K1"])
-        .signing_with(1);
+    let mut case = signing_with_key_1();
     case.spec.key_group.id_config_map = Some("media-key-group".into());
     assert!(kinds(&case.plan()).contains(&"WriteIdConfigMap(media-key-group:kg-1)".to_owned()));
 
@@ -1051,11 +1034,7 @@ fn an_invalid_spec_is_named_and_nothing_happens() {
 
 #[test]
 fn deletion_with_delete_detaches_then_deletes_the_group_then_keys_then_secrets() {
-    let mut case = Case::new()
-        .keys(vec![key(1, KeyState::Active, Some("K1"))])
-        .group(&["K1"])
-        .signing_with(1)
-        .distribution("E1", &["theirs", KG], &["K1"], true);
+    let mut case = signing_with_key_1().distribution("E1", &["theirs", KG], &["K1"], true);
     case.spec = spec(json!([{"id": "E1", "defaultCacheBehavior": true}]));
     // An invalid spec does not stop cleanup.
     case.spec.rotation.interval = "soon".into();
@@ -1076,10 +1055,7 @@ fn deletion_with_delete_detaches_then_deletes_the_group_then_keys_then_secrets()
 
 #[test]
 fn deletion_with_retain_leaves_cloudfront_and_keeps_the_secrets() {
-    let mut case = Case::new()
-        .keys(vec![key(1, KeyState::Active, Some("K1"))])
-        .group(&["K1"])
-        .signing_with(1);
+    let mut case = signing_with_key_1();
     case.spec.deletion_policy = Some(keyfront::api::DeletionPolicy::Retain);
     case.subject.deleting = true;
     assert_eq!(
@@ -1146,11 +1122,7 @@ fn active_waits_for_a_distribution_whose_edge_still_trusts_the_group_while_detac
 /// A Ready object signing with K1, attached to E1's default behavior only, with the grant
 /// given as the account's `distributions`.
 fn attached_under(grant: serde_json::Value) -> Case {
-    let mut case = Case::new()
-        .keys(vec![key(1, KeyState::Active, Some("K1"))])
-        .group(&["K1"])
-        .signing_with(1)
-        .distribution("E1", &[KG], &["K1"], true);
+    let mut case = signing_with_key_1().distribution("E1", &[KG], &["K1"], true);
     case.attached("E1", true);
     case.spec =
         spec(json!([{"id": "E1", "defaultCacheBehavior": true, "allowPublicOnDetach": true}]));
@@ -1264,10 +1236,7 @@ fn grant_a_namespace_the_account_does_not_admit_generates_no_key() {
 
 #[test]
 fn grant_a_distribution_not_granted_is_named_and_never_written() {
-    let mut case = Case::new()
-        .keys(vec![key(1, KeyState::Active, Some("K1"))])
-        .group(&["K1"])
-        .signing_with(1)
+    let mut case = signing_with_key_1()
         .distribution("E1", &[], &[], true)
         .distribution("E2", &[], &[], true);
     case.spec = spec(json!([
@@ -1297,11 +1266,7 @@ fn grant_a_distribution_not_granted_is_named_and_never_written() {
 
 #[test]
 fn grant_a_behavior_not_granted_is_named_and_never_attached() {
-    let mut case = Case::new()
-        .keys(vec![key(1, KeyState::Active, Some("K1"))])
-        .group(&["K1"])
-        .signing_with(1)
-        .distribution("E1", &[], &[], true);
+    let mut case = signing_with_key_1().distribution("E1", &[], &[], true);
     case.spec = spec(json!([{"id": "E1", "defaultCacheBehavior": true}]));
     case.observed.account = Some(
         serde_json::from_value(json!({
@@ -1846,10 +1811,7 @@ fn stalled_is_true_while_a_deletion_waits_for_a_person() {
 #[test]
 fn isolation_a_lost_keyring_of_an_object_named_before_0_2_keeps_its_group_name() {
     // The keyring is gone; the group found (by its legacy name, marked as this object's).
-    let mut case = Case::new()
-        .keys(vec![key(1, KeyState::Active, Some("K1"))])
-        .group(&["K1"])
-        .signing_with(1);
+    let mut case = signing_with_key_1();
     case.observed.keyring = None;
     if let KeyGroupState::Owned(g) = &mut case.observed.key_group {
         g.value.config.name = "default-media".into();
@@ -1935,11 +1897,7 @@ fn isolation_keys_another_cluster_made_under_this_identity_stop_everything() {
 
 #[test]
 fn an_external_distribution_is_never_written_and_gates_activation_once_its_owner_attached() {
-    let mut case = Case::new()
-        .keys(vec![key(1, KeyState::Active, Some("K1"))])
-        .group(&["K1"])
-        .signing_with(1)
-        .distribution("E1", &[], &[], true);
+    let mut case = signing_with_key_1().distribution("E1", &[], &[], true);
     case.spec = spec(json!([{"id": "E1", "defaultCacheBehavior": true, "trust": "External"}]));
     // An attachment keyfront made before the entry said External is handed to the owner.
     case.attached("E1", true);
@@ -2072,10 +2030,7 @@ fn assert_consistent(status: &keyfront::api::SigningKeyGroupStatus, case: &str) 
 
 #[test]
 fn conditions_never_contradict_each_other_whatever_the_reason() {
-    let case = Case::new()
-        .keys(vec![key(1, KeyState::Active, Some("K1"))])
-        .group(&["K1"])
-        .signing_with(1);
+    let case = signing_with_key_1();
     let steady = case.plan();
     assert_consistent(&status_of(&case, &steady), "steady state");
     let mut checked = 0;
