@@ -148,6 +148,8 @@ struct Figures {
     lateness: BTreeMap<usize, Vec<Duration>>,
     ninth_refused: Option<String>,
     revocation: Option<Duration>,
+    /// Why the rotations stopped before the run's end (the planner off only).
+    stalled: Option<String>,
 }
 
 /// Each object's last seen (active key, when it became active, when the next is due).
@@ -251,53 +253,24 @@ async fn run(planning: bool) -> Figures {
     let limit = INTERVAL * u32::try_from(wanted + 1).unwrap() + Duration::from_secs(60);
     while rotations.values().filter(|r| **r >= wanted).count() < OBJECTS {
         if started.elapsed() > limit {
-            let mut said = Vec::new();
+            let mut not_ready = Vec::new();
             for name in &names {
                 let status = objects.get(name).await.unwrap().status.unwrap();
-                said.push(format!(
-                    "{name} keys {:?}",
-                    status
-                        .keys
-                        .iter()
-                        .map(|k| (k.name.clone(), k.state, k.id.clone()))
-                        .collect::<Vec<_>>()
-                ));
-                for c in status
+                if let Some(c) = status
                     .conditions
                     .iter()
-                    .filter(|c| c.type_ != "Reconciling")
+                    .find(|c| c.type_ == reasons::READY && c.status != "True")
                 {
-                    said.push(format!(
-                        "{name} {}={} {}: {}",
-                        c.type_, c.status, c.reason, c.message
-                    ));
+                    not_ready.push(format!("{name} {}: {}", c.reason, c.message));
                 }
             }
-            let ninth = objects
-                .get(&format!("tenant-{OBJECTS}"))
-                .await
-                .unwrap()
-                .status
-                .unwrap();
-            said.push(format!(
-                "ninth: {:?}",
-                ninth
-                    .conditions
-                    .iter()
-                    .map(|c| (&c.type_, &c.reason, &c.message))
-                    .collect::<Vec<_>>()
-            ));
-            panic!(
-                "rotations after {:?}: {rotations:?}; {:?} public keys\n{}",
-                started.elapsed(),
-                emulator
-                    .model()
-                    .list_public_keys()
-                    .iter()
-                    .map(|k| k.config.name.clone())
-                    .collect::<Vec<_>>(),
-                said.join("\n")
+            let stalled = format!(
+                "rotations after {:.0} s: {rotations:?}; not Ready: {not_ready:?}",
+                started.elapsed().as_secs_f64()
             );
+            assert!(!planning, "{stalled}");
+            figures.stalled = Some(stalled);
+            break;
         }
         for (n, name) in names.iter().enumerate() {
             let status = objects.get(name).await.unwrap().status.unwrap();
@@ -337,6 +310,12 @@ async fn run(planning: bool) -> Figures {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    if figures.stalled.is_some() {
+        figures.quota_answers = quota_answers.0.load(Ordering::Relaxed);
+        let _ = stop.send(());
+        operator.await.unwrap().unwrap();
+        return figures;
+    }
     // Revocation under pressure: keys made elsewhere fill the account to its reserve.
     let used = emulator.model().list_public_keys().len();
     let pem =
@@ -394,6 +373,9 @@ fn summary(label: &str, figures: &Figures) {
         figures.ninth_refused.is_some(),
         figures.revocation.unwrap_or_default().as_secs_f64(),
     );
+    if let Some(stalled) = &figures.stalled {
+        println!("  stalled: {stalled}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
