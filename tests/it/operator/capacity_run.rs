@@ -37,7 +37,8 @@ use kube::api::{Patch, PatchParams};
 use kube_api_double::ApiDouble;
 use serde_json::json;
 
-use crate::support::{data, ready, wait_for};
+use super::tenancy_e2e::sign;
+use crate::support::{ready, wait_for};
 
 const OBJECTS: usize = 8;
 /// The rotation interval, 15× the grace below (3 s of URL lifetime, 1 s of Secret refresh).
@@ -113,27 +114,10 @@ fn object(n: usize, distribution: &str) -> serde_json::Value {
 
 /// Whether the edge accepts a URL on `host` signed with the key in `secret`.
 fn edge_accepts(emulator: &Emulator, host: &str, secret: &Secret, n: u64) -> bool {
-    let signer = keyfront::signer::Signer::from_pem(
-        data(secret, "private_key.pem").as_bytes(),
-        &data(secret, "key_pair_id"),
-        None,
-    )
-    .unwrap();
-    let path = format!("/v/{n}.ts");
-    let url = format!("https://{host}{path}");
-    let expires = jiff::Timestamp::now().as_second() + 60;
-    let signed = signer
-        .sign_url(&url, &keyfront::signer::Policy::canned(&url, expires))
-        .unwrap();
+    let signed = sign(secret, host, &format!("/v/{n}.ts"));
     let mut headers = HeaderMap::new();
     headers.insert(http::header::HOST, host.parse().unwrap());
-    keyfront::emulator::edge::verify(
-        &mut emulator.model(),
-        &headers,
-        &signed[signed.find(&path).unwrap()..],
-        None,
-    )
-    .is_ok()
+    keyfront::emulator::edge::verify(&mut emulator.model(), &headers, &signed, None).is_ok()
 }
 
 /// What one run saw.

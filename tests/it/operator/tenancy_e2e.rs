@@ -526,7 +526,7 @@ async fn tenants_get_only_what_their_account_grants() {
 }
 
 /// Signs `path` on `host` with the key in `secret`, valid for 10 minutes.
-fn sign(secret: &Secret, host: &str, path: &str) -> String {
+pub(super) fn sign(secret: &Secret, host: &str, path: &str) -> String {
     let signer = keyfront::signer::Signer::from_pem(
         data(secret, "private_key.pem").as_bytes(),
         &data(secret, "key_pair_id"),

@@ -400,17 +400,14 @@ fn active_with_no_distribution_the_key_activates_once_in_the_group() {
     assert_eq!(kinds(&plan), ["SaveKeyring", "WriteAppSecret(1)"]);
 }
 
-#[test]
-fn active_waits_until_every_trusting_distribution_verifies_the_key() {
-    let case = Case::new()
-        .keys(vec![
-            key(1, KeyState::Active, Some("K1")),
-            key(2, KeyState::Published, Some("K2")),
-        ])
+/// `active` signing, and key 2 published beside it in the group, which E1 (attached on its
+/// default behavior, still InProgress) does not verify yet.
+fn key_2_deploying_on_e1(active: KeyRecord) -> Case {
+    let mut case = Case::new()
+        .keys(vec![active, key(2, KeyState::Published, Some("K2"))])
         .group(&["K1", "K2"])
         .signing_with(1)
         .distribution("E1", &[KG], &["K1"], false);
-    let mut case = case;
     case.spec = spec(json!([{"id": "E1", "defaultCacheBehavior": true}]));
     case.attached("E1", false);
     case.keyring()
@@ -419,6 +416,12 @@ fn active_waits_until_every_trusting_distribution_verifies_the_key() {
         .unwrap()
         .trusted_behaviors
         .insert(BehaviorSelector::Default);
+    case
+}
+
+#[test]
+fn active_waits_until_every_trusting_distribution_verifies_the_key() {
+    let case = key_2_deploying_on_e1(key(1, KeyState::Active, Some("K1")));
     let plan = case.plan();
     assert!(kinds(&plan).is_empty(), "{:?}", kinds(&plan));
     assert!(has_finding(&plan, reasons::WAITING_FOR_PROPAGATION));
@@ -439,19 +442,7 @@ fn active_waits_until_every_trusting_distribution_verifies_the_key() {
 fn a_distribution_kept_in_progress_by_another_writer_is_reported() {
     let mut first = key(1, KeyState::Active, Some("K1"));
     first.live_at = Some(at(2)); // the last deployment took 2 minutes
-    let mut case = Case::new()
-        .keys(vec![first, key(2, KeyState::Published, Some("K2"))])
-        .group(&["K1", "K2"])
-        .signing_with(1)
-        .distribution("E1", &[KG], &["K1"], false);
-    case.spec = spec(json!([{"id": "E1", "defaultCacheBehavior": true}]));
-    case.attached("E1", false);
-    case.keyring()
-        .attachments
-        .get_mut("E1")
-        .unwrap()
-        .trusted_behaviors
-        .insert(BehaviorSelector::Default);
+    let mut case = key_2_deploying_on_e1(first);
     case.now = at(4);
     assert!(has_finding(&case.plan(), reasons::WAITING_FOR_PROPAGATION));
     case.now = at(5);
