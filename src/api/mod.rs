@@ -411,7 +411,8 @@ pub struct SigningKeyGroupStatus {
     /// When the active key became active.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_rotation_time: Option<Time>,
-    /// When the next rotation is due.
+    /// When the next rotation is due: the interval after the last, or sooner where it would
+    /// overlap another rotation in the same AWS account (rotations there are staggered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_rotation_time: Option<Time>,
     /// Attachment state per distribution in the spec (and any still being detached).

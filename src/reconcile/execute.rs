@@ -115,6 +115,7 @@ pub async fn execute<A, C: CloudFront>(
                         live_at: None,
                         published_at: None,
                         activated_at: None,
+                        rotates_early_by: None,
                         takes_over_at: stage.takes_over_at,
                         retired_at: None,
                         revoked: false,
@@ -150,7 +151,7 @@ pub async fn execute<A, C: CloudFront>(
                     .capacity
                     .enter(
                         &object.spec.account_ref.name,
-                        &format!("{}/{}", subject.namespace, subject.name),
+                        &subject.path(),
                         *slot,
                         ctx.clock.now(),
                         async || {
@@ -449,12 +450,12 @@ pub async fn execute<A, C: CloudFront>(
             // group or distribution changed), for whoever tails the operator's log. Notes name
             // keys by serial, ID and fingerprint, never by material.
             tracing::info!(
-                object = %format!("{}/{}", subject.namespace, subject.name),
+                object = %subject.path(),
                 reason,
                 "{note}"
             );
             ctx.events
-                .publish(object, type_, reason, super::step_name(step), note)
+                .publish(object, type_, reason, super::report::step_name(step), note)
                 .await;
         }
     }

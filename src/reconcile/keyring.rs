@@ -42,6 +42,12 @@ pub struct KeyRecord {
     pub live_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activated_at: Option<Timestamp>,
+    /// How much sooner than its interval after activation it rotates: placed once it is
+    /// active, so that the account's rotations do not fall due together
+    /// ([`crate::reconcile::capacity::stagger`]). Kept as an advance, not a time, so a new
+    /// interval moves the rotation with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotates_early_by: Option<jiff::SignedDuration>,
     /// Published ahead of a scheduled rotation: apps switch to it at this time, not before
     /// (a key staged because none was usable, or by request, takes over as soon as it is live).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -178,6 +184,10 @@ impl Keyring {
         self.keys.iter().find(|k| k.state == KeyState::Active)
     }
 
+    pub fn active_mut(&mut self) -> Option<&mut KeyRecord> {
+        self.keys.iter_mut().find(|k| k.state == KeyState::Active)
+    }
+
     /// Public key IDs of every recorded key.
     pub fn public_key_ids(&self) -> BTreeSet<&str> {
         self.keys
@@ -245,6 +255,7 @@ mod tests {
             live_at: None,
             published_at: None,
             activated_at: Some(Timestamp::UNIX_EPOCH),
+            rotates_early_by: None,
             takes_over_at: None,
             retired_at: None,
             revoked: false,

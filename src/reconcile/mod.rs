@@ -14,8 +14,9 @@
 //! 4. [`status`] (no client required): conditions, keys and times; [`report`] (client
 //!    required) patches them only when changed and announces newly failing conditions.
 //!
-//! Nothing is kept in memory between passes: after a crash the next pass plans from what is
-//! there. [`keyring`] is the durable record; [`names`] the deterministic names that make
+//! Nothing of an object is kept in memory between passes: after a crash the next pass plans
+//! from what is there (the accounts' queues and rotation timelines in [`capacity`] are
+//! rebuilt as objects ask). [`keyring`] is the durable record; [`names`] the deterministic names that make
 //! CloudFront creations findable again.
 
 pub mod account;
@@ -35,6 +36,8 @@ pub mod status;
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use jiff::Timestamp;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::runtime::events::EventType;
@@ -219,10 +222,13 @@ async fn observe_all<A: CloudFrontAccounts>(
                 .and_then(|n| n.metadata.labels)
                 .unwrap_or_default(),
         },
-        ..empty_observation()
+        ..observed::Observed::empty()
     };
     observed.keyring = keyring;
     observed.app_secret = app_secret;
+    observed.rotations = ctx
+        .capacity
+        .rotations(account_name, &subject.path(), ctx.clock.now());
     observed.id_config_map = observe::observe_id_config_map(
         &ctx.client,
         subject,
@@ -286,6 +292,36 @@ async fn observe_all<A: CloudFrontAccounts>(
     Ok((observed, Some(cloudfront)))
 }
 
+/// Plans, and records the active key's rotation in its account's timeline
+/// ([`capacity::stagger`]). A rotation placed beside windows that another object changed
+/// meanwhile is placed again; after two tries it takes its turn where it is.
+fn plan_beside_rotations<A>(
+    ctx: &Context<A>,
+    object: &SigningKeyGroup,
+    subject: &Subject,
+    observed: &mut observed::Observed,
+    now: Timestamp,
+) -> plan::Plan {
+    let account = &object.spec.account_ref.name;
+    let key = subject.path();
+    for tries in 1.. {
+        let plan = plan::plan(subject, &object.spec, observed, now, &ctx.config.pacing());
+        let Some(rotation) = plan.rotation else {
+            return plan;
+        };
+        if ctx.capacity.record_rotation(
+            account,
+            &key,
+            rotation.window,
+            rotation.placed && tries < 3,
+        ) {
+            return plan;
+        }
+        observed.rotations = ctx.capacity.rotations(account, &key, now);
+    }
+    unreachable!("the third try records the rotation as it is")
+}
+
 /// Reconciles one object: passes until nothing is left to do now, then the status.
 #[tracing::instrument(skip_all, fields(namespace = %object.namespace().unwrap_or_default(), name = %object.name_any()))]
 pub async fn reconcile<A: CloudFrontAccounts>(
@@ -311,7 +347,7 @@ pub async fn reconcile<A: CloudFrontAccounts>(
         }
         let mut subject = subject_of(&current, &ctx.config.cluster_id);
         let now = ctx.clock.now();
-        let (observed, cloudfront) = match observe_all(&ctx, &current, &subject).await {
+        let (mut observed, cloudfront) = match observe_all(&ctx, &current, &subject).await {
             Ok(o) if o.0.namespace.terminating => {
                 // The namespace controller deletes this object too, in its own time (Secrets
                 // may already be gone): clean up now, and never create anything there.
@@ -323,7 +359,7 @@ pub async fn reconcile<A: CloudFrontAccounts>(
                 let empty = plan::plan(
                     &subject,
                     &current.spec,
-                    &empty_observation(),
+                    &observed::Observed::empty(),
                     now,
                     &ctx.config.pacing(),
                 );
@@ -340,13 +376,7 @@ pub async fn reconcile<A: CloudFrontAccounts>(
                 return Err(error);
             }
         };
-        let plan = plan::plan(
-            &subject,
-            &current.spec,
-            &observed,
-            now,
-            &ctx.config.pacing(),
-        );
+        let plan = plan_beside_rotations(&ctx, &current, &subject, &mut observed, now);
         if let Some(cloudfront) = &cloudfront {
             crate::cloudfront::CloudFront::await_deployment(
                 cloudfront,
@@ -380,7 +410,7 @@ pub async fn reconcile<A: CloudFrontAccounts>(
             tracing::info!("not the leader any more; writing nothing");
             return Ok(Outcome::Requeue(ctx.config.resync));
         }
-        tracing::debug!(steps = ?plan.steps.iter().map(step_name).collect::<Vec<_>>(), "executing");
+        tracing::debug!(steps = ?plan.steps.iter().map(report::step_name).collect::<Vec<_>>(), "executing");
         match execute::execute(
             &ctx,
             cloudfront.as_ref(),
@@ -451,39 +481,4 @@ pub async fn reconcile<A: CloudFrontAccounts>(
         }
     }
     Ok(Outcome::Unsettled)
-}
-
-pub(crate) fn step_name(step: &plan::Step) -> &'static str {
-    match step {
-        plan::Step::AddFinalizer => "AddFinalizer",
-        plan::Step::SaveKeyring { stage: Some(_) } => "StageKey",
-        plan::Step::SaveKeyring { stage: None } => "SaveKeyring",
-        plan::Step::CreatePublicKey { .. } => "CreatePublicKey",
-        plan::Step::CreateKeyGroup { .. } => "CreateKeyGroup",
-        plan::Step::UpdateKeyGroup { .. } => "UpdateKeyGroup",
-        plan::Step::SetTrust { .. } => "SetTrust",
-        plan::Step::WriteAppSecret { .. } => "WriteAppSecret",
-        plan::Step::WriteIdConfigMap { .. } => "WriteIdConfigMap",
-        plan::Step::DeletePublicKey { .. } => "DeletePublicKey",
-        plan::Step::DeleteKeyGroup { .. } => "DeleteKeyGroup",
-        plan::Step::ReleaseSecrets { .. } => "ReleaseSecrets",
-        plan::Step::RemoveFinalizer => "RemoveFinalizer",
-    }
-}
-
-fn empty_observation() -> observed::Observed {
-    observed::Observed {
-        account: None,
-        namespace: NamespaceFacts::default(),
-        keyring: None,
-        app_secret: observed::AppSecret::Missing,
-        id_config_map: observed::IdConfigMap::Missing,
-        key_group: observed::KeyGroupState::Missing,
-        listed_public_keys: None,
-        public_keys_present: Default::default(),
-        distributions: Default::default(),
-        adoption_trust: None,
-        trusting_distributions: None,
-        claimed_elsewhere: Vec::new(),
-    }
 }

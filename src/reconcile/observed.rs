@@ -31,6 +31,13 @@ pub struct Subject {
     pub revoke_request: Option<String>,
 }
 
+impl Subject {
+    /// `namespace/name`, as queues and logs name the object.
+    pub fn path(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
 /// The app-facing Secret as found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AppSecret {
@@ -131,9 +138,31 @@ pub struct Observed {
     /// (two clusters run with one `--cluster-id` in one AWS account): kept out of
     /// `listed_public_keys`, never touched.
     pub claimed_elsewhere: Vec<String>,
+    /// The rotation windows of the account's other objects, which this object's next
+    /// rotation is placed beside ([`super::capacity::stagger`]).
+    pub rotations: Vec<super::capacity::stagger::Window>,
 }
 
 impl Observed {
+    /// Nothing observed yet.
+    pub fn empty() -> Self {
+        Self {
+            account: None,
+            namespace: NamespaceFacts::default(),
+            keyring: None,
+            app_secret: AppSecret::Missing,
+            id_config_map: IdConfigMap::Missing,
+            key_group: KeyGroupState::Missing,
+            listed_public_keys: None,
+            public_keys_present: Default::default(),
+            distributions: Default::default(),
+            adoption_trust: None,
+            trusting_distributions: None,
+            claimed_elsewhere: Vec::new(),
+            rotations: Vec::new(),
+        }
+    }
+
     pub fn keyring(&self) -> Keyring {
         self.keyring
             .as_ref()

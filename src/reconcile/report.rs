@@ -96,3 +96,22 @@ pub(super) async fn finish<A>(
         tracing::warn!(error = %error, "could not write status");
     }
 }
+
+/// A step's name, as logs and Events call it.
+pub(crate) fn step_name(step: &super::plan::Step) -> &'static str {
+    match step {
+        super::plan::Step::AddFinalizer => "AddFinalizer",
+        super::plan::Step::SaveKeyring { stage: Some(_) } => "StageKey",
+        super::plan::Step::SaveKeyring { stage: None } => "SaveKeyring",
+        super::plan::Step::CreatePublicKey { .. } => "CreatePublicKey",
+        super::plan::Step::CreateKeyGroup { .. } => "CreateKeyGroup",
+        super::plan::Step::UpdateKeyGroup { .. } => "UpdateKeyGroup",
+        super::plan::Step::SetTrust { .. } => "SetTrust",
+        super::plan::Step::WriteAppSecret { .. } => "WriteAppSecret",
+        super::plan::Step::WriteIdConfigMap { .. } => "WriteIdConfigMap",
+        super::plan::Step::DeletePublicKey { .. } => "DeletePublicKey",
+        super::plan::Step::DeleteKeyGroup { .. } => "DeleteKeyGroup",
+        super::plan::Step::ReleaseSecrets { .. } => "ReleaseSecrets",
+        super::plan::Step::RemoveFinalizer => "RemoveFinalizer",
+    }
+}

@@ -38,10 +38,7 @@ pub(super) async fn save_keyring(
     let name = names::keyring_secret_name(&subject.owner);
     let mut annotations = BTreeMap::from([
         (names::OWNER_ANNOTATION.to_owned(), subject.owner.clone()),
-        (
-            names::OWNER_OBJECT_ANNOTATION.to_owned(),
-            format!("{}/{}", subject.namespace, subject.name),
-        ),
+        (names::OWNER_OBJECT_ANNOTATION.to_owned(), subject.path()),
         (names::ACCOUNT_ANNOTATION.to_owned(), account.to_owned()),
     ]);
     if let Some(made_for) = &keyring.made_for {

@@ -33,6 +33,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 mod count;
+pub mod stagger;
 
 pub(super) use count::count;
 
@@ -285,6 +286,7 @@ pub struct Gate {
     /// ([`Gate::wakes`]) when a key leaves that account.
     heads: Arc<Mutex<HashMap<String, String>>>,
     wake: tokio::sync::broadcast::Sender<String>,
+    rotations: Arc<Mutex<stagger::Timeline>>,
     /// Off only to measure what planning saves: every key is then created unasked.
     planning: bool,
 }
@@ -337,6 +339,7 @@ impl Gate {
             changed: tokio::sync::broadcast::channel(256).0,
             heads: Arc::default(),
             wake: tokio::sync::broadcast::channel(256).0,
+            rotations: Arc::default(),
             planning,
         }
     }
@@ -355,6 +358,41 @@ impl Gate {
         self.heads
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn timeline(&self) -> std::sync::MutexGuard<'_, stagger::Timeline> {
+        self.rotations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The rotation windows of the account's other objects, to place a new one beside
+    /// ([`stagger`]); none when not planning.
+    pub fn rotations(&self, account: &str, object: &str, now: Timestamp) -> Vec<stagger::Window> {
+        if !self.planning {
+            return Vec::new();
+        }
+        self.timeline().others(account, object, now)
+    }
+
+    /// Records an object's rotation window: `placed` just now (`false` if another object took
+    /// an overlapping one meanwhile: place it again), or kept from before (always `true`).
+    pub fn record_rotation(
+        &self,
+        account: &str,
+        object: &str,
+        window: stagger::Window,
+        placed: bool,
+    ) -> bool {
+        if !self.planning {
+            return true;
+        }
+        let mut timeline = self.timeline();
+        if placed {
+            return timeline.reserve(account, object, window);
+        }
+        timeline.keep(account, object, window);
+        true
     }
 
     /// The accounts whose keys or key groups changed, as they change.

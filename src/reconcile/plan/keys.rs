@@ -65,13 +65,25 @@ pub(super) fn observed_deployment(keyring: &Keyring) -> Option<Duration> {
         .next_back()
 }
 
-/// When the active key is due to be replaced.
+/// When the active key is due to be replaced: `interval` after it took over, less the advance
+/// placed for it ([`crate::reconcile::capacity::stagger`]).
 pub fn next_rotation(keyring: &Keyring, interval: Duration) -> Option<Timestamp> {
     let active = keyring.active()?;
-    Some(after(
-        active.activated_at.unwrap_or(active.created_at),
-        interval,
-    ))
+    let declared = active_for(keyring, interval)?;
+    let early = active.rotates_early_by.unwrap_or_default();
+    let activated = active.activated_at.unwrap_or(active.created_at);
+    Some(
+        declared
+            .saturating_sub(early)
+            .unwrap_or(declared)
+            .max(activated),
+    )
+}
+
+/// When the active key will have been active for `d`.
+pub(super) fn active_for(keyring: &Keyring, d: Duration) -> Option<Timestamp> {
+    let active = keyring.active()?;
+    Some(after(active.activated_at.unwrap_or(active.created_at), d))
 }
 
 /// A keyring being (re)built: the annotations already on the object were acted on by the
@@ -132,6 +144,7 @@ pub(super) fn adopt_active_key_from_app_secret(
         live_at: Some(now),
         published_at: None,
         activated_at: Some(now),
+        rotates_early_by: None,
         takes_over_at: None,
         retired_at: None,
         revoked: false,
@@ -206,6 +219,7 @@ pub(super) fn record_unaccounted_keys_as_retiring(
             live_at: None,
             published_at: None,
             activated_at: None,
+            rotates_early_by: None,
             takes_over_at: None,
             retired_at: Some(now),
             revoked: false,

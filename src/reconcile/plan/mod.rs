@@ -148,6 +148,8 @@ pub struct Plan {
     /// Distributions whose deployment of this object's key change it waits for: keyfront
     /// holds its other writes there meanwhile ([`crate::cloudfront::holds`]).
     pub awaits_deployment: Vec<String>,
+    /// The active key's scheduled rotation, for the account's timeline.
+    pub rotation: Option<rotation::PlannedRotation>,
     pub settings: Option<Settings>,
 }
 
@@ -161,6 +163,7 @@ impl Plan {
             desired_items: Vec::new(),
             wake_at: None,
             awaits_deployment: Vec::new(),
+            rotation: None,
             settings: None,
         }
     }
@@ -401,6 +404,7 @@ fn plan_lifecycle(
     });
     let may_publish = access.admitted && !frozen;
 
+    rotation::place_rotation(plan, settings, &observed.rotations, now, poll);
     // Rotation: a new key when there is none, when the active one is due, revoked or a
     // rotation was requested, and only if the group has room (I6).
     let stage = if may_publish {

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::keys::{friendly, leave_time, next_rotation, observed_deployment};
+use super::keys::{active_for, after, friendly, leave_time, next_rotation, observed_deployment};
 use super::{Notice, Plan, Settings, Stage, before};
 use crate::api::{KeyState, MAX_KEYS_PER_GROUP};
+use crate::reconcile::capacity::stagger::{self, Shape, Window};
 use crate::reconcile::capacity::{Slot, steady_need};
 use crate::reconcile::keyring::Keyring;
 use crate::reconcile::observed::Subject;
@@ -23,6 +24,74 @@ pub fn publish_lead(keyring: &Keyring, settings: &Settings, poll: Duration) -> D
         .saturating_add(settings.min_propagation_wait)
         .saturating_add(poll)
         .min(settings.interval)
+}
+
+/// The active key's scheduled rotation and its window, for the account's timeline
+/// ([`stagger`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlannedRotation {
+    pub window: Window,
+    /// Placed in this plan (the account must confirm nobody took an overlapping window
+    /// meanwhile), rather than kept from before.
+    pub placed: bool,
+}
+
+/// How long a rotation of this object holds a key beyond its steady need: from
+/// [`publish_lead`] before it is due until the old key has left the group and been deleted,
+/// its grace after. Each step around a deployment (creating the key and adding it to the
+/// group; removing the old one and deleting it) also takes about a poll, counted in.
+fn window_shape(keyring: &Keyring, settings: &Settings, poll: Duration) -> Shape {
+    let signed =
+        |d: Duration| jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX);
+    let deployment = observed_deployment(keyring).unwrap_or(poll);
+    let tail = settings
+        .grace()
+        .saturating_add(deployment.saturating_mul(2))
+        .saturating_add(poll.saturating_mul(2));
+    Shape {
+        lead: signed(publish_lead(keyring, settings, poll).saturating_add(poll)),
+        tail: signed(tail),
+    }
+}
+
+/// Places the active key's scheduled rotation once, beside the account's other rotations
+/// (`others`): at its interval after activation, or earlier where that would overlap one of
+/// them, and never sooner than the rotation floor after activation, nor than a whole window
+/// after it (its own last rotation's old key is deleted first) ([`stagger::place`]).
+pub(super) fn place_rotation(
+    plan: &mut Plan,
+    settings: &Settings,
+    others: &[Window],
+    now: Timestamp,
+    poll: Duration,
+) {
+    let shape = window_shape(&plan.keyring, settings, poll);
+    let Some(declared) = active_for(&plan.keyring, settings.interval) else {
+        return;
+    };
+    let Some(active) = plan.keyring.active_mut().filter(|a| !a.revoked) else {
+        return;
+    };
+    let placed = active.rotates_early_by.is_none();
+    if placed {
+        let activated = active.activated_at.unwrap_or(active.created_at);
+        // Not before its own last rotation has let go of its old key, nor before the floor.
+        let own = shape
+            .lead
+            .unsigned_abs()
+            .saturating_add(shape.tail.unsigned_abs());
+        let earliest = after(activated, settings.rotation_floor.max(own))
+            .max(after(now, shape.lead.unsigned_abs()));
+        let at = stagger::place(declared, earliest, shape, others);
+        active.rotates_early_by = Some(declared.duration_since(at));
+    }
+    let Some(at) = next_rotation(&plan.keyring, settings.interval) else {
+        return;
+    };
+    plan.rotation = Some(PlannedRotation {
+        window: shape.around(at),
+        placed,
+    });
 }
 
 /// Why a new key is staged.
@@ -57,7 +126,7 @@ pub(super) fn plan_rotation(
     let due_at = next_rotation(&plan.keyring, settings.interval);
     let stage_at = due_at.map(|t| before(t, publish_lead(&plan.keyring, settings, poll)));
     // A requested rotation is taken no sooner than the floor after the last one took over.
-    let request_from = next_rotation(&plan.keyring, settings.rotation_floor);
+    let request_from = active_for(&plan.keyring, settings.rotation_floor);
     let deferred = requested.is_some() && !pending && request_from.is_some_and(|t| t > now);
     let cause = match plan.keyring.active() {
         None => Some(Cause::Now("no key is active yet")),

@@ -1,5 +1,5 @@
 //! The capacity run (issue 20): one AWS account at CloudFront's default quotas (10 public keys,
-//! 10 key groups) serving 8 SigningKeyGroups that rotate with an interval 15× their grace,
+//! 10 key groups) serving 8 SigningKeyGroups that rotate with an interval 22× their grace,
 //! with `keyfront run`'s reconciler in process against the API double and the emulator.
 //!
 //! Asserted: no CloudFront call answered `QuotaExceeded`; no signed request rejected at the
@@ -7,13 +7,19 @@
 //! never above the quota less the revocation reserve; a 9th object refused at once with
 //! `AccountCapacityExceeded`, nothing created; and with the account then filled to its reserve
 //! by keys made elsewhere, a revocation still completes. Printed: how late each rotation was
-//! against its schedule, the peak of keys, and how long the revocation took. Lateness is a
-//! figure, not asserted: with one key to spare beyond the 8 objects' own and the reserve,
-//! rotations take turns, each holding the spare key for its grace and two deployments.
+//! against the schedule its status announced (`nextRotationTime`), the peak of keys, and how
+//! long the revocation took. With one key to spare beyond the 8 objects' own and the reserve,
+//! rotations take turns, each holding the spare key for its grace, two deployments and a few
+//! polls (about 9 s here, so 8 of them fit in the 90 s interval); the planner staggers them
+//! ahead of time ([`keyfront::reconcile::capacity::stagger`]). The first round fits less well:
+//! the 8 first keys, made together through one write budget, took longer to go live than a
+//! rotation's key does, so their first rotations publish earlier and hold the spare key
+//! longer. Lateness is a figure against the goal of interval ÷ objects; only a gross miss (half
+//! an interval) fails the run, since the machine's load moves it.
 //!
-//! CI runs 2 rotations per object (about 2 minutes). By hand, more, and the same run with the
+//! CI runs 5 rotations per object (about 8 minutes). By hand, more, and the same run with the
 //! planner off for comparison:
-//! `KEYFRONT_CAPACITY_ROTATIONS=5 KEYFRONT_CAPACITY_COMPARE=1 cargo test --release --test it
+//! `KEYFRONT_CAPACITY_ROTATIONS=10 KEYFRONT_CAPACITY_COMPARE=1 cargo test --release --test it
 //! operator::capacity_run -- --nocapture`.
 
 use std::collections::BTreeMap;
@@ -41,8 +47,8 @@ use super::tenancy_e2e::sign;
 use crate::support::{ready, wait_for};
 
 const OBJECTS: usize = 8;
-/// The rotation interval, 15× the grace below (3 s of URL lifetime, 1 s of Secret refresh).
-const INTERVAL: Duration = Duration::from_secs(60);
+/// The rotation interval, 22× the grace below (3 s of URL lifetime, 1 s of Secret refresh).
+const INTERVAL: Duration = Duration::from_secs(90);
 const PROPAGATION: Duration = Duration::from_secs(1);
 const QUOTA: usize = 10;
 
@@ -50,7 +56,7 @@ fn rotations_wanted() -> usize {
     std::env::var("KEYFRONT_CAPACITY_ROTATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2)
+        .unwrap_or(5)
 }
 
 /// Counts CloudFront's `QuotaExceeded` answers.
@@ -335,7 +341,15 @@ async fn run(planning: bool) -> Figures {
     figures
 }
 
+/// Rotations late by more than `bound`, and all of them.
+fn late_beyond(figures: &Figures, bound: Duration) -> (usize, usize) {
+    let all: Vec<&Duration> = figures.lateness.values().flatten().collect();
+    (all.iter().filter(|late| ***late > bound).count(), all.len())
+}
+
 fn summary(label: &str, figures: &Figures) {
+    let goal = INTERVAL / OBJECTS as u32;
+    let (late, rotations) = late_beyond(figures, goal);
     let rounds: Vec<String> = figures
         .lateness
         .iter()
@@ -345,7 +359,7 @@ fn summary(label: &str, figures: &Figures) {
         })
         .collect();
     println!(
-        "capacity run ({label}): {OBJECTS} objects, interval {} s, quota {QUOTA}: {} QuotaExceeded answers, {} of {} signed requests rejected, peak {} public keys (quota less reserve: {}), rotations {} (bound: interval ÷ objects = {:.1} s); 9th object refused: {}; revocation with the account at its reserve: {:.1} s",
+        "capacity run ({label}): {OBJECTS} objects, interval {} s, quota {QUOTA}: {} QuotaExceeded answers, {} of {} signed requests rejected, peak {} public keys (quota less reserve: {}), rotations {} ({late} of {rotations} later than interval ÷ objects = {:.1} s); 9th object refused: {}; revocation with the account at its reserve: {:.1} s",
         INTERVAL.as_secs(),
         figures.quota_answers,
         figures.rejected,
@@ -375,6 +389,11 @@ async fn eight_objects_rotate_in_a_ten_key_account_without_a_quota_answer() {
     let refused = figures.ninth_refused.as_deref().unwrap_or_default();
     assert!(refused.contains("public keys"), "{figures:?}");
     assert!(figures.revocation.is_some());
+    let (grossly_late, _) = late_beyond(&figures, INTERVAL / 2);
+    assert_eq!(
+        grossly_late, 0,
+        "rotations late by half an interval: {figures:?}"
+    );
     if std::env::var_os("KEYFRONT_CAPACITY_COMPARE").is_some() {
         summary("planner off", &run(false).await);
     }

@@ -85,6 +85,7 @@ fn plan(active: bool) -> Plan {
             live_at: None,
             published_at: None,
             activated_at: Some(Timestamp::UNIX_EPOCH),
+            rotates_early_by: None,
             takes_over_at: None,
             retired_at: None,
             revoked: false,
@@ -107,6 +108,7 @@ fn plan(active: bool) -> Plan {
         desired_items: vec!["K1".into()],
         wake_at: None,
         awaits_deployment: Vec::new(),
+        rotation: None,
         settings: None,
     }
 }

@@ -12,6 +12,7 @@ use keyfront::cloudfront::{
     KeyGroup, KeyGroupConfig, PublicKey, Tagged,
 };
 use keyfront::keys::PrivateKeyPem;
+use keyfront::reconcile::capacity::stagger::Window;
 use keyfront::reconcile::keyring::{KeyRecord, Keyring, MadeFor};
 use keyfront::reconcile::observed::{
     AppSecret, DistributionState, KeyGroupState, Observed, OwnedAppSecret, StoredKeyring, Subject,
@@ -84,6 +85,8 @@ fn key(serial: u32, state: KeyState, id: Option<&str>) -> KeyRecord {
         live_at: None,
         published_at: None,
         activated_at: (state == KeyState::Active).then(t0),
+        // Placed when it became active, on its own in the account.
+        rotates_early_by: (state == KeyState::Active).then_some(SignedDuration::ZERO),
         takes_over_at: None,
         retired_at: None,
         revoked: false,
@@ -142,6 +145,7 @@ impl Case {
                 trusting_distributions: None,
                 claimed_elsewhere: Vec::new(),
                 distributions: BTreeMap::new(),
+                rotations: Vec::new(),
             },
             now: t0(),
         }
@@ -488,6 +492,55 @@ fn retiring_the_secret_switch_is_recorded_as_activation_and_retirement() {
     assert_eq!(record(&plan, 1).state, KeyState::Retiring);
     assert_eq!(record(&plan, 1).retired_at, Some(at(61)));
     assert_eq!(kinds(&plan), ["SaveKeyring"]);
+}
+
+#[test]
+fn an_activated_key_is_placed_to_rotate_beside_the_accounts_other_rotations() {
+    let mut case = Case::new()
+        .keys(vec![
+            key(1, KeyState::Active, Some("K1")),
+            key(2, KeyState::Published, Some("K2")),
+        ])
+        .group(&["K1", "K2"])
+        .signing_with(2);
+    case.now = at(61);
+    let hour = Duration::from_secs(3600);
+    // Alone in its account: due an interval after it took over.
+    let alone = case.plan();
+    assert_eq!(
+        record(&alone, 2).rotates_early_by,
+        Some(SignedDuration::ZERO)
+    );
+    assert!(alone.rotation.unwrap().placed);
+    assert_eq!(plan::next_rotation(&alone.keyring, hour), Some(at(121)));
+
+    // Another object of the account rotates then: this one is placed earlier, its window
+    // (its grace of 12 minutes, and two deployments and two polls after it; no deployment
+    // observed yet counts as a poll) ending where that one's starts.
+    case.observed.rotations = vec![Window {
+        start: at(120),
+        end: at(135),
+    }];
+    let beside = case.plan();
+    let placed = beside.rotation.unwrap();
+    assert!(placed.placed);
+    assert_eq!(placed.window.end, at(120));
+    let due = plan::next_rotation(&beside.keyring, hour).unwrap();
+    assert_eq!(due, at(120) - SignedDuration::from_mins(13));
+    assert_eq!(kinds(&beside), ["SaveKeyring"], "the advance is recorded");
+
+    // Recorded, it is kept whatever the account's timeline says later, and moves with the
+    // interval.
+    *case.keyring() = beside.keyring.clone();
+    case.observed.rotations.clear();
+    let kept = case.plan();
+    assert!(!kept.rotation.unwrap().placed);
+    assert_eq!(plan::next_rotation(&kept.keyring, hour), Some(due));
+    assert!(kinds(&kept).is_empty(), "{:?}", kinds(&kept));
+    assert_eq!(
+        plan::next_rotation(&kept.keyring, 2 * hour),
+        Some(due + SignedDuration::from_hours(1))
+    );
 }
 
 #[test]
