@@ -1,8 +1,8 @@
 //! The operator against the doubles, measured: apply → Ready latency, CloudFront calls per
-//! steady-state reconcile, the call budget (50 objects on one distribution with and without
-//! UpdateDistribution coalescing; CloudFront calls per hour at steady state for 200 objects),
-//! and the RSS of `keyfront run` with 200 SigningKeyGroups beside 0 and 20,000 unrelated
-//! Secrets (side by side in one run). Prints its figures.
+//! steady-state reconcile, CloudFront calls per hour at steady state for 200 objects, and the
+//! RSS of `keyfront run` with 200 SigningKeyGroups beside 0 and 20,000 unrelated Secrets (side
+//! by side in one run). Prints its figures. Coalescing, the call budget's fairness and lone
+//! objects' latency on a shared account are in `benches/shared_account.rs`.
 //!
 //! Run: `cargo bench --bench operator`. The emulator's quotas are raised as AWS raises them
 //! on request (200 key groups need more than the default 10).
@@ -11,122 +11,23 @@
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use keyfront::api::SigningKeyGroup;
-use keyfront::clock::SystemClock;
-use keyfront::cloudfront::Result;
 use keyfront::cloudfront::budget::BudgetSettings;
-use keyfront::cloudfront::hooked::{Call, CallHook, Class, Hooked};
-use keyfront::emulator::Emulator;
-use keyfront::emulator::faults::FaultSettings;
-use keyfront::emulator::model::{ModelSettings, Quotas};
-use keyfront::runtime::OperatorSettings;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
-use kube_api_double::{ApiDouble, write_kubeconfig};
+use kube_api_double::write_kubeconfig;
 use serde_json::json;
+use support::{apply_all, counted, double, emulator, is_ready, object, settings, start};
+
+mod support;
 
 const LATENCY_OBJECTS: usize = 20;
 const MEMORY_OBJECTS: usize = 200;
 const UNRELATED_SECRETS: usize = 20_000;
-
-fn emulator() -> Emulator {
-    Emulator::new(
-        ModelSettings {
-            propagation_delay: Duration::from_secs(1),
-            quotas: Quotas {
-                public_keys: 2_000,
-                key_groups: 1_000,
-                ..Quotas::default()
-            },
-            seed: None,
-        },
-        FaultSettings::default(),
-        Arc::new(SystemClock),
-    )
-}
-
-/// The API double with keyfront's CRDs, the keyring namespace and an account admitting all,
-/// with the emulator's raised quotas (keyfront plans the account's public keys by them).
-fn double() -> ApiDouble {
-    let api = ApiDouble::new();
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    for file in [
-        "crds/signingkeygroups.keyfront.dev.yaml",
-        "crds/cloudfrontaccounts.keyfront.dev.yaml",
-    ] {
-        api.create_from_yaml(&repo.join(file)).unwrap();
-    }
-    let mut account: serde_json::Value = serde_yaml::from_str(
-        &std::fs::read_to_string(repo.join("examples/accounts/single-team.yaml")).unwrap(),
-    )
-    .unwrap();
-    account["spec"]["quotas"] = json!({"publicKeys": 2_000, "keyGroups": 1_000});
-    api.create(account).unwrap();
-    api.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": keyfront::reconcile::ReconcilerConfig::default().keyring_namespace}}))
-        .unwrap();
-    api
-}
-
-fn object(name: &str, algorithm: &str) -> serde_json::Value {
-    json!({
-        "apiVersion": "keyfront.dev/v1alpha1",
-        "kind": "SigningKeyGroup",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"key": {"algorithm": algorithm}, "rotation": {"interval": "720h", "maxSignedUrlLifetime": "1h"}},
-    })
-}
-
-fn is_ready(object: &SigningKeyGroup) -> bool {
-    object.status.as_ref().is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
-    })
-}
-
-/// The emulator with its calls counted.
-type Counted = Hooked<Emulator, Counts>;
-
-#[derive(Clone, Default)]
-struct Counts {
-    reads: Arc<AtomicUsize>,
-    writes: Arc<AtomicUsize>,
-    /// Every reconcile pass reads the key group exactly once: this counts passes.
-    key_group_reads: Arc<AtomicUsize>,
-    distribution_updates: Arc<AtomicUsize>,
-}
-
-impl CallHook for Counts {
-    async fn around<T: Send>(
-        &self,
-        call: Call,
-        run: impl Future<Output = Result<T>> + Send,
-    ) -> Result<T> {
-        let counter = match call.class {
-            Class::Read => &self.reads,
-            Class::Write => &self.writes,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        match call.operation {
-            "GetKeyGroup" => self.key_group_reads.fetch_add(1, Ordering::Relaxed),
-            "UpdateDistribution" => self.distribution_updates.fetch_add(1, Ordering::Relaxed),
-            _ => 0,
-        };
-        run.await
-    }
-}
-
-fn counted(inner: Emulator) -> Counted {
-    Hooked {
-        inner,
-        hook: Counts::default(),
-    }
-}
 
 /// Apply → Ready for objects created one after another against the in-process operator, then
 /// the CloudFront calls of one steady-state reconcile of each.
@@ -138,28 +39,11 @@ async fn latency_and_steady_state() {
         .map(|_| emulator.create_test_distribution(&[]).unwrap())
         .collect();
     let cloudfront = counted(emulator);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let operator = tokio::spawn(keyfront::runtime::run(
-        api.client(),
-        cloudfront.clone(),
-        OperatorSettings {
-            namespaces: vec![],
-            concurrency: 4,
-            reconciler: keyfront::reconcile::ReconcilerConfig {
-                propagation_poll: Duration::from_millis(500),
-                ..Default::default()
-            },
-            backoff_base: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(5),
-            health_listen: None,
-            metrics_auth: keyfront::runtime::MetricsAuth::None,
-            leader_election: None,
-            budget: BudgetSettings::default(),
-        },
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let (stop, operator) = start(
+        &api,
+        &cloudfront,
+        settings(4, Duration::from_secs(3600), BudgetSettings::default()),
+    );
     let objects: Api<SigningKeyGroup> = Api::namespaced(api.client(), "default");
     let mut latencies = Vec::new();
     for (n, distribution) in distributions.iter().enumerate() {
@@ -240,101 +124,6 @@ async fn latency_and_steady_state() {
     operator.await.unwrap().unwrap();
 }
 
-fn settings(concurrency: u16, resync: Duration, budget: BudgetSettings) -> OperatorSettings {
-    OperatorSettings {
-        namespaces: vec![],
-        concurrency,
-        reconciler: keyfront::reconcile::ReconcilerConfig {
-            propagation_poll: Duration::from_millis(500),
-            resync,
-            ..Default::default()
-        },
-        backoff_base: Duration::from_millis(100),
-        backoff_max: Duration::from_secs(5),
-        health_listen: None,
-        metrics_auth: keyfront::runtime::MetricsAuth::None,
-        leader_election: None,
-        budget,
-    }
-}
-
-/// Creates `objects` SigningKeyGroups at once, four per cache behavior of `distributions`
-/// (each with a default behavior and `paths`), and waits until all are Ready.
-async fn apply_all(
-    api: &ApiDouble,
-    distributions: &[String],
-    paths: &[String],
-    objects: usize,
-) -> Duration {
-    let start = Instant::now();
-    for n in 0..objects {
-        let mut manifest = object(&format!("budget-{n}"), "ECDSAP256");
-        let distribution = &distributions[n / (4 * (paths.len() + 1))];
-        let slot = (n / 4) % (paths.len() + 1);
-        manifest["spec"]["distributions"] = if slot == 0 {
-            json!([{"id": distribution, "defaultCacheBehavior": true}])
-        } else {
-            json!([{"id": distribution, "defaultCacheBehavior": false, "pathPatterns": [paths[slot - 1]]}])
-        };
-        api.create(manifest).unwrap();
-    }
-    let all: Api<SigningKeyGroup> = Api::namespaced(api.client(), "default");
-    loop {
-        let list = all.list(&Default::default()).await.unwrap();
-        if list.items.iter().filter(|o| is_ready(o)).count() == objects {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(900),
-            "never all Ready"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// 50 objects attaching to one distribution at once, with the default write budget, with
-/// and without coalescing: UpdateDistribution calls and apply → all Ready.
-async fn coalescing(window: Duration) -> (usize, usize, Duration) {
-    const OBJECTS: usize = 50;
-    let api = double();
-    let emulator = emulator();
-    let paths: Vec<String> = (1..=12).map(|n| format!("/p{n}/*")).collect();
-    let path_refs: Vec<&str> = paths.iter().map(String::as_str).collect();
-    let distribution = emulator.create_test_distribution(&path_refs).unwrap();
-    let cloudfront = counted(emulator);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let operator = tokio::spawn(keyfront::runtime::run(
-        api.client(),
-        cloudfront.clone(),
-        settings(
-            16,
-            Duration::from_secs(3600),
-            // The default write budget (what coalescing saves); reads raised so that the
-            // objects' polling of their key groups does not pace the run (with the default 5
-            // reads/s it does: see README, "The CloudFront call budget").
-            BudgetSettings {
-                coalesce_window: window,
-                reads: keyfront::cloudfront::budget::Rate {
-                    per_second: 100.0,
-                    burst: 100,
-                },
-                ..BudgetSettings::default()
-            },
-        ),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    let ready = apply_all(&api, &[distribution], &paths, OBJECTS).await;
-    let _ = stop.send(());
-    operator.await.unwrap().unwrap();
-    (
-        cloudfront.hook.distribution_updates.load(Ordering::SeqCst),
-        cloudfront.hook.writes.load(Ordering::SeqCst),
-        ready,
-    )
-}
-
 /// CloudFront calls per hour once 200 objects (4 per distribution) are Ready and nothing is
 /// due, at the default resync (1 h) and distribution resync (10 min): run with both scaled
 /// down 180× (20 s and 3.3 s) for 60 s, i.e. 3 simulated hours.
@@ -348,10 +137,9 @@ async fn steady_state_per_hour() -> (f64, f64, f64) {
         .collect();
     let cloudfront = counted(emulator);
     let defaults = BudgetSettings::default();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let operator = tokio::spawn(keyfront::runtime::run(
-        api.client(),
-        cloudfront.clone(),
+    let (stop, operator) = start(
+        &api,
+        &cloudfront,
         settings(
             16,
             Duration::from_secs(3600) / SCALE,
@@ -368,10 +156,7 @@ async fn steady_state_per_hour() -> (f64, f64, f64) {
                 ..defaults
             },
         ),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    );
     apply_all(&api, &distributions, &[], OBJECTS).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     cloudfront.hook.reads.store(0, Ordering::SeqCst);
@@ -464,16 +249,6 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         latency_and_steady_state().await;
-        let (updates, writes, ready) = coalescing(BudgetSettings::default().coalesce_window).await;
-        println!(
-            "50 objects → one distribution, default write budget (1 write/s, burst 5; reads 100/s), concurrency 16: coalescing on (2 s window): {updates} UpdateDistribution calls, {writes} writes, all Ready in {:.1} s",
-            ready.as_secs_f64(),
-        );
-        let (updates_off, writes_off, ready_off) = coalescing(Duration::ZERO).await;
-        println!(
-            "the same with coalescing off: {updates_off} UpdateDistribution calls, {writes_off} writes, all Ready in {:.1} s",
-            ready_off.as_secs_f64(),
-        );
         let (reads, writes, passes) = steady_state_per_hour().await;
         println!(
             "steady state, 200 Ready objects on 50 distributions, default resyncs: {reads:.0} CloudFront reads/hour ({passes:.0} reconciles), {writes:.0} writes/hour (goal: reads bounded by resync, 0 writes)"
