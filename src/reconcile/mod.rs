@@ -16,8 +16,8 @@
 //!
 //! Nothing of an object is kept in memory between passes: after a crash the next pass plans
 //! from what is there (the accounts' queues and rotation timelines in [`capacity`] are
-//! rebuilt as objects ask). [`keyring`] is the durable record; [`names`] the deterministic names that make
-//! CloudFront creations findable again.
+//! rebuilt as objects ask). [`keyring`] is the durable record; [`names`] the deterministic
+//! names that make CloudFront creations findable again.
 
 pub mod account;
 pub mod capacity;

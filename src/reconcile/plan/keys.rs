@@ -17,16 +17,19 @@ use crate::reconcile::names;
 use crate::reconcile::observed::{AppSecret, DistributionState, Observed, Subject};
 use crate::reconcile::reasons;
 
+/// `d` as a signed span, saturating.
+pub(super) fn signed(d: Duration) -> SignedDuration {
+    SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
+}
+
 /// `t` plus `d`, saturating.
 pub(super) fn after(t: Timestamp, d: Duration) -> Timestamp {
-    let span = SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX);
-    t.saturating_add(span).unwrap_or(Timestamp::MAX)
+    t.saturating_add(signed(d)).unwrap_or(Timestamp::MAX)
 }
 
 /// `t` less `d`, saturating.
 pub(super) fn before(t: Timestamp, d: Duration) -> Timestamp {
-    let span = SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX);
-    t.saturating_sub(span).unwrap_or(Timestamp::MIN)
+    t.saturating_sub(signed(d)).unwrap_or(Timestamp::MIN)
 }
 
 /// When a Retiring key may leave the group (revoked keys: at once).
@@ -42,10 +45,7 @@ pub fn leave_time(record: &KeyRecord, grace: Duration) -> Option<Timestamp> {
 
 /// A duration as people write it (`1m`, `1h 30m`).
 pub(super) fn friendly(d: Duration) -> String {
-    format!(
-        "{:#}",
-        jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX)
-    )
+    format!("{:#}", signed(d))
 }
 
 /// What a deployment took here before none was observed: CloudFront's usual few minutes.
@@ -66,24 +66,28 @@ pub(super) fn observed_deployment(keyring: &Keyring) -> Option<Duration> {
 }
 
 /// When the active key is due to be replaced: `interval` after it took over, less the advance
-/// placed for it ([`crate::reconcile::capacity::stagger`]).
+/// placed for it ([`crate::reconcile::capacity::stagger`]), and not before it took over.
 pub fn next_rotation(keyring: &Keyring, interval: Duration) -> Option<Timestamp> {
     let active = keyring.active()?;
-    let declared = active_for(keyring, interval)?;
+    let took_over = took_over(active);
+    let declared = after(took_over, interval);
     let early = active.rotates_early_by.unwrap_or_default();
-    let activated = active.activated_at.unwrap_or(active.created_at);
     Some(
         declared
             .saturating_sub(early)
             .unwrap_or(declared)
-            .max(activated),
+            .max(took_over),
     )
 }
 
 /// When the active key will have been active for `d`.
 pub(super) fn active_for(keyring: &Keyring, d: Duration) -> Option<Timestamp> {
-    let active = keyring.active()?;
-    Some(after(active.activated_at.unwrap_or(active.created_at), d))
+    Some(after(took_over(keyring.active()?), d))
+}
+
+/// When a key became the one apps sign with (its creation, for a record without that time).
+pub(super) fn took_over(record: &KeyRecord) -> Timestamp {
+    record.activated_at.unwrap_or(record.created_at)
 }
 
 /// A keyring being (re)built: the annotations already on the object were acted on by the

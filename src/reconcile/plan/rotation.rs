@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::keys::{active_for, after, friendly, leave_time, next_rotation, observed_deployment};
+use super::keys::{
+    active_for, after, friendly, leave_time, next_rotation, observed_deployment, signed, took_over,
+};
 use super::{Notice, Plan, Settings, Stage, before};
 use crate::api::{KeyState, MAX_KEYS_PER_GROUP};
 use crate::reconcile::capacity::stagger::{self, Shape, Window};
@@ -41,8 +43,6 @@ pub struct PlannedRotation {
 /// its grace after. Each step around a deployment (creating the key and adding it to the
 /// group; removing the old one and deleting it) also takes about a poll, counted in.
 fn window_shape(keyring: &Keyring, settings: &Settings, poll: Duration) -> Shape {
-    let signed =
-        |d: Duration| jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX);
     let deployment = observed_deployment(keyring).unwrap_or(poll);
     let tail = settings
         .grace()
@@ -74,7 +74,7 @@ pub(super) fn place_rotation(
     };
     let placed = active.rotates_early_by.is_none();
     if placed {
-        let activated = active.activated_at.unwrap_or(active.created_at);
+        let activated = took_over(active);
         // Not before its own last rotation has let go of its old key, nor before the floor.
         let own = shape
             .lead
