@@ -13,10 +13,12 @@
 //!   call budget states (`src/cloudfront/budget/fair.rs`: each of the victim's calls waits for
 //!   at most one call of the flapping namespace).
 //!
-//! Run: `cargo bench --bench shared_account` (about 15 minutes).
+//! Run: `cargo bench --bench shared_account` (about 15 minutes), or name the parts to run:
+//! `cargo bench --bench shared_account -- coalescing lone fairness`.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // a bench fails loudly
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -118,7 +120,12 @@ async fn fifty_behaviors(window: Duration, writes: Rate, pace: Option<Pace>) -> 
 
 /// Apply → Ready of objects applied one at a time on a quiet account, each on its own
 /// distribution, with time for the budget to refill in between.
-async fn lone_objects(samples: usize, reads: Rate) -> Vec<Duration> {
+/// Apply → Ready of `samples` objects one at a time, and the CloudFront calls they made
+/// between them, by operation.
+async fn lone_objects(
+    samples: usize,
+    reads: Rate,
+) -> (Vec<Duration>, BTreeMap<&'static str, usize>) {
     let api = double();
     let emulator = emulator();
     let distributions: Vec<String> = (0..samples)
@@ -139,8 +146,10 @@ async fn lone_objects(samples: usize, reads: Rate) -> Vec<Duration> {
     );
     let objects: Api<SigningKeyGroup> = Api::namespaced(api.client(), "default");
     let mut latencies = Vec::new();
+    let mut calls = BTreeMap::new();
     for (n, distribution) in distributions.iter().enumerate() {
         tokio::time::sleep(Duration::from_secs(5)).await;
+        let before = cloudfront.hook.by_operation();
         let name = format!("lone-{n}");
         let mut manifest = object(&name, "ECDSAP256");
         manifest["spec"]["distributions"] =
@@ -155,10 +164,13 @@ async fn lone_objects(samples: usize, reads: Rate) -> Vec<Duration> {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         latencies.push(started.elapsed());
+        for (operation, count) in cloudfront.hook.by_operation() {
+            *calls.entry(operation).or_default() += count - before.get(operation).unwrap_or(&0);
+        }
     }
     let _ = stop.send(());
     running.await.unwrap().unwrap();
-    latencies
+    (latencies, calls)
 }
 
 /// One rotation of the victim, requested by annotation: how long until its new key is the
@@ -304,61 +316,113 @@ fn percentile(sorted: &[Duration], p: usize) -> f64 {
     sorted[(sorted.len() * p / 100).min(sorted.len() - 1)].as_secs_f64() * 1e3
 }
 
+/// Whether the part named `part` runs: all do, unless the command line names some
+/// (`cargo bench --bench shared_account -- lone fairness`).
+fn runs(part: &str) -> bool {
+    let named: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    named.is_empty() || named.iter().any(|n| n == part)
+}
+
+/// 50 objects at once on 50 behaviors of one distribution, at each budget and window.
+async fn coalescing() {
+    let window = BudgetSettings::default().coalesce_window;
+    let default_writes = BudgetSettings::default().writes;
+    let raised_writes = Rate {
+        per_second: 20.0,
+        burst: 20,
+    };
+    let paced: Pace = "UpdateDistribution=3".parse().unwrap();
+    println!("50 objects at once on 50 cache behaviors of one distribution:");
+    for (what, window, writes, pace) in [
+        (
+            "default write budget (1/s, burst 5), coalescing on (2 s window)",
+            window,
+            default_writes,
+            None,
+        ),
+        (
+            "default write budget, coalescing off",
+            Duration::ZERO,
+            default_writes,
+            None,
+        ),
+        (
+            "write budget 20/s, coalescing on",
+            window,
+            raised_writes,
+            None,
+        ),
+        (
+            "write budget 20/s, coalescing off",
+            Duration::ZERO,
+            raised_writes,
+            None,
+        ),
+        (
+            "write budget 20/s, coalescing on, CloudFront's pace (UpdateDistribution 3/min)",
+            window,
+            raised_writes,
+            Some(paced.clone()),
+        ),
+    ] {
+        let run = fifty_behaviors(window, writes, pace).await;
+        println!(
+            "  {what}: {} UpdateDistribution calls, {} throttled, all Ready in {:.1} s ({:.1} min)",
+            run.updates,
+            run.throttled,
+            run.ready.as_secs_f64(),
+            run.ready.as_secs_f64() / 60.0,
+        );
+    }
+}
+
+/// Lone objects, one after another, at the default read budget and a raised one.
+async fn lone() {
+    const SAMPLES: usize = 15;
+    let raised_reads = Rate {
+        per_second: 100.0,
+        burst: 100,
+    };
+    for (what, reads) in [
+        (
+            "default read budget (5/s, burst 10)",
+            BudgetSettings::default().reads,
+        ),
+        ("reads 100/s", raised_reads),
+    ] {
+        let (mut latencies, calls) = lone_objects(SAMPLES, reads).await;
+        latencies.sort();
+        let per_apply: Vec<String> = calls
+            .iter()
+            .map(|(operation, count)| format!("{operation} {:.1}", *count as f64 / SAMPLES as f64))
+            .collect();
+        println!(
+            "apply → Ready of a lone object on a quiet account, {what} ({SAMPLES} samples; the emulator deploys in 1 s, the coalescing window is 2 s): median {:.0} ms, p90 {:.0} ms, max {:.0} ms; calls per apply until Ready: {}",
+            percentile(&latencies, 50),
+            percentile(&latencies, 90),
+            percentile(&latencies, 100),
+            per_apply.join(", "),
+        );
+    }
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
-        let window = BudgetSettings::default().coalesce_window;
-        let default_writes = BudgetSettings::default().writes;
-        let raised_writes = Rate {
-            per_second: 20.0,
-            burst: 20,
-        };
-        let paced: Pace = "UpdateDistribution=3".parse().unwrap();
-        println!("50 objects at once on 50 cache behaviors of one distribution:");
-        for (what, window, writes, pace) in [
-            ("default write budget (1/s, burst 5), coalescing on (2 s window)", window, default_writes, None),
-            ("default write budget, coalescing off", Duration::ZERO, default_writes, None),
-            ("write budget 20/s, coalescing on", window, raised_writes, None),
-            ("write budget 20/s, coalescing off", Duration::ZERO, raised_writes, None),
-            (
-                "write budget 20/s, coalescing on, CloudFront's pace (UpdateDistribution 3/min)",
-                window,
-                raised_writes,
-                Some(paced.clone()),
-            ),
-        ] {
-            let run = fifty_behaviors(window, writes, pace).await;
-            println!(
-                "  {what}: {} UpdateDistribution calls, {} throttled, all Ready in {:.1} s ({:.1} min)",
-                run.updates,
-                run.throttled,
-                run.ready.as_secs_f64(),
-                run.ready.as_secs_f64() / 60.0,
-            );
+        if runs("coalescing") {
+            coalescing().await;
         }
-
-        let raised_reads = Rate {
-            per_second: 100.0,
-            burst: 100,
-        };
-        for (what, reads) in [
-            ("default read budget (5/s, burst 10)", BudgetSettings::default().reads),
-            ("reads 100/s", raised_reads),
-        ] {
-            let mut lone = lone_objects(15, reads).await;
-            lone.sort();
-            println!(
-                "apply → Ready of a lone object on a quiet account, {what} ({} samples; the emulator deploys in 1 s, the coalescing window is 2 s): median {:.0} ms, p90 {:.0} ms, max {:.0} ms",
-                lone.len(),
-                percentile(&lone, 50),
-                percentile(&lone, 90),
-                percentile(&lone, 100),
-            );
+        if runs("lone") {
+            lone().await;
         }
-
-        fairness().await;
+        if runs("fairness") {
+            fairness().await;
+        }
     });
 }

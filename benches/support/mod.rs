@@ -4,8 +4,9 @@
 
 #![allow(dead_code)] // each bench uses its own part of it
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use keyfront::api::SigningKeyGroup;
@@ -95,6 +96,15 @@ pub struct Counts {
     pub distribution_updates: Arc<AtomicUsize>,
     /// Calls CloudFront throttled (the emulator's `--pace`).
     pub throttled: Arc<AtomicUsize>,
+    /// Calls by operation.
+    pub operations: Arc<Mutex<BTreeMap<&'static str, usize>>>,
+}
+
+impl Counts {
+    /// Calls by operation so far.
+    pub fn by_operation(&self) -> BTreeMap<&'static str, usize> {
+        self.operations.lock().unwrap().clone()
+    }
 }
 
 impl CallHook for Counts {
@@ -108,6 +118,12 @@ impl CallHook for Counts {
             Class::Write => &self.writes,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        *self
+            .operations
+            .lock()
+            .unwrap()
+            .entry(call.operation)
+            .or_default() += 1;
         match call.operation {
             "GetKeyGroup" => self.key_group_reads.fetch_add(1, Ordering::Relaxed),
             "UpdateDistribution" => self.distribution_updates.fetch_add(1, Ordering::Relaxed),

@@ -262,9 +262,10 @@ pub trait CloudFront: Send + Sync {
         trust::read_modify_write(self, id, changes, base)
     }
 
-    /// A recent read (or write) of the distribution this client remembers, if it keeps any:
-    /// the reconciler uses it instead of a fresh read when nothing it waits for is there.
-    fn known_distribution(&self, _id: &str) -> Option<Tagged<Distribution>> {
+    /// A recent read (or write) of the distribution this client remembers, if it keeps any,
+    /// and how old it is: the reconciler uses it instead of a fresh read when nothing it
+    /// waits for is there.
+    fn known_distribution(&self, _id: &str) -> Option<(std::time::Duration, Tagged<Distribution>)> {
         None
     }
 

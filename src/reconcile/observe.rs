@@ -23,9 +23,14 @@ use super::observed::{
 };
 use super::{Error, KubeOperation};
 use crate::api::KeyState;
+use crate::cloudfront::budget::reuse;
 use crate::cloudfront::{CloudFront, DeploymentStatus, Distribution, ErrorKind, KeyGroup, Tagged};
 use crate::keys::PrivateKeyPem;
 use crate::tenancy::Grants;
+
+/// A distribution read this recent stands in for a fresh one wherever nothing is awaited
+/// there: as late as the account's other reads may be ([`reuse::REUSE`]).
+const RECENT: std::time::Duration = reuse::REUSE;
 
 fn owner_referenced(meta: &kube::api::ObjectMeta, uid: &str) -> bool {
     meta.owner_references.iter().flatten().any(|r| r.uid == uid)
@@ -262,11 +267,12 @@ pub async fn observe_cloudfront<C: CloudFront>(
     }
     // A remembered read stands in for a fresh one only where nothing is awaited: deployed,
     // and the edge verifying exactly the key group's keys (a fresh read of the group was just
-    // made). Deleting and adopting always read afresh; a write starts from the read it is
-    // given and re-reads if that is stale. A read that does not trust the group is not
-    // trusted where the spec wants the group (someone else may have attached it since: an
-    // owner with `trust: External`), nor where CloudFront just listed the distribution as
-    // trusting it.
+    // made), or anything where there is no key group yet. Deleting and adopting always read
+    // afresh; a write starts from the read it is given and re-reads if that is stale. Where
+    // there is no group, or the read does not trust it where the spec wants the group
+    // (someone else may have attached it since: an owner with `trust: External`) or where
+    // CloudFront just listed the distribution as trusting it, only a read younger than
+    // [`RECENT`] will do.
     let group = key_group.owned().map(|g| &g.value);
     let may_remember = !subject.deleting && adoption_trust.is_none();
     let mut distributions = BTreeMap::new();
@@ -274,14 +280,17 @@ pub async fn observe_cloudfront<C: CloudFront>(
         let known = may_remember
             .then(|| cloudfront.known_distribution(id))
             .flatten()
-            .filter(|d| group.is_some_and(|g| nothing_awaited(&d.value, g)))
-            .filter(|d| {
+            .filter(|(_, d)| nothing_awaited(&d.value, group))
+            .filter(|(age, d)| {
                 let listed = trusting_distributions
                     .as_ref()
                     .is_some_and(|ids| ids.iter().any(|t| t == id));
                 let in_spec = wanted_by_spec.distribution_ids.iter().any(|s| s == id);
-                group.is_some_and(|g| d.value.configured_to_trust(&g.id)) || !(listed || in_spec)
-            });
+                *age < RECENT
+                    || group
+                        .is_some_and(|g| d.value.configured_to_trust(&g.id) || !(listed || in_spec))
+            })
+            .map(|(_, d)| d);
         if let Some(known) = known {
             distributions.insert(id.to_owned(), DistributionState::Found(known));
             continue;
@@ -306,8 +315,11 @@ pub async fn observe_cloudfront<C: CloudFront>(
 
 /// Whether `distribution` has nothing an object with key group `group` could be waiting for:
 /// deployed, and the edge trusting the group exactly when the configuration does, with the
-/// group's current keys.
-fn nothing_awaited(distribution: &Distribution, group: &KeyGroup) -> bool {
+/// group's current keys (with no group yet, nothing can be awaited there).
+fn nothing_awaited(distribution: &Distribution, group: Option<&KeyGroup>) -> bool {
+    let Some(group) = group else {
+        return true;
+    };
     let configured = distribution.configured_to_trust(&group.id);
     let active = distribution
         .active_trusted_key_groups

@@ -7,8 +7,10 @@
 //! so no Secret data, and no unrelated Secret, is ever cached. `CloudFrontAccount`s and
 //! Namespaces are watched too, so a changed grant (an account edited, a Namespace relabelled)
 //! re-triggers exactly the SigningKeyGroups it concerns — those naming the account, those in
-//! the Namespace — without polling. A second controller keeps each account's status.
+//! the Namespace — without polling. A second controller keeps each account's status
+//! ([`account_status`]).
 
+mod account_status;
 mod backoff;
 mod endpoints;
 pub mod identity;
@@ -430,44 +432,13 @@ pub async fn run<A: CloudFrontAccounts + 'static>(
                 })
         })
         .collect();
-    let (store, stream) = synced_watch(
-        Api::<CloudFrontAccount>::all(client.clone()),
-        watcher::Config::default(),
+    let account_status = account_status::controller(
+        &client,
+        operator.clone(),
         &readiness,
-        "CloudFrontAccount watch".to_owned(),
+        &leadership,
+        shutdown.clone(),
     );
-    let usage_changed = operator
-        .ctx
-        .capacity
-        .changes()
-        .map(|account| ObjectRef::<CloudFrontAccount>::new(&account));
-    let account_status = Controller::for_stream(stream, store)
-        .reconcile_all_on(leadership.gained())
-        .reconcile_on(usage_changed)
-        .graceful_shutdown_on(shutdown.clone())
-        .run(
-            |account, operator: Arc<Operator<A>>| async move {
-                if !operator.ctx.leadership.is_leader() {
-                    return Ok(Action::await_change());
-                }
-                let name = account.name_any();
-                let metrics = operator.metrics.clone();
-                reconcile::account::reconcile_account(account, operator.ctx.clone(), |n| {
-                    metrics.set_unclaimed_keyrings(&name, n);
-                })
-                .await
-                .map(Action::from)
-            },
-            |_, _, operator| {
-                Action::requeue(operator.ctx.config.resync.min(Duration::from_secs(300)))
-            },
-            operator.clone(),
-        )
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                log_controller_error("CloudFrontAccount", &error);
-            }
-        });
     let work = futures::future::join(futures::future::join_all(controllers), account_status);
     if let Some(mut lease_task) = lease_task {
         tokio::select! {

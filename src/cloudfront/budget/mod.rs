@@ -17,6 +17,8 @@
 //! - **UpdateDistribution is coalesced** per distribution ([`super::coalesce`]), and **held**
 //!   while another object's key waits for that distribution to deploy ([`Holds`]), so a
 //!   co-tenant's writes through keyfront cannot keep it `InProgress`.
+//! - **Account reads are reused** for a moment (lists, key groups), never across keyfront's
+//!   own writes ([`reuse`]).
 //! - **Distribution reads are remembered** for `--distribution-resync`, for the reconciler to
 //!   skip reading a distribution that has nothing it waits for ([`CloudFront::known_distribution`]),
 //!   and **shared**: callers asking for a distribution whose read is still waiting for its
@@ -34,6 +36,7 @@ use tokio::time::Instant;
 mod bucket;
 mod fair;
 mod gate;
+pub mod reuse;
 mod shared_reads;
 
 #[cfg(test)]
@@ -42,6 +45,7 @@ mod coalescing_tests;
 pub use bucket::{Bucket, Rate};
 pub use fair::FairBucket;
 pub use gate::WriteGate;
+use reuse::{Change, Recent};
 use shared_reads::PendingReads;
 
 use super::coalesce::Batches;
@@ -96,7 +100,9 @@ pub(super) struct AccountBudget {
     reads: FairBucket,
     writes: FairBucket,
     distributions: Mutex<HashMap<String, (Instant, Tagged<Distribution>)>>,
-    pending_reads: PendingReads,
+    pending_reads: PendingReads<Tagged<Distribution>>,
+    /// Reads of the account reused for a moment ([`reuse`]).
+    recent: Recent,
     pub(super) batches: Batches,
     /// Distributions an activation waits on: keyfront's writes there wait ([`Holds`]).
     holds: Holds,
@@ -178,6 +184,7 @@ impl<A> BudgetedAccounts<A> {
                     writes: FairBucket::new(Bucket::new(self.settings.writes)),
                     distributions: Mutex::default(),
                     pending_reads: PendingReads::default(),
+                    recent: Recent::default(),
                     batches: Batches::default(),
                     holds: Holds::default(),
                 })
@@ -270,6 +277,7 @@ impl<C> Budgeted<C> {
 
 impl<C: CloudFront> CloudFront for Budgeted<C> {
     async fn create_public_key(&self, key: &NewPublicKey) -> Result<Tagged<PublicKey>> {
+        let _writing = self.account.recent.writing(Change::PublicKey);
         self.spend(Class::Write, move || self.inner.create_public_key(key))
             .await
     }
@@ -278,24 +286,26 @@ impl<C: CloudFront> CloudFront for Budgeted<C> {
             .await
     }
     async fn list_public_keys(&self) -> Result<Vec<PublicKey>> {
-        self.spend(Class::Read, move || self.inner.list_public_keys())
-            .await
+        let reads = &self.account.recent.public_keys;
+        reuse::read(self, reads, "", || self.inner.list_public_keys()).await
     }
     async fn delete_public_key(&self, id: &str, etag: &Etag) -> Result<()> {
+        let _writing = self.account.recent.writing(Change::PublicKey);
         self.spend(Class::Write, move || self.inner.delete_public_key(id, etag))
             .await
     }
     async fn create_key_group(&self, config: &KeyGroupConfig) -> Result<Tagged<KeyGroup>> {
+        let _writing = self.account.recent.writing(Change::KeyGroup);
         self.spend(Class::Write, move || self.inner.create_key_group(config))
             .await
     }
     async fn get_key_group(&self, id: &str) -> Result<Tagged<KeyGroup>> {
-        self.spend(Class::Read, move || self.inner.get_key_group(id))
-            .await
+        let reads = &self.account.recent.key_group;
+        reuse::read(self, reads, id, || self.inner.get_key_group(id)).await
     }
     async fn list_key_groups(&self) -> Result<Vec<KeyGroup>> {
-        self.spend(Class::Read, move || self.inner.list_key_groups())
-            .await
+        let reads = &self.account.recent.key_groups;
+        reuse::read(self, reads, "", || self.inner.list_key_groups()).await
     }
     async fn update_key_group(
         &self,
@@ -303,20 +313,27 @@ impl<C: CloudFront> CloudFront for Budgeted<C> {
         config: &KeyGroupConfig,
         etag: &Etag,
     ) -> Result<Tagged<KeyGroup>> {
+        let _writing = self.account.recent.writing(Change::KeyGroup);
         self.spend(Class::Write, move || {
             self.inner.update_key_group(id, config, etag)
         })
         .await
     }
     async fn delete_key_group(&self, id: &str, etag: &Etag) -> Result<()> {
+        let _writing = self.account.recent.writing(Change::KeyGroup);
         self.spend(Class::Write, move || self.inner.delete_key_group(id, etag))
             .await
     }
     async fn get_distribution(&self, id: &str) -> Result<Tagged<Distribution>> {
-        shared_reads::get_distribution(self, id).await
+        let pending = &self.account.pending_reads;
+        let read =
+            shared_reads::shared(self, pending, id, || self.inner.get_distribution(id)).await;
+        self.remember(&read);
+        read
     }
     async fn list_distributions_by_key_group(&self, key_group_id: &str) -> Result<Vec<String>> {
-        self.spend(Class::Read, move || {
+        let reads = &self.account.recent.trusting;
+        reuse::read(self, reads, key_group_id, || {
             self.inner.list_distributions_by_key_group(key_group_id)
         })
         .await
@@ -327,11 +344,13 @@ impl<C: CloudFront> CloudFront for Budgeted<C> {
         behaviors: &[BehaviorTrust],
         etag: &Etag,
     ) -> Result<Tagged<Distribution>> {
+        let writing = self.account.recent.writing(Change::Trust);
         let written = self
             .spend(Class::Write, move || {
                 self.inner.set_trusted_key_groups(id, behaviors, etag)
             })
             .await;
+        drop(writing);
         self.remember(&written);
         written
     }
@@ -353,7 +372,7 @@ impl<C: CloudFront> CloudFront for Budgeted<C> {
     fn await_deployment(&self, holder: &str, distributions: &[String]) {
         self.account.holds.set(holder, distributions);
     }
-    fn known_distribution(&self, id: &str) -> Option<Tagged<Distribution>> {
+    fn known_distribution(&self, id: &str) -> Option<(Duration, Tagged<Distribution>)> {
         let known = self
             .account
             .distributions
@@ -361,8 +380,8 @@ impl<C: CloudFront> CloudFront for Budgeted<C> {
             .unwrap_or_else(PoisonError::into_inner);
         known
             .get(id)
-            .filter(|(at, _)| at.elapsed() < self.settings.distribution_resync)
-            .map(|(_, distribution)| distribution.clone())
+            .map(|(at, distribution)| (at.elapsed(), distribution.clone()))
+            .filter(|(age, _)| *age < self.settings.distribution_resync)
     }
 }
 

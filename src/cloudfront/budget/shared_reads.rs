@@ -1,6 +1,7 @@
-//! Shared distribution reads: while many objects poll one deploying distribution, a read of it
-//! that still waits for its token answers everyone who asked before it was sent, instead of
-//! each caller queueing a read of its own. No caller gets an answer older than its question.
+//! Shared reads: while many objects poll one deploying distribution (or list the account's
+//! public keys or key groups), a read of it that still waits for its token answers everyone
+//! who asked before it was sent, instead of each caller queueing a read of its own. No caller
+//! gets an answer older than its question.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -8,99 +9,103 @@ use std::sync::{Mutex, PoisonError};
 use tokio::sync::oneshot;
 
 use super::{Budgeted, Class};
-use crate::cloudfront::{CloudFront, Distribution, Result, Tagged};
+use crate::cloudfront::Result;
 
-type ReadAnswer = oneshot::Sender<Result<Tagged<Distribution>>>;
+type ReadAnswer<T> = oneshot::Sender<Result<T>>;
 
-/// Reads of a distribution waiting for their token, with the callers that joined them: when
-/// many objects poll one deploying distribution, one read answers all who asked before it was
-/// sent (so no caller gets an answer older than its question).
-#[derive(Debug, Default)]
-pub(super) struct PendingReads(Mutex<HashMap<String, Vec<ReadAnswer>>>);
+/// Reads of one kind waiting for their token, by what they read (a distribution's ID; one
+/// key for an account listing), with the callers that joined them.
+#[derive(Debug)]
+pub(super) struct PendingReads<T>(Mutex<HashMap<String, Vec<ReadAnswer<T>>>>);
 
-impl PendingReads {
-    /// Joins the read of `id` waiting for its token, or (`None`) registers one the caller leads.
-    fn join(&self, id: &str) -> Option<oneshot::Receiver<Result<Tagged<Distribution>>>> {
+impl<T> Default for PendingReads<T> {
+    fn default() -> Self {
+        Self(Mutex::default())
+    }
+}
+
+impl<T> PendingReads<T> {
+    /// Joins the read of `key` waiting for its token, or (`None`) registers one the caller
+    /// leads.
+    fn join(&self, key: &str) -> Option<oneshot::Receiver<Result<T>>> {
         let mut pending = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        match pending.get_mut(id) {
+        match pending.get_mut(key) {
             Some(joiners) => {
                 let (answer, answered) = oneshot::channel();
                 joiners.push(answer);
                 Some(answered)
             }
             None => {
-                pending.insert(id.to_owned(), Vec::new());
+                pending.insert(key.to_owned(), Vec::new());
                 None
             }
         }
     }
 
-    /// Closes the read of `id` to joiners (it is being sent) and returns them.
-    fn take(&self, id: &str) -> Vec<ReadAnswer> {
+    /// Closes the read of `key` to joiners (it is being sent) and returns them.
+    fn take(&self, key: &str) -> Vec<ReadAnswer<T>> {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(id)
+            .remove(key)
             .unwrap_or_default()
     }
 }
 
 /// A read the caller leads; dropped before it was sent, it lets its joiners go (they read
 /// for themselves).
-struct LeadRead<'a> {
-    reads: &'a PendingReads,
-    id: &'a str,
-    joiners: Option<Vec<ReadAnswer>>,
+struct LeadRead<'a, T> {
+    reads: &'a PendingReads<T>,
+    key: &'a str,
+    joiners: Option<Vec<ReadAnswer<T>>>,
 }
 
-impl Drop for LeadRead<'_> {
+impl<T> Drop for LeadRead<'_, T> {
     fn drop(&mut self) {
         if self.joiners.is_none() {
-            drop(self.reads.take(self.id));
+            drop(self.reads.take(self.key));
         }
     }
 }
 
-/// `GetDistribution` through the budget, joining a read of the same distribution that waits
-/// for its token, or leading one that later callers may join.
-pub(super) async fn get_distribution<C: CloudFront>(
+/// `read` through the budget, joining a read of the same `key` in `pending` that waits for
+/// its token, or leading one that later callers may join.
+pub(super) async fn shared<C, T, F>(
     client: &Budgeted<C>,
-    id: &str,
-) -> Result<Tagged<Distribution>> {
-    let read = match client.account.pending_reads.join(id) {
-        Some(joined) => match joined.await {
-            Ok(read) => return read,
+    pending: &PendingReads<T>,
+    key: &str,
+    read: impl Fn() -> F,
+) -> Result<T>
+where
+    T: Clone,
+    F: Future<Output = Result<T>>,
+{
+    if let Some(joined) = pending.join(key) {
+        return match joined.await {
+            Ok(answer) => answer,
             // The read joined was dropped: make one.
-            Err(_) => {
-                client
-                    .spend(Class::Read, move || client.inner.get_distribution(id))
-                    .await
-            }
-        },
-        None => {
-            let mut lead = LeadRead {
-                reads: &client.account.pending_reads,
-                id,
-                joiners: None,
-            };
-            let (inner, leading) = (&client.inner, &mut lead);
-            let read = client
-                .spend(Class::Read, move || {
-                    // Sent now: whoever joined before this moment gets this answer.
-                    if leading.joiners.is_none() {
-                        leading.joiners = Some(leading.reads.take(leading.id));
-                    }
-                    inner.get_distribution(id)
-                })
-                .await;
-            for joiner in lead.joiners.take().unwrap_or_default() {
-                let _ = joiner.send(read.clone());
-            }
-            read
-        }
+            Err(_) => client.spend(Class::Read, &read).await,
+        };
+    }
+    let mut lead = LeadRead {
+        reads: pending,
+        key,
+        joiners: None,
     };
-    client.remember(&read);
-    read
+    let leading = &mut lead;
+    let answer = client
+        .spend(Class::Read, move || {
+            // Sent now: whoever joined before this moment gets this answer.
+            if leading.joiners.is_none() {
+                leading.joiners = Some(leading.reads.take(leading.key));
+            }
+            read()
+        })
+        .await;
+    for joiner in lead.joiners.take().unwrap_or_default() {
+        let _ = joiner.send(answer.clone());
+    }
+    answer
 }
 
 #[cfg(test)]
