@@ -213,6 +213,7 @@ async fn watch_status(
 ) -> anyhow::Result<()> {
     let mut known: BTreeMap<String, KeyState> = BTreeMap::new();
     let mut active: Option<String> = None;
+    let mut told_how_to_sign = false;
     let counts = || {
         format!(
             "{} signed requests so far, {} rejected",
@@ -264,17 +265,6 @@ async fn watch_status(
             );
             // Printed again at every activation: a URL signed with the new key, valid for
             // the demo's URL lifetime (URLs signed with a retired key stop working after it).
-            if active.is_none() {
-                let keyfront = std::env::current_exe()
-                    .map_or_else(|_| "keyfront".to_owned(), |p| p.display().to_string());
-                say(
-                    r.started,
-                    &format!(
-                        "sign yourself:  {keyfront} sign url --secret-dir {} --url https://{host}/hello.txt --expires-in {URL_LIFETIME_SECONDS}s",
-                        mount.display()
-                    ),
-                );
-            }
             if let Ok(path_and_query) = signed_with_secret(r, host, "/hello.txt").await {
                 say(
                     r.started,
@@ -296,5 +286,22 @@ async fn watch_status(
             );
         }
         known = keys;
+        // How to sign with the mounted Secret, once the kubelet has mounted the active key
+        // (a few seconds after it became active, as in a pod).
+        if !told_how_to_sign
+            && let Some(id) = &active
+            && std::fs::read_to_string(mount.join("key_pair_id")).is_ok_and(|m| m.trim() == id)
+        {
+            let keyfront = std::env::current_exe()
+                .map_or_else(|_| "keyfront".to_owned(), |p| p.display().to_string());
+            say(
+                r.started,
+                &format!(
+                    "sign yourself:  {keyfront} sign url --secret-dir {} --url https://{host}/hello.txt --expires-in {URL_LIFETIME_SECONDS}s",
+                    mount.display()
+                ),
+            );
+            told_how_to_sign = true;
+        }
     }
 }

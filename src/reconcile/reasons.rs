@@ -134,7 +134,7 @@ reasons! {
     KEY_GROUP_NAME_TAKEN = "KeyGroupNameTaken", NeedsPerson, [KEY_GROUP_READY];
     /// The account lets this namespace create key groups only under its own prefix.
     KEY_GROUP_NAME_NOT_ALLOWED = "KeyGroupNameNotAllowed", NeedsPerson, [READY];
-    /// `spec.keyGroup.adopt` names a key group that does not exist.
+    /// `spec.keyGroup.adopt` names a key group that does not exist (yet): looked for every 30 s.
     KEY_GROUP_NOT_FOUND = "KeyGroupNotFound", NeedsPerson, [READY];
     /// Adopting the key group would reach distributions or behaviors the account does not grant.
     ADOPTION_NOT_ALLOWED = "AdoptionNotAllowed", NeedsPerson, [READY];

@@ -2,8 +2,8 @@
 //! groups used against quota, unclaimed keyrings), kept live as keyfront changes the account.
 //!
 //! The status is this controller's own output, so writing it does not wake the account again
-//! (that would list the account a second time for nothing): only a new account or a changed
-//! spec does, besides every key or key group keyfront creates or deletes. Those come in
+//! (that would list the account a second time for nothing): a new account, a changed spec,
+//! label or annotation does, besides every key or key group keyfront creates or deletes. Those come in
 //! bursts (an object's first key, then its group), so they are gathered for
 //! [`USAGE_DEBOUNCE`] into one look at the account.
 
@@ -18,7 +18,7 @@ use kube::runtime::{Controller, WatchStreamExt as _, watcher};
 use kube::{Api, ResourceExt as _};
 
 use super::readiness::Readiness;
-use super::{Operator, grant_changed, log_controller_error, synced_watch};
+use super::{Operator, log_controller_error, synced_watch};
 use crate::api::CloudFrontAccount;
 use crate::cloudfront::CloudFrontAccounts;
 use crate::leader::Leadership;
@@ -26,6 +26,18 @@ use crate::reconcile;
 
 /// How long usage changes are gathered before the account is looked at.
 pub const USAGE_DEBOUNCE: Duration = Duration::from_secs(1);
+
+/// What of an account someone else changes: which account it is, its spec, labels and
+/// annotations (`kubectl annotate` looks at it again), not the status this controller writes.
+fn changed_by_someone(account: &CloudFrontAccount) -> Option<u64> {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    account.metadata.uid.hash(&mut hasher);
+    account.metadata.generation.hash(&mut hasher);
+    account.metadata.labels.hash(&mut hasher);
+    account.metadata.annotations.hash(&mut hasher);
+    Some(hasher.finish())
+}
 
 /// Runs until `shutdown`, writing each account's status while this replica leads.
 pub(super) fn controller<A: CloudFrontAccounts + 'static>(
@@ -47,7 +59,7 @@ pub(super) fn controller<A: CloudFrontAccounts + 'static>(
         .changes()
         .map(|account| ObjectRef::<CloudFrontAccount>::new(&account));
     Controller::for_stream(
-        stream.predicate_filter(grant_changed, Default::default()),
+        stream.predicate_filter(changed_by_someone, Default::default()),
         store,
     )
     .with_config(controller::Config::default().debounce(USAGE_DEBOUNCE))

@@ -165,9 +165,17 @@ fn start_dev(shell: &Shell, line: &str) -> Dev {
         &mut seen,
         |l| l.contains("CloudFront/STS"),
     ));
-    let sign = until(
+    let curl = until(
         &lines,
         Duration::from_secs(60),
+        "curl line",
+        &mut seen,
+        |l| l.contains("curl "),
+    );
+    // Said once the kubelet has mounted the key, after the first curl line.
+    let sign = until(
+        &lines,
+        Duration::from_secs(30),
         "sign line",
         &mut seen,
         |l| l.contains("sign yourself:"),
@@ -178,13 +186,6 @@ fn start_dev(shell: &Shell, line: &str) -> Dev {
         .unwrap()
         .trim()
         .to_owned();
-    let curl = until(
-        &lines,
-        Duration::from_secs(30),
-        "curl line",
-        &mut seen,
-        |l| l.contains("curl "),
-    );
     let curl = &curl[curl.find("curl ").unwrap()..];
     let fetched = shell.run(curl);
     assert!(fetched.starts_with("HTTP/1.1 200"), "{curl}\n{fetched}");

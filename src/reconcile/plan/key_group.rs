@@ -2,8 +2,11 @@
 //! and, for a group keyfront adopted, the keys it found there until they may leave.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
-use super::{Notice, Plan, Settings, Step};
+use jiff::Timestamp;
+
+use super::{Notice, Plan, Settings, Step, after};
 use crate::cloudfront::{KeyGroup, KeyGroupConfig, Tagged};
 use crate::reconcile::keyring::Adoption;
 use crate::reconcile::names;
@@ -28,6 +31,31 @@ fn comment(subject: &Subject, settings: &Settings, plan: &Plan) -> String {
         .saturating_sub(1);
     let text = text.map(|t| t.chars().take(room).collect::<String>());
     names::owned_comment(&subject.owner, text.as_deref())
+}
+
+/// How often an object asked to adopt a group that does not exist yet looks for it again:
+/// Terraform (or whoever makes it) may be applied at the same time as the object.
+const ADOPTION_POLL: Duration = Duration::from_secs(30);
+
+/// Adoption was asked for and there is no group of that name: say so, and look again soon.
+pub(super) fn await_group_to_adopt(
+    plan: &mut Plan,
+    settings: &Settings,
+    grants: &Grants,
+    now: Timestamp,
+) {
+    plan.steps.clear();
+    plan.find(
+        reasons::READY,
+        reasons::KEY_GROUP_NOT_FOUND,
+        format!(
+            "spec.keyGroup.adopt: no key group named {:?} exists in account {:?} to adopt; keyfront looks again every {}s",
+            settings.key_group_name,
+            grants.account,
+            ADOPTION_POLL.as_secs()
+        ),
+    );
+    plan.wake(after(now, ADOPTION_POLL));
 }
 
 /// A key group with the wanted name that keyfront did not create: refused, unless the spec

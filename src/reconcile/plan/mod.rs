@@ -31,7 +31,7 @@ pub use app_secret::{
     app_secret_annotations, app_secret_labels, hash_algorithm, merged_metadata, previous_spec_keys,
 };
 pub use claim::{KeyringClaim, keyring_claim};
-pub(crate) use distributions::selectors;
+pub(crate) use distributions::{heading_to, selectors};
 use grants::{Access, refusal};
 pub use grants::{admission, reaches_cloudfront};
 pub use id_config_map::id_config_map_data;
@@ -317,15 +317,7 @@ pub fn plan(
         && plan.keyring.adoption.is_none()
         && reachable
     {
-        plan.steps.clear();
-        plan.find(
-            reasons::READY,
-            reasons::KEY_GROUP_NOT_FOUND,
-            format!(
-                "spec.keyGroup.adopt: no key group named {:?} exists in account {:?} to adopt",
-                settings.key_group_name, grants.account
-            ),
-        );
+        key_group::await_group_to_adopt(&mut plan, &settings, &grants, now);
         plan.settings = Some(settings);
         return plan;
     }

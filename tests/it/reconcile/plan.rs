@@ -833,11 +833,17 @@ fn a_group_another_signing_key_group_owns_is_never_adopted() {
     assert!(has_finding(&plan, reasons::KEY_GROUP_NAME_TAKEN));
 }
 
+/// The group may be on its way (Terraform applied beside the object): looked for again soon.
 #[test]
 fn adopt_names_a_group_that_does_not_exist() {
-    let plan = adopting().plan();
+    let case = adopting();
+    let plan = case.plan();
     assert!(plan.steps.is_empty(), "{:?}", kinds(&plan));
     assert!(has_finding(&plan, reasons::KEY_GROUP_NOT_FOUND));
+    assert_eq!(
+        plan.wake_at,
+        Some(case.now + jiff::SignedDuration::from_secs(30))
+    );
 }
 
 #[test]
