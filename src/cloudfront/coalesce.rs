@@ -16,6 +16,10 @@
 //!
 //! - While another object's key waits for the distribution to deploy, the writer waits for
 //!   that hold to end ([`Holds`]) before taking the batch.
+//! - While every waiting change only adds trust, the writer also waits (at most
+//!   [`super::arrivals::AT_MOST`]) for the objects on their way to the distribution
+//!   ([`Arrivals`]), so objects onboarded together attach in a few writes even when their
+//!   keys and groups trickle through the write budget.
 //!
 //! If the writer's reconcile is dropped before its queue is drained, the waiting changes are
 //! answered with a transient error and their objects retry (one of them becomes the writer).
@@ -26,15 +30,17 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::arrivals::Arrivals;
 use super::holds::Holds;
 use super::trust::{self, PendingEdit, TrustChange};
 use super::{CloudFront, Distribution, Result, Tagged};
 
-/// One distribution's waiting changes, whether someone is writing them, and when the last
-/// write ended.
+/// One distribution's waiting changes (and since when the oldest waits), whether someone is
+/// writing them, and when the last write ended.
 #[derive(Debug, Default)]
 struct Queue {
     waiting: Vec<PendingEdit>,
+    oldest: Option<Instant>,
     writing: bool,
     last_write: Option<Instant>,
 }
@@ -53,7 +59,16 @@ impl Batches {
     fn queue(&self, id: &str, edit: PendingEdit) -> bool {
         self.with(id, |q| {
             q.waiting.push(edit);
+            q.oldest.get_or_insert_with(Instant::now);
             !std::mem::replace(&mut q.writing, true)
+        })
+    }
+
+    /// Since when the oldest change waits, if every change waiting only adds trust.
+    fn only_adding(&self, id: &str) -> Option<Instant> {
+        self.with(id, |q| {
+            q.oldest
+                .filter(|_| q.waiting.iter().all(PendingEdit::only_adds))
         })
     }
 
@@ -61,6 +76,7 @@ impl Batches {
     fn take(&self, id: &str) -> Vec<PendingEdit> {
         self.with(id, |q| {
             let batch = std::mem::take(&mut q.waiting);
+            q.oldest = None;
             q.writing = !batch.is_empty();
             batch
         })
@@ -98,18 +114,32 @@ impl Drop for Writer<'_> {
     }
 }
 
-/// [`CloudFront::change_trust`] through `batches`: queues the change, and if no one is writing
-/// to the distribution, writes the queue with `client` (the budgeted client, which spends each
-/// write from the account's budget) until it is empty, at most one write per `window`.
+/// One account's distribution writes: the changes queued, the distributions held for a
+/// deployment ([`Holds`]) and the objects on their way ([`Arrivals`]).
+#[derive(Debug, Default)]
+pub(super) struct Coalescing {
+    batches: Batches,
+    pub(super) holds: Holds,
+    pub(super) arrivals: Arrivals,
+}
+
+/// [`CloudFront::change_trust`] through `coalescing`: queues the change, and if no one is
+/// writing to the distribution, writes the queue with `client` (the budgeted client, which
+/// spends each write from the account's budget) until it is empty, at most one write per
+/// `window`.
 pub(super) async fn change_trust<C: CloudFront>(
     client: &C,
-    batches: &Batches,
-    holds: &Holds,
+    coalescing: &Coalescing,
     window: Duration,
     id: &str,
     changes: &[TrustChange],
     base: Option<Tagged<Distribution>>,
 ) -> Result<Tagged<Distribution>> {
+    let Coalescing {
+        batches,
+        holds,
+        arrivals,
+    } = coalescing;
     let (edit, outcome) = PendingEdit::new(changes, base);
     if batches.queue(id, edit) {
         let mut writer = Writer {
@@ -126,6 +156,11 @@ pub(super) async fn change_trust<C: CloudFront>(
             }
             // Changes arriving while a hold lasts join this batch: one write after it.
             holds.clear(id).await;
+            // Onboarding waits a little for the objects on their way; a removal never does.
+            if let Some(oldest) = batches.only_adding(id) {
+                arrivals.gather(id, oldest).await;
+                holds.clear(id).await;
+            }
             let batch = batches.take(id);
             if batch.is_empty() {
                 break;

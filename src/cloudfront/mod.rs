@@ -10,6 +10,7 @@
 //! public are decisions of the reconciler; this layer only carries them out.
 
 pub mod accounts;
+pub mod arrivals;
 pub mod budget;
 mod coalesce;
 mod error;
@@ -273,4 +274,10 @@ pub trait CloudFront: Send + Sync {
     /// that writes for several objects (the budgeted one) holds its other writes there
     /// meanwhile ([`holds::Holds`]). Others ignore it.
     fn await_deployment(&self, _holder: &str, _distributions: &[String]) {}
+
+    /// `object` is on its way to exactly these distributions (it will attach once its key,
+    /// group and Secret exist): a client that coalesces writes (the budgeted one) lets the
+    /// distribution's next onboarding write wait for it a little ([`arrivals::Arrivals`]).
+    /// Others ignore it.
+    fn heading_to(&self, _object: &str, _distributions: &[String]) {}
 }

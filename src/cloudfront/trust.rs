@@ -163,6 +163,11 @@ impl PendingEdit {
         (edit, EditOutcome(answered))
     }
 
+    /// Whether it only adds key groups (an object onboarding), removing none.
+    pub(super) fn only_adds(&self) -> bool {
+        self.changes.iter().all(|c| c.remove.is_empty())
+    }
+
     fn answer(self, result: Result<Tagged<Distribution>>) {
         // The object may have stopped waiting (its reconcile was dropped): nothing to tell.
         let _ = self.answer.send(result);

@@ -378,11 +378,10 @@ pub async fn reconcile<A: CloudFrontAccounts>(
         };
         let plan = plan_beside_rotations(&ctx, &current, &subject, &mut observed, now);
         if let Some(cloudfront) = &cloudfront {
-            crate::cloudfront::CloudFront::await_deployment(
-                cloudfront,
-                &subject.uid,
-                &plan.awaits_deployment,
-            );
+            use crate::cloudfront::CloudFront as _;
+            cloudfront.await_deployment(&subject.uid, &plan.awaits_deployment);
+            let heading = plan::heading_to(&plan, &subject, &current.spec, &observed);
+            cloudfront.heading_to(&subject.uid, &heading);
         }
         if !plan.has_steps() {
             report::finish(

@@ -260,3 +260,55 @@ async fn changes_to_a_distribution_an_activation_waits_on_are_held_and_folded_in
         assert_eq!(updates(&s.metrics), expected, "window {window:?}");
     }
 }
+
+/// Objects on their way to a distribution: the first attachment waits for them and the
+/// late ones join it, one write for all; a change that removes trust does not wait for them.
+#[tokio::test(start_paused = true)]
+async fn onboarding_changes_wait_for_objects_on_their_way_and_removals_do_not() {
+    let s = setup(Duration::from_secs(2)).await;
+    let on_the_way = [s.distribution.clone()];
+    s.client.heading_to("second", &on_the_way);
+    s.client.heading_to("third", &on_the_way);
+    let start = tokio::time::Instant::now();
+    let attach = async |who: &str, group: &str, after: u64| {
+        tokio::time::sleep(Duration::from_secs(after)).await;
+        s.client.heading_to(who, &[]); // arriving: its own change is queued now
+        s.client
+            .change_trust(
+                &s.distribution,
+                &add(BehaviorSelector::Default, group),
+                None,
+            )
+            .await
+            .unwrap();
+        start.elapsed()
+    };
+    let (first, second, third) = tokio::join!(
+        attach("first", &s.groups[0], 0),
+        attach("second", &s.groups[1], 5),
+        attach("third", &s.groups[2], 12),
+    );
+    assert_eq!(updates(&s.metrics), 1, "one write for the three");
+    let twelve = Duration::from_secs(12);
+    assert_eq!((first, second, third), (twelve, twelve, twelve));
+
+    // A removal goes at once, though someone says it is on its way.
+    s.client.heading_to("fourth", &on_the_way);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let removal = tokio::time::Instant::now();
+    s.client
+        .change_trust(
+            &s.distribution,
+            &[TrustChange {
+                behavior: BehaviorSelector::Default,
+                add: vec![],
+                remove: vec![s.groups[2].clone()],
+                may_make_public: false,
+            }],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(removal.elapsed(), Duration::ZERO);
+    assert_eq!(updates(&s.metrics), 2);
+}

@@ -14,9 +14,10 @@
 //! - **Every attempt is budgeted**: the SDK's own retries are off for CloudFront
 //!   ([`super::accounts`]); this layer retries throttled and transient failures itself, each
 //!   attempt after a token, so the emulator's request log (or CloudTrail) shows the budget.
-//! - **UpdateDistribution is coalesced** per distribution ([`super::coalesce`]), and **held**
-//!   while another object's key waits for that distribution to deploy ([`Holds`]), so a
-//!   co-tenant's writes through keyfront cannot keep it `InProgress`.
+//! - **UpdateDistribution is coalesced** per distribution ([`super::coalesce`]), waits a little
+//!   for objects on their way to it ([`super::arrivals`]), and is **held** while another object's
+//!   key waits for that distribution to deploy ([`super::holds`]), so a co-tenant's writes through
+//!   keyfront cannot keep it `InProgress`.
 //! - **Account reads are reused** for a moment (lists, key groups), never across keyfront's
 //!   own writes ([`reuse`]).
 //! - **Distribution reads are remembered** for `--distribution-resync`, for the reconciler to
@@ -48,8 +49,7 @@ pub use gate::WriteGate;
 use reuse::{Change, Recent};
 use shared_reads::PendingReads;
 
-use super::coalesce::Batches;
-use super::holds::Holds;
+use super::coalesce::Coalescing;
 use super::hooked::Class;
 use super::{
     AccountAccess, BehaviorTrust, CloudFront, CloudFrontAccounts, Distribution, ErrorKind, Etag,
@@ -103,9 +103,8 @@ pub(super) struct AccountBudget {
     pending_reads: PendingReads<Tagged<Distribution>>,
     /// Reads of the account reused for a moment ([`reuse`]).
     recent: Recent,
-    pub(super) batches: Batches,
-    /// Distributions an activation waits on: keyfront's writes there wait ([`Holds`]).
-    holds: Holds,
+    /// Distribution writes: queued changes, holds and arrivals ([`super::coalesce`]).
+    coalescing: Coalescing,
 }
 
 impl AccountBudget {
@@ -185,8 +184,7 @@ impl<A> BudgetedAccounts<A> {
                     distributions: Mutex::default(),
                     pending_reads: PendingReads::default(),
                     recent: Recent::default(),
-                    batches: Batches::default(),
-                    holds: Holds::default(),
+                    coalescing: Coalescing::default(),
                 })
             })
             .clone();
@@ -361,16 +359,18 @@ impl<C: CloudFront> CloudFront for Budgeted<C> {
         base: Option<Tagged<Distribution>>,
     ) -> Result<Tagged<Distribution>> {
         if self.settings.coalesce_window.is_zero() {
-            self.account.holds.clear(id).await;
+            self.account.coalescing.holds.clear(id).await;
             return super::trust::read_modify_write(self, id, changes, base).await;
         }
         let window = self.settings.coalesce_window;
-        let hold = &self.account.holds;
-        super::coalesce::change_trust(self, &self.account.batches, hold, window, id, changes, base)
-            .await
+        let coalescing = &self.account.coalescing;
+        super::coalesce::change_trust(self, coalescing, window, id, changes, base).await
     }
     fn await_deployment(&self, holder: &str, distributions: &[String]) {
-        self.account.holds.set(holder, distributions);
+        self.account.coalescing.holds.set(holder, distributions);
+    }
+    fn heading_to(&self, object: &str, distributions: &[String]) {
+        self.account.coalescing.arrivals.set(object, distributions);
     }
     fn known_distribution(&self, id: &str) -> Option<(Duration, Tagged<Distribution>)> {
         let known = self

@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{Plan, Settings, Step, after, trust_removal};
-use crate::api::{DistributionSpec, DistributionTrust};
+use super::{Plan, Settings, Step, after, grants, trust_removal};
+use crate::api::{DistributionSpec, DistributionTrust, SigningKeyGroupSpec};
 use crate::cloudfront::trust::MAX_KEY_GROUPS_PER_BEHAVIOR;
 use crate::cloudfront::{BehaviorSelector, BehaviorTrust, DeploymentStatus, Distribution};
 use crate::reconcile::keyring::Attachment;
-use crate::reconcile::observed::{DistributionState, Observed, Subject};
+use crate::reconcile::observed::{AppSecret, DistributionState, Observed, Subject};
 use crate::reconcile::reasons;
-use crate::tenancy::Grants;
+use crate::tenancy::{Admission, Grants};
 
 /// Whether a distribution trusts the key group in its configuration or, until a detach has
 /// deployed, still at the edge: either way URLs for it must verify with the signing key.
@@ -363,4 +363,43 @@ pub(super) fn plan_distributions(
             ),
         );
     }
+}
+
+/// The distributions the object is on its way to ([`crate::cloudfront::arrivals`]): granted to
+/// it, attached by keyfront, not trusting its key group yet, and waiting only for the object's
+/// own key group or signing Secret. None while the plan is blocked or the object is being
+/// deleted, and none it changes in this very pass.
+pub(crate) fn heading_to(
+    plan: &Plan,
+    subject: &Subject,
+    spec: &SigningKeyGroupSpec,
+    observed: &Observed,
+) -> Vec<String> {
+    let Admission::Admitted(grants) = grants::admission(spec, observed) else {
+        return Vec::new();
+    };
+    let kg_id = plan.keyring.key_group_id.as_deref();
+    let signing =
+        plan.keyring.active().is_some() && matches!(observed.app_secret, AppSecret::Owned(_));
+    let done = kg_id.is_some() && signing;
+    if subject.deleting || done || plan.findings.iter().any(|f| f.blocking) {
+        return Vec::new();
+    }
+    let changed_now = |id: &str| {
+        plan.steps
+            .iter()
+            .any(|s| matches!(s, Step::SetTrust { distribution_id, .. } if distribution_id == id))
+    };
+    spec.distributions
+        .iter()
+        .filter(|d| d.trust != DistributionTrust::External && grants.distribution(&d.id).is_some())
+        .filter(|d| match observed.distributions.get(&d.id) {
+            Some(DistributionState::Found(found)) => {
+                !kg_id.is_some_and(|g| found.value.configured_to_trust(g))
+            }
+            _ => false,
+        })
+        .filter(|d| !changed_now(&d.id))
+        .map(|d| d.id.clone())
+        .collect()
 }
