@@ -199,7 +199,10 @@ pub(super) async fn write_together<C: CloudFront + ?Sized>(
     id: &str,
     mut edits: Vec<PendingEdit>,
 ) {
-    let mut base = edits.iter_mut().find_map(|e| e.base.take());
+    // The newest read or write of the distribution this client saw, else a read an object
+    // brought: an object's read may predate the write just before this one.
+    let known = cloudfront.known_distribution(id).map(|(_, d)| d);
+    let mut base = known.or_else(|| edits.iter_mut().find_map(|e| e.base.take()));
     let mut stale = 0;
     loop {
         let current = match base.take() {

@@ -284,7 +284,11 @@ pub async fn execute<A, C: CloudFront>(
                         )
                     })
                     .collect();
-                reach(cloudfront)?
+                let cloudfront = reach(cloudfront)?;
+                // Arriving: its change is queued in this same poll, so a writer gathering for
+                // the objects on their way never waits for this one.
+                cloudfront.heading_to(&subject.uid, &[]);
+                cloudfront
                     .change_trust(distribution_id, &changes, Some(base.clone()))
                     .await
                     .map_err(Error::cloudfront("UpdateDistribution"))?;

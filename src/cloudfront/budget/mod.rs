@@ -132,6 +132,8 @@ pub struct BudgetedAccounts<A> {
     inner: A,
     settings: Arc<BudgetSettings>,
     accounts: Arc<Mutex<HashMap<String, Arc<AccountBudget>>>>,
+    /// CloudFrontAccount name → AWS account ID, as learned.
+    aliases: Arc<Mutex<HashMap<String, String>>>,
     gate: WriteGate,
 }
 
@@ -141,6 +143,7 @@ impl<A> BudgetedAccounts<A> {
             inner,
             settings: Arc::new(settings),
             accounts: Arc::default(),
+            aliases: Arc::default(),
             gate: WriteGate::default(),
         }
     }
@@ -167,6 +170,26 @@ impl<A> BudgetedAccounts<A> {
             }
         }
         rates
+    }
+
+    /// The key of the budget for the CloudFrontAccount `name`: its AWS account once known.
+    /// Calls made before that (the account's status not written yet) used a budget under the
+    /// name; it becomes the AWS account's, so its queues and memory are not split in two.
+    fn key(&self, name: &str, aws_account_id: Option<&str>) -> String {
+        let mut aliases = self.aliases.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(id) = aws_account_id else {
+            return aliases
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| name.to_owned());
+        };
+        if aliases.insert(name.to_owned(), id.to_owned()).is_none() {
+            let mut accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(by_name) = accounts.remove(name) {
+                accounts.entry(id.to_owned()).or_insert(by_name);
+            }
+        }
+        id.to_owned()
     }
 
     /// The budget of the account named `name`, made on first use, for calls on behalf of
@@ -204,8 +227,8 @@ impl<A: CloudFrontAccounts> CloudFrontAccounts for BudgetedAccounts<A> {
     async fn connect(&self, access: &AccountAccess) -> Result<Self::Client> {
         let client = self.inner.connect(access).await?;
         // Keyed by the AWS account where known: its quotas and throttling are the account's.
-        let key = access.aws_account_id.as_deref().unwrap_or(&access.account);
-        Ok(self.budgeted(key, &access.namespace, client))
+        let key = self.key(&access.account, access.aws_account_id.as_deref());
+        Ok(self.budgeted(&key, &access.namespace, client))
     }
 
     async fn caller_account(&self, access: &AccountAccess) -> Result<Option<String>> {

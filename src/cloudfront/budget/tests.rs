@@ -50,7 +50,8 @@ fn emulator() -> crate::emulator::Emulator {
 }
 
 /// Two CloudFrontAccounts naming one AWS account share its budget (and its coalescing):
-/// the limits are the AWS account's, not the object's.
+/// the limits are the AWS account's, not the object's, also for calls made before the AWS
+/// account was known.
 #[tokio::test(start_paused = true)]
 async fn the_budget_belongs_to_the_aws_account_not_the_object_naming_it() {
     let accounts = BudgetedAccounts::new(emulator(), BudgetSettings::default());
@@ -73,6 +74,17 @@ async fn the_budget_belongs_to_the_aws_account_not_the_object_naming_it() {
     assert!(!Arc::ptr_eq(&a.account, &c.account));
     let keys: Vec<String> = accounts.rates().into_iter().map(|(k, _, _)| k).collect();
     assert!(keys.contains(&"111122223333".to_owned()) && keys.contains(&"other".to_owned()));
+
+    // "other" learns its AWS account: the budget its calls used so far is that account's from
+    // now on, under either name (one queue per distribution, one memory of reads).
+    let d = accounts
+        .connect(&access("other", Some("444455556666")))
+        .await
+        .unwrap();
+    let e = accounts.connect(&access("other", None)).await.unwrap();
+    assert!(Arc::ptr_eq(&c.account, &d.account) && Arc::ptr_eq(&d.account, &e.account));
+    let keys: Vec<String> = accounts.rates().into_iter().map(|(k, _, _)| k).collect();
+    assert!(keys.contains(&"444455556666".to_owned()) && !keys.contains(&"other".to_owned()));
 }
 
 /// A write whose replica's leadership lapsed while it waited for its token is not sent.

@@ -367,8 +367,9 @@ pub(super) fn plan_distributions(
 
 /// The distributions the object is on its way to ([`crate::cloudfront::arrivals`]): granted to
 /// it, attached by keyfront, not trusting its key group yet, and waiting only for the object's
-/// own key group or signing Secret. None while the plan is blocked or the object is being
-/// deleted, and none it changes in this very pass.
+/// own key group or signing Secret, or attached in this very pass (the executor says it has
+/// arrived as it sends the change). None while the plan is blocked or the object is being
+/// deleted.
 pub(crate) fn heading_to(
     plan: &Plan,
     subject: &Subject,
@@ -385,11 +386,6 @@ pub(crate) fn heading_to(
     if subject.deleting || done || plan.findings.iter().any(|f| f.blocking) {
         return Vec::new();
     }
-    let changed_now = |id: &str| {
-        plan.steps
-            .iter()
-            .any(|s| matches!(s, Step::SetTrust { distribution_id, .. } if distribution_id == id))
-    };
     spec.distributions
         .iter()
         .filter(|d| d.trust != DistributionTrust::External && grants.distribution(&d.id).is_some())
@@ -399,7 +395,6 @@ pub(crate) fn heading_to(
             }
             _ => false,
         })
-        .filter(|d| !changed_now(&d.id))
         .map(|d| d.id.clone())
         .collect()
 }
